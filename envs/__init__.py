@@ -1,0 +1,26 @@
+"""Environments: the registry, the PettingZoo face and adapters, and the environments.
+
+``make(env_id, num_envs, device, **kwargs)`` builds a batched environment (``VecEnv``);
+``parallel_env(env_id, **kwargs)`` one copy as a PettingZoo ``ParallelEnv``.
+"""
+
+from marl.envs import lbf, lbforaging_ref  # noqa: F401  (registers the families)
+from marl.envs.registry import (
+    EnvFamily,
+    UnknownEnvId,
+    all_ids,
+    families,
+    make,
+    parallel_env,
+    register_family,
+)
+
+__all__ = [
+    "EnvFamily",
+    "UnknownEnvId",
+    "all_ids",
+    "families",
+    "make",
+    "parallel_env",
+    "register_family",
+]

@@ -1,0 +1,181 @@
+"""Base class that owns the batched protocol, so an environment only writes its tensor rules.
+
+A concrete environment keeps its whole simulation in a *state dataclass* whose fields are
+tensors with the copy dimension first (``[B, ...]``) and implements three pure-ish hooks:
+
+- ``_spawn(n)``      → a fresh state for ``n`` copies, drawn with ``self.rng``;
+- ``_step(state, a)``→ ``(state, reward [B, N], terminated [B], truncated [B], info)``;
+- ``_observe(state)``→ :class:`~marl.spec.Obs` for every copy in ``state``.
+
+The base class does the rest: seeding, input validation (switch it off with
+``validate=False``), same-step autoreset of finished copies (only those copies are re-spawned
+and re-observed), and keeping the final observation of a finished episode in the ``Step``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+import torch
+
+from marl.spec import EnvSpec, Obs, Step
+
+S = TypeVar("S")
+
+
+def index_state(state: S, ids: torch.Tensor) -> S:
+    """The copies ``ids`` of a state dataclass (a new state, batch dimension ``len(ids)``)."""
+    return dataclasses.replace(
+        state, **{f.name: getattr(state, f.name)[ids] for f in dataclasses.fields(state)}
+    )
+
+
+def put_state(state: S, ids: torch.Tensor, part: S) -> None:
+    """Write the copies of ``part`` into ``state`` at ``ids``, in place."""
+    for f in dataclasses.fields(state):
+        getattr(state, f.name).index_copy_(0, ids, getattr(part, f.name))
+
+
+def _put_obs(obs: Obs, ids: torch.Tensor, part: Obs) -> Obs:
+    return Obs(
+        obs=obs.obs.index_copy(0, ids, part.obs),
+        state=obs.state.index_copy(0, ids, part.state),
+        avail=obs.avail.index_copy(0, ids, part.avail),
+    )
+
+
+class BatchedEnv(ABC, Generic[S]):
+    """``num_envs`` copies of one environment stepped as tensors on ``device``."""
+
+    spec: EnvSpec
+
+    def __init__(
+        self,
+        num_envs: int,
+        device: str | torch.device = "cpu",
+        *,
+        validate: bool = True,
+        seed: int | None = None,
+    ) -> None:
+        if not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1:
+            raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
+        self.num_envs = num_envs
+        self.device = torch.device(device)
+        self.validate = validate
+        self.rng = torch.Generator(device=self.device)
+        if seed is None:
+            seed = int(np.random.SeedSequence().generate_state(1, dtype=np.uint64)[0] >> 1)
+        self.rng.manual_seed(seed)
+        self._state: S | None = None
+        self._last_obs: Obs | None = None
+
+    # --- hooks a concrete environment implements -------------------------------------------
+    @abstractmethod
+    def _spawn(self, n: int) -> S: ...
+
+    @abstractmethod
+    def _step(
+        self, state: S, actions: torch.Tensor
+    ) -> tuple[S, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]: ...
+
+    @abstractmethod
+    def _observe(self, state: S) -> Obs: ...
+
+    # --- the protocol ----------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None) -> Obs:
+        """Start a new episode in every copy; ``seed`` reseeds the environment's generator."""
+        if seed is not None:
+            self.rng.manual_seed(seed)
+        self._state = self._spawn(self.num_envs)
+        self._last_obs = self._observe(self._state)
+        return self._last_obs
+
+    def step(self, actions: torch.Tensor) -> Step:
+        """Advance every copy by one step; finished copies start a new episode at once."""
+        if self._state is None or self._last_obs is None:
+            raise RuntimeError(f"{type(self).__name__}.step() called before reset()")
+        if self.validate:
+            actions = self.check_actions(actions)
+        state, reward, terminated, truncated, info = self._step(self._state, actions)
+        final = self._observe(state)
+        obs = final
+        finished = (terminated | truncated).nonzero().squeeze(1)
+        if finished.numel():
+            fresh = self._spawn(finished.numel())
+            put_state(state, finished, fresh)
+            obs = _put_obs(final, finished, self._observe(fresh))
+        self._state = state
+        self._last_obs = obs
+        return Step(obs, reward, terminated, truncated, final, info)
+
+    @property
+    def state(self) -> S:
+        """The simulation state (tensors, copy dimension first); see :meth:`set_state`."""
+        if self._state is None:
+            raise RuntimeError(f"{type(self).__name__}.state read before reset()")
+        return self._state
+
+    def set_state(self, state: S) -> Obs:
+        """Replace the simulation state (e.g. one taken from a reference implementation)."""
+        self._state = state
+        self._last_obs = self._observe(state)
+        return self._last_obs
+
+    @property
+    def last_obs(self) -> Obs:
+        """The observation the next ``step`` acts on."""
+        if self._last_obs is None:
+            raise RuntimeError(f"{type(self).__name__}.last_obs read before reset()")
+        return self._last_obs
+
+    def close(self) -> None:
+        """Release resources (native environments hold none)."""
+
+    # --- validation ------------------------------------------------------------------------
+    def check_actions(self, actions: Any) -> torch.Tensor:
+        """Return ``actions`` as int64 ``[B, N]`` or raise ``ValueError`` naming the problem."""
+        return check_actions(actions, self.spec, self.num_envs, self.device, self.last_obs.avail)
+
+
+def check_actions(
+    actions: Any, spec: EnvSpec, num_envs: int, device: torch.device, avail: torch.Tensor | None
+) -> torch.Tensor:
+    """Return ``actions`` as int64 ``[B, N]``, or raise ``ValueError`` saying which copy,
+    agent and action is wrong (shape, dtype, device, range, or not in ``avail``)."""
+    b, n, k = num_envs, spec.n_agents, spec.n_actions
+    if not isinstance(actions, torch.Tensor):
+        raise ValueError(
+            f"actions must be a torch.Tensor of int64 [num_envs={b}, n_agents={n}], "
+            f"got {type(actions).__name__}"
+        )
+    if tuple(actions.shape) != (b, n):
+        raise ValueError(
+            f"actions must have shape [num_envs={b}, n_agents={n}], got {list(actions.shape)}"
+        )
+    if actions.dtype.is_floating_point or actions.dtype.is_complex or actions.dtype == torch.bool:
+        raise ValueError(f"actions must be an integer tensor (int64), got dtype {actions.dtype}")
+    if actions.device != device:
+        raise ValueError(f"actions are on {actions.device}, the environment on {device}")
+    actions = actions.long()
+    bad = (actions < 0) | (actions >= k)
+    if bad.any():
+        copy, agent = (int(i) for i in bad.nonzero()[0])
+        raise ValueError(
+            f"copy {copy}, agent {agent} ({spec.agent_names[agent]}): action "
+            f"{int(actions[copy, agent])} is out of range [0, {k})"
+        )
+    if avail is not None:
+        ok = avail.gather(2, actions.unsqueeze(2)).squeeze(2)
+        if not ok.all():
+            copy, agent = (int(i) for i in (~ok).nonzero()[0])
+            a = int(actions[copy, agent])
+            label = f" ({spec.action_names[a]})" if spec.action_names else ""
+            allowed = avail[copy, agent].nonzero().squeeze(1).tolist()
+            raise ValueError(
+                f"copy {copy}, agent {agent} ({spec.agent_names[agent]}): action {a}{label} "
+                f"is not available; available actions: {allowed}"
+            )
+    return actions
