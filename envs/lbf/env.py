@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from marl.batched_env import BatchedEnv
 from marl.spec import EnvSpec, Obs
@@ -26,8 +25,9 @@ _MOVES = ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1), (0, 0))
 class LBFState:
     """Simulation state of B copies (N players, F food slots); all int64, copy dimension first.
 
-    Food slots are kept in row-major order of their cells, which is the order ``lbforaging``
-    lists visible food in; a slot whose level is 0 holds no food (eaten or never spawned).
+    The food still on the field comes first, in row-major order of its cells (the order
+    ``lbforaging`` lists visible food in); the remaining slots (eaten or never spawned) hold
+    level 0 at position (-1, -1). Players may share a cell, as in lbforaging.
     """
 
     player_pos: torch.Tensor  # [B, N, 2] (row, col)
@@ -117,24 +117,29 @@ class LBFEnv(BatchedEnv[LBFState]):
 
         dev = self.device
         self._moves = torch.tensor(_MOVES, device=dev)
-        self._size = torch.tensor([rows, cols], device=dev)
         self._missing = torch.tensor([-1, -1, 0], device=dev)
+        self._last_cell = torch.tensor([rows - 1, cols - 1], device=dev)
+        self._full_view = sight >= max(rows, cols) - 1  # every window is the whole field
         # Row i lists the players in the order agent i observes them: itself, then the others.
         order = [[i] + [j for j in range(players) if j != i] for i in range(players)]
         self._view_order = torch.tensor(order, device=dev)
         self._later = torch.ones(players, players, dtype=torch.bool, device=dev).triu(1)
-        interior = torch.zeros(rows, cols, dtype=torch.bool, device=dev)
-        interior[1:-1, 1:-1] = True
-        self._interior = interior.flatten()
-        # Food may not spawn where another food lies in the 3x3 box or 2 cells along a line.
-        stencil = [
-            [0, 0, 1, 0, 0],
-            [0, 1, 1, 1, 0],
-            [1, 1, 1, 1, 1],
-            [0, 1, 1, 1, 0],
-            [0, 0, 1, 0, 0],
-        ]
-        self._food_stencil = torch.tensor(stencil, dtype=torch.float, device=dev).view(1, 1, 5, 5)
+        # Cells of a field padded by one on each side, numbered row-major, so that the four
+        # neighbours of any cell on the field are cell ± 1 and cell ± width.
+        self._width = cols + 2
+        padded = torch.zeros(rows + 2, cols + 2, dtype=torch.bool, device=dev)
+        padded[1:-1, 1:-1] = True
+        self._on_field = padded.flatten()
+        self._cell_weight = torch.tensor([self._width, 1], device=dev)
+        self._slot_rank = torch.arange(max_num_food, device=dev)
+        self._slot_ids = torch.arange(1, max_num_food + 1, dtype=torch.int16, device=dev)
+        self._neighbours = torch.tensor([-self._width, self._width, -1, 1], device=dev)  # N S W E
+        # blocks[i, j]: food on cell i keeps food off cell j (3x3 box, or 2 cells along a line).
+        every = torch.arange(rows * cols, device=dev)
+        r, c = every // cols, every % cols
+        dr, dc = (r[:, None] - r[None]).abs(), (c[:, None] - c[None]).abs()
+        self._blocks = ((dr <= 1) & (dc <= 1)) | ((dr == 0) & (dc <= 2)) | ((dc == 0) & (dr <= 2))
+        self._border = (r == 0) | (r == rows - 1) | (c == 0) | (c == cols - 1)
 
     # --- spawning --------------------------------------------------------------------------
     def _spawn(self, n: int) -> LBFState:
@@ -156,65 +161,82 @@ class LBFEnv(BatchedEnv[LBFState]):
             hi = torch.full((n,), self.max_food_level, device=dev)
         lo = hi if self.force_coop else torch.full_like(hi, self.min_food_level)
 
-        taken = torch.zeros(n, cells, dtype=torch.bool, device=dev)
-        taken.scatter_(1, picked, True)
-        foods = torch.zeros(n, 1, self.rows, self.cols, device=dev)
+        # Each food lands uniformly on a cell its rules allow: lbforaging's rejection sampling.
+        blocked = self._border.expand(n, cells).clone()
+        blocked.scatter_(1, picked, True)
         food_cell = torch.zeros(n, self.n_food, dtype=torch.long, device=dev)
         food_level = torch.zeros(n, self.n_food, dtype=torch.long, device=dev)
         for k in range(self.n_food):
-            near = F.conv2d(foods, self._food_stencil, padding=2).flatten(1) > 0
-            allowed = self._interior & ~taken & ~near
-            score = torch.rand(n, cells, generator=g, device=dev).masked_fill_(~allowed, -1.0)
-            cell = score.argmax(1)
-            placed = allowed.any(1)
+            score = torch.rand(n, cells, generator=g, device=dev).masked_fill_(blocked, -1.0)
+            best, cell = score.max(1)
+            placed = best >= 0
             draw = torch.rand(n, generator=g, device=dev)
-            lvl = lo + (draw * (hi - lo + 1)).long()
             food_cell[:, k] = cell
-            food_level[:, k] = torch.where(placed, lvl, 0)
-            foods.view(n, cells).scatter_add_(1, cell[:, None], placed[:, None].float())
+            food_level[:, k] = torch.where(placed, lo + (draw * (hi - lo + 1)).long(), 0)
+            blocked |= self._blocks[cell] & placed[:, None]
 
         key = torch.where(food_level > 0, food_cell, cells)
         key, order = key.sort(dim=1)
         food_level = food_level.gather(1, order)
-        food_cell = torch.where(food_level > 0, key, 0)
+        food_pos = torch.stack([key // self.cols, key % self.cols], dim=-1)
         return LBFState(
             player_pos=player_pos,
             player_level=level,
-            food_pos=torch.stack([food_cell // self.cols, food_cell % self.cols], dim=-1),
+            food_pos=torch.where((food_level > 0).unsqueeze(-1), food_pos, -1),
             food_level=food_level,
             food_spawned=food_level.sum(1),
             step=torch.zeros(n, dtype=torch.long, device=dev),
         )
 
     # --- dynamics --------------------------------------------------------------------------
+    def _cell(self, pos: torch.Tensor) -> torch.Tensor:
+        """Padded row-major cell numbers of ``pos [..., 2]``."""
+        return pos @ self._cell_weight + (self._width + 1)
+
+    def _food_nearby(self, s: LBFState, cell: torch.Tensor) -> torch.Tensor:
+        """``[B, N, 4]``: 1 + the slot of the food north, south, west, east of each player, or 0."""
+        b = cell.shape[0]
+        grid = torch.zeros(b, self._on_field.numel(), dtype=torch.int16, device=self.device)
+        grid.scatter_(1, self._cell(s.food_pos), self._slot_ids * (s.food_level > 0))
+        around = cell.unsqueeze(-1) + self._neighbours
+        return grid.gather(1, around.flatten(1)).view(around.shape)
+
     def _step(self, s: LBFState, actions: torch.Tensor):
-        # Unavailable actions become NONE, as in lbforaging (availability is last step's).
-        ok = self.last_obs.avail.gather(2, actions.unsqueeze(2)).squeeze(2)
-        actions = torch.where(ok, actions, NONE)
+        # Unavailable actions become NONE (0), as in lbforaging (availability is last step's).
+        actions = actions * self.last_obs.avail.gather(2, actions.unsqueeze(2)).squeeze(2)
         pos, level = s.player_pos, s.player_level
 
         # Every player claims a cell; a cell claimed by more than one player: none of them moves.
         target = pos + self._moves[actions]
-        claims = (target.unsqueeze(2) == target.unsqueeze(1)).all(-1).sum(-1)
-        pos = torch.where((claims == 1).unsqueeze(-1), target, pos)
+        key = self._cell(target)
+        alone = (key.unsqueeze(2) == key.unsqueeze(1)).sum(-1) == 1
+        pos = torch.where(alone.unsqueeze(-1), target, pos)
 
-        # Loading, after movement: the loading players next to a food share it if their levels
-        # sum to at least its level, each in proportion to its own level.
-        alive = s.food_level > 0
-        touching = (pos.unsqueeze(2) - s.food_pos.unsqueeze(1)).abs().sum(-1) == 1
-        team = (actions == LOAD).unsqueeze(2) & touching & alive.unsqueeze(1)  # [B, N, F]
-        team_level = (team * level.unsqueeze(2)).sum(1)  # [B, F]
-        eaten = team.any(1) & (team_level >= s.food_level)
-        share = team & eaten.unsqueeze(1)
-        gain = (level.unsqueeze(2) * s.food_level.unsqueeze(1)).float()
+        # Loading, after movement (loaders stand still): the loading players next to a food
+        # share it if their levels sum to at least its level, each in proportion to its level.
+        # A player touches at most one food (spawning keeps food apart), as lbforaging assumes.
+        loading = actions == LOAD
+        slot = self._food_nearby(s, self._cell(pos)).amax(-1).long() * loading  # [B, N], 0: none
+        team = torch.zeros(pos.shape[0], self.n_food + 1, dtype=torch.long, device=self.device)
+        team.scatter_add_(1, slot, level * loading)
+        team = team[:, 1:]
+        eaten = (team >= s.food_level) & (team > 0)  # [B, F]
+        idx = (slot - 1).clamp(min=0)
+        got = eaten.gather(1, idx) & loading  # [B, N]
+        gain = (level * s.food_level.gather(1, idx)).float()
         if self.normalize_reward:
-            gain = gain / (team_level * s.food_spawned.unsqueeze(1)).clamp(min=1).unsqueeze(1)
-        reward = (share * gain).sum(-1)
+            gain = gain / (team.gather(1, idx) * s.food_spawned.unsqueeze(1)).clamp(min=1)
+        reward = gain * got
         if self.penalty:
-            reward = reward - self.penalty * (team & ~eaten.unsqueeze(1)).any(-1)
+            reward = reward - self.penalty * (loading & ~got)
 
         s.player_pos = pos
-        s.food_level = torch.where(eaten, 0, s.food_level)
+        if eaten.any():  # keep the food left first, in row-major order; empty slots (-1, -1)
+            left = s.food_level * ~eaten
+            order = torch.where(left > 0, self._slot_rank, self._slot_rank + self.n_food).argsort(1)
+            s.food_level = left.gather(1, order)
+            moved = s.food_pos.gather(1, order.unsqueeze(-1).expand(-1, -1, 2))
+            s.food_pos = torch.where((s.food_level > 0).unsqueeze(-1), moved, -1)
         s.step = s.step + 1
         terminated = ~(s.food_level > 0).any(1)
         truncated = (s.step >= self.max_episode_steps) & ~terminated
@@ -223,27 +245,32 @@ class LBFEnv(BatchedEnv[LBFState]):
     # --- observation -----------------------------------------------------------------------
     def _observe(self, s: LBFState) -> Obs:
         pos, level = s.player_pos, s.player_level
-        alive = s.food_level > 0
-        offset = s.food_pos.unsqueeze(1) - pos.unsqueeze(2)  # [B, N, F, 2] food − player
-        adjacent = (offset.unsqueeze(3) == self._moves[1:5]).all(-1) & alive[:, None, :, None]
-        food_next = adjacent.any(2)  # [B, N, 4] food in the cell N, S, W, E
-        inside = ((pos.unsqueeze(2) + self._moves[1:5]) >= 0).all(-1) & (
-            (pos.unsqueeze(2) + self._moves[1:5]) < self._size
-        ).all(-1)
+        cell = self._cell(pos)
+        food_next = self._food_nearby(s, cell) > 0  # [B, N, 4]
+        on_field = self._on_field[cell.unsqueeze(-1) + self._neighbours]
         avail = torch.cat(
             [
                 torch.ones_like(food_next[..., :1]),
-                inside & ~food_next,
+                on_field & ~food_next,
                 food_next.any(-1, keepdim=True),
             ],
             dim=-1,
         )
         food = torch.cat([s.food_pos, s.food_level.unsqueeze(-1)], dim=-1)  # [B, F, 3]
+        food_left = food.flatten(1)  # [B, 3F], empty slots are already (-1, -1, 0)
         players = torch.cat([pos, level.unsqueeze(-1)], dim=-1)  # [B, N, 3]
-        state = torch.cat(
-            [_compact(alive, food, self._missing).flatten(1), players.flatten(1)], dim=1
-        ).float()
-        obs = self._grid_obs(s) if self.grid_observation else self._vector_obs(s, food, players)
+        state = torch.cat([food_left, players.flatten(1)], dim=1).float()
+        if self.grid_observation:
+            obs = self._grid_obs(s)
+        elif self._full_view:
+            viewed = players[:, self._view_order]  # [B, N(viewer), N, 3], the viewer first
+            if not self.observe_agent_levels:
+                viewed = viewed[..., :2]
+            obs = torch.cat(
+                [food_left.unsqueeze(1).expand(-1, self.n_players, -1), viewed.flatten(2)], dim=-1
+            ).float()
+        else:
+            obs = self._vector_obs(s, food, players)
         return Obs(obs=obs, state=state, avail=avail)
 
     def _vector_obs(self, s: LBFState, food: torch.Tensor, players: torch.Tensor) -> torch.Tensor:
@@ -251,7 +278,7 @@ class LBFEnv(BatchedEnv[LBFState]):
         # top-left corner. Food is seen inside the clipped window, players whenever their
         # relative coordinates lie in [0, 2*sight] (lbforaging's own, asymmetric, rule).
         top_left = (s.player_pos - self.sight).clamp(min=0)  # [B, N, 2]
-        bottom_right = torch.minimum(s.player_pos + self.sight, self._size - 1)
+        bottom_right = (s.player_pos + self.sight).clamp(max=self._last_cell)
         fpos = s.food_pos.unsqueeze(1)
         seen_food = (
             (s.food_level > 0).unsqueeze(1)
