@@ -13,7 +13,6 @@ hidden.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import numpy as np
@@ -45,11 +44,9 @@ class PettingZooEnv(ParallelEnv):
         self._action_space = spaces.Discrete(spec.n_actions)
         self._last: Obs | None = None
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019  (PettingZoo wants the same object back)
     def observation_space(self, agent: str) -> spaces.Space:
-        return self._obs_space
+        return self._obs_space  # the same object every time, as PettingZoo's seeding needs
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019
     def action_space(self, agent: str) -> spaces.Space:
         return self._action_space
 

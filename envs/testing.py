@@ -1,0 +1,88 @@
+"""Checkers for any environment: use them on your own environments too.
+
+``check_vec_env(env)`` checks a batched environment against the protocol in :mod:`marl.spec`
+(shapes, dtypes, device, available actions, autoreset, determinism under a seed);
+``check_parallel_env(env_fn)`` runs PettingZoo's parallel API test and seed test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from marl.spec import Obs, Step, VecEnv
+
+
+def _check_obs(env: VecEnv, o: Obs, where: str) -> None:
+    b, spec = env.num_envs, env.spec
+    expected = {
+        "obs": ((b, spec.n_agents, *spec.obs_shape), None),
+        "state": ((b, *spec.state_shape), None),
+        "avail": ((b, spec.n_agents, spec.n_actions), torch.bool),
+    }
+    for name, (shape, dtype) in expected.items():
+        t = getattr(o, name)
+        assert tuple(t.shape) == shape, f"{where}: {name} has shape {list(t.shape)}, not {shape}"
+        assert t.device == env.device, f"{where}: {name} is on {t.device}, not {env.device}"
+        if dtype is not None:
+            assert t.dtype == dtype, f"{where}: {name} has dtype {t.dtype}, not {dtype}"
+        else:
+            assert t.dtype.is_floating_point, f"{where}: {name} has dtype {t.dtype}, not float"
+    assert o.avail.any(-1).all(), f"{where}: an agent has no available action"
+
+
+def _random_available(avail: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    scores = torch.rand(avail.shape, generator=gen, device=avail.device)
+    return scores.masked_fill(~avail, -1.0).argmax(-1)
+
+
+def _rollout(env: VecEnv, seed: int, steps: int) -> list[Step]:
+    gen = torch.Generator(device=env.device).manual_seed(seed)
+    o = env.reset(seed=seed)
+    _check_obs(env, o, "reset")
+    out = []
+    for t in range(steps):
+        step = env.step(_random_available(o.avail, gen))
+        where = f"step {t}"
+        _check_obs(env, step.obs, where)
+        _check_obs(env, step.final_obs, where + " (final_obs)")
+        b, n = env.num_envs, env.spec.n_agents
+        assert tuple(step.reward.shape) == (b, n), (
+            f"{where}: reward shape {list(step.reward.shape)}"
+        )
+        for name in ("terminated", "truncated"):
+            flag = getattr(step, name)
+            assert flag.dtype == torch.bool and tuple(flag.shape) == (b,), f"{where}: {name}"
+        assert not (step.terminated & step.truncated).any(), f"{where}: terminated and truncated"
+        live = ~step.done
+        assert torch.equal(step.obs.obs[live], step.final_obs.obs[live]), (
+            f"{where}: obs and final_obs differ for a copy that did not finish"
+        )
+        for key, value in step.info.items():
+            assert value.shape[0] == b, f"{where}: info[{key!r}] is not batched"
+        out.append(step)
+        o = step.obs
+    return out
+
+
+def check_vec_env(env: VecEnv, steps: int = 200, seed: int = 0) -> None:
+    """Step ``env`` with random available actions, twice under one seed; raise
+    ``AssertionError`` naming the first thing that breaks the protocol."""
+    first = _rollout(env, seed, steps)
+    again = _rollout(env, seed, steps)
+    for t, (a, b) in enumerate(zip(first, again, strict=True)):
+        assert torch.equal(a.obs.obs, b.obs.obs) and torch.equal(a.reward, b.reward), (
+            f"step {t}: the same seed and actions gave different results"
+        )
+    assert any(s.done.any() for s in first) or steps < env.spec.episode_limit, (
+        f"no episode ended in {steps} steps though episode_limit is {env.spec.episode_limit}"
+    )
+
+
+def check_parallel_env(env_fn: Callable[[], object], num_cycles: int = 200) -> None:
+    """PettingZoo's ``parallel_api_test`` and ``parallel_seed_test`` on ``env_fn()``."""
+    from pettingzoo.test import parallel_api_test, parallel_seed_test
+
+    parallel_api_test(env_fn(), num_cycles=num_cycles)
+    parallel_seed_test(env_fn)

@@ -1,0 +1,142 @@
+"""Environment steps per second: native batched LBF beside the ``lbforaging`` package.
+
+Both run in the same process, one after the other, with uniformly random actions (unavailable
+ones act as NONE in both). An "env step" is one step of one copy; native LBF runs with input
+validation off (``validate=False``), as a trainer would. Prints a table, then one JSON line.
+
+    python scripts/bench_envs.py                     # full run (a few minutes on 2 cores)
+    python scripts/bench_envs.py --copies 1,64 --seconds 0.5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+
+import numpy as np
+import torch
+
+from marl.envs import make, parallel_env
+
+# Our id → (lbforaging gymnasium id, extra kwargs). lbforaging registers up to 4 food items.
+ENVS = {
+    "8x8-2p-3f": ("Foraging-8x8-2p-3f-v3", {}),
+    "15x15-4p-5f": ("Foraging-15x15-4p-4f-v3", {"max_num_food": 5}),
+}
+
+
+def bench_lbforaging(gym_id: str, kwargs: dict, seconds: float, seed: int = 0) -> float:
+    """Steps/s of one ``lbforaging`` env stepped in a loop, resetting when an episode ends."""
+    import gymnasium as gym
+    import lbforaging  # noqa: F401  (registers the ids)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        env = gym.make(gym_id, **kwargs)
+        env.reset(seed=seed)
+        n = env.unwrapped.n_agents
+        actions = [tuple(a) for a in np.random.default_rng(seed).integers(0, 6, (4096, n))]
+        steps, start = 0, time.perf_counter()
+        while True:
+            for _ in range(200):
+                _, _, done, _, _ = env.step(actions[steps % len(actions)])
+                steps += 1
+                if done:
+                    env.reset()
+            elapsed = time.perf_counter() - start
+            if elapsed >= seconds:
+                return steps / elapsed
+
+
+def bench_native(env_id: str, copies: int, device: str, seconds: float, seed: int = 0) -> float:
+    """Steps/s (copies × batched steps) of native LBF with ``copies`` copies."""
+    env = make(env_id, num_envs=copies, device=device, validate=False, seed=seed)
+    env.reset(seed=seed)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    bank = [
+        torch.randint(0, 6, (copies, env.spec.n_agents), generator=gen, device=device)
+        for _ in range(8)
+    ]
+    for a in bank:  # warm-up
+        env.step(a)
+    sync = torch.cuda.synchronize if env.device.type == "cuda" else (lambda: None)
+    sync()
+    steps, start = 0, time.perf_counter()
+    while True:
+        for a in bank:
+            env.step(a)
+        steps += len(bank)
+        sync()
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            return steps * copies / elapsed
+
+
+def bench_pettingzoo(env_id: str, seconds: float, seed: int = 0) -> float:
+    """Steps/s of the PettingZoo face (one copy, dict in, dict out)."""
+    env = parallel_env(env_id)
+    env.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    steps, start = 0, time.perf_counter()
+    while True:
+        for _ in range(100):
+            env.step({a: int(rng.integers(6)) for a in env.agents})
+            steps += 1
+            if not env.agents:
+                env.reset()
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            return steps / elapsed
+
+
+def run(envs: list[str], copies: list[int], device: str, seconds: float) -> dict:
+    """Measure everything, print the table, return the results."""
+    rows, results = [], []
+    for name in envs:
+        gym_id, kwargs = ENVS[name]
+        ref = bench_lbforaging(gym_id, kwargs, seconds)
+        rows.append((name, "lbforaging (gymnasium, loop)", 1, ref, 1.0))
+        pz = bench_pettingzoo(f"lbf:{name}", seconds)
+        rows.append((name, "native, PettingZoo face", 1, pz, pz / ref))
+        results.append(
+            {"env": name, "impl": "pettingzoo", "copies": 1, "steps_per_s": pz, "ratio": pz / ref}
+        )
+        for n in copies:
+            sps = bench_native(f"lbf:{name}", n, device, seconds)
+            rows.append((name, f"native VecEnv ({device})", n, sps, sps / ref))
+            results.append(
+                {"env": name, "impl": "native", "copies": n, "steps_per_s": sps, "ratio": sps / ref}
+            )
+        results.append(
+            {"env": name, "impl": "lbforaging", "copies": 1, "steps_per_s": ref, "ratio": 1.0}
+        )
+    print(f"{'env':<13} {'implementation':<30} {'copies':>7} {'steps/s':>13} {'× lbforaging':>13}")
+    for name, impl, n, sps, ratio in rows:
+        print(f"{name:<13} {impl:<30} {n:>7} {sps:>13,.0f} {ratio:>12.2f}×")
+    return {
+        "bench": "envs",
+        "device": device,
+        "torch_threads": torch.get_num_threads(),
+        "results": results,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--envs", default=",".join(ENVS), help="comma-separated LBF ids")
+    parser.add_argument("--copies", default="1,64,1024,4096,16384")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
+    args = parser.parse_args()
+    envs = args.envs.split(",")
+    unknown = [e for e in envs if e not in ENVS]
+    if unknown:
+        parser.error(f"unknown env(s) {unknown}; choose from {list(ENVS)}")
+    copies = [int(c) for c in args.copies.split(",")]
+    print(json.dumps(run(envs, copies, args.device, args.seconds)))
+
+
+if __name__ == "__main__":
+    main()
