@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-lbforaging_env = pytest.importorskip("lbforaging.foraging.environment")
+pytest.importorskip("lbforaging")
 
 from marl.envs.lbf import LBFEnv  # noqa: E402
 from marl.envs.lbforaging_ref import lbf_state_from_reference  # noqa: E402
@@ -27,23 +27,6 @@ CONFIGS = [
 COPIES, STEPS = 8, 320  # 9 configurations × 8 copies × 320 steps = 23,040 env steps
 
 
-def _reference(size, players, food, coop, sight, extra):
-    kwargs = dict(
-        players=players,
-        min_player_level=1,
-        max_player_level=2,
-        field_size=(size, size),
-        min_food_level=1,
-        max_food_level=None,
-        max_num_food=food,
-        sight=sight,
-        max_episode_steps=50,
-        force_coop=coop,
-    )
-    kwargs.update(extra)
-    return lbforaging_env.ForagingEnv(**kwargs)
-
-
 def _ref_avail(env) -> np.ndarray:
     return np.array(
         [[any(a.value == k for a in env._valid_actions[p]) for k in range(6)] for p in env.players]
@@ -51,9 +34,9 @@ def _ref_avail(env) -> np.ndarray:
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: f"{c[0]}x{c[0]}-{c[1]}p-{c[2]}f")
-def test_lockstep_with_lbforaging(config):
+def test_lockstep_with_lbforaging(config, foraging_env):
     size, players, food, coop, sight, extra = config
-    refs = [_reference(*config) for _ in range(COPIES)]
+    refs = [foraging_env(size, players, food, coop, sight, **extra) for _ in range(COPIES)]
     seeds = iter(range(10_000 * size, 10_000 * size + 100_000))
     ref_obs = [np.stack(e.reset(seed=next(seeds))[0]) for e in refs]
     native = LBFEnv(
@@ -98,13 +81,13 @@ def test_lockstep_with_lbforaging(config):
     assert rewarded > 0  # the run exercised loading
 
 
-def test_grid_observation_matches_lbforaging_layers():
+def test_grid_observation_matches_lbforaging_layers(foraging_env):
     """lbforaging's grid ids crash at construction (its Box gets a 3-D bound with a 1-D shape);
     its grid arrays still compute once the space is given the right shape."""
     from gymnasium import spaces
 
     for size, players, food, sight, seed in [(8, 2, 3, 2, 0), (10, 4, 3, 1, 1), (6, 3, 2, 6, 2)]:
-        ref = _reference(size, players, food, False, sight, {})
+        ref = foraging_env(size, players, food, False, sight)
         ref.reset(seed=seed)
         k = 2 * sight + 1
         box = spaces.Box(0.0, 100.0, (3, k, k), np.float32)

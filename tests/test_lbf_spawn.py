@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-lbforaging_env = pytest.importorskip("lbforaging.foraging.environment")
+pytest.importorskip("lbforaging")
 stats = pytest.importorskip("scipy.stats")
 
 from marl.envs.lbf import LBFEnv  # noqa: E402
@@ -28,19 +28,8 @@ def _same_distribution(ref: np.ndarray, native: np.ndarray, what: str) -> None:
     "size,players,food,coop",
     [(6, 3, 3, False), (8, 2, 3, True), (10, 4, 4, False)],
 )
-def test_spawn_matches_lbforaging(size, players, food, coop):
-    ref = lbforaging_env.ForagingEnv(
-        players=players,
-        min_player_level=1,
-        max_player_level=2,
-        field_size=(size, size),
-        min_food_level=1,
-        max_food_level=None,
-        max_num_food=food,
-        sight=size,
-        max_episode_steps=50,
-        force_coop=coop,
-    )
+def test_spawn_matches_lbforaging(size, players, food, coop, foraging_env):
+    ref = foraging_env(size, players, food, coop, size)
     ref.reset(seed=123)
     r_player_lvl, r_player_cell, r_count, r_food_lvl, r_food_cell = [], [], [], [], []
     for _ in range(REF_RESETS):
