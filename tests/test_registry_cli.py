@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -52,8 +53,10 @@ def test_cli_lists_envs(capsys):
     assert "lbf:8x8-2p-3f" in ids and "lbf:2s-10x10-3p-3f-coop" in ids
 
 
-def test_console_script_runs():
+def test_console_script_runs(tmp_path):
+    """The installed ``marl`` entry point (run outside the source tree)."""
+    script = Path(sys.executable).parent / "marl"
     out = subprocess.run(
-        [sys.executable, "-m", "marl.cli", "envs"], capture_output=True, text=True, check=True
+        [str(script), "envs"], capture_output=True, text=True, check=True, cwd=tmp_path
     ).stdout
     assert "Level-Based Foraging" in out
