@@ -6,6 +6,7 @@ validation off (``validate=False``), as a trainer would. Prints a table, then on
 
     python scripts/bench_envs.py                     # full run (a few minutes on 2 cores)
     python scripts/bench_envs.py --copies 1,64 --seconds 0.5
+    python scripts/bench_envs.py --threads 1      # one intra-op thread: faster on 2 cores
 """
 
 from __future__ import annotations
@@ -129,7 +130,12 @@ def main() -> None:
     parser.add_argument("--copies", default="1,64,1024,4096,16384")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch intra-op threads (default: torch's)"
+    )
     args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     envs = args.envs.split(",")
     unknown = [e for e in envs if e not in ENVS]
     if unknown:
