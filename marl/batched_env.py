@@ -26,13 +26,6 @@ from marl.spec import EnvSpec, Obs, Step
 S = TypeVar("S")
 
 
-def index_state(state: S, ids: torch.Tensor) -> S:
-    """The copies ``ids`` of a state dataclass (a new state, batch dimension ``len(ids)``)."""
-    return dataclasses.replace(
-        state, **{f.name: getattr(state, f.name)[ids] for f in dataclasses.fields(state)}
-    )
-
-
 def put_state(state: S, ids: torch.Tensor, part: S) -> None:
     """Write the copies of ``part`` into ``state`` at ``ids``, in place."""
     for f in dataclasses.fields(state):

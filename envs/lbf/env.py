@@ -285,9 +285,10 @@ class LBFEnv(BatchedEnv[LBFState]):
             & (fpos >= top_left.unsqueeze(2)).all(-1)
             & (fpos <= bottom_right.unsqueeze(2)).all(-1)
         )
-        food_rel = food.unsqueeze(1) - torch.nn.functional.pad(top_left, (0, 1)).unsqueeze(2)
+        origin = torch.nn.functional.pad(top_left, (0, 1)).unsqueeze(2)  # (row, col, level 0)
+        food_rel = food.unsqueeze(1) - origin
         ordered = players[:, self._view_order]  # [B, N(viewer), N, 3], the viewer first
-        player_rel = ordered - torch.nn.functional.pad(top_left, (0, 1)).unsqueeze(2)
+        player_rel = ordered - origin
         seen_player = ((player_rel[..., :2] >= 0) & (player_rel[..., :2] <= 2 * self.sight)).all(-1)
         food_obs = _compact(seen_food, food_rel, self._missing)
         player_obs = _compact(seen_player, player_rel, self._missing)
