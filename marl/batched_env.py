@@ -8,8 +8,10 @@ tensors with the copy dimension first (``[B, ...]``) and implements three pure-i
 - ``_observe(state)``→ :class:`~marl.spec.Obs` for every copy in ``state``.
 
 The base class does the rest: seeding, input validation (switch it off with
-``validate=False``), same-step autoreset of finished copies (only those copies are re-spawned
-and re-observed), and keeping the final observation of a finished episode in the ``Step``.
+``validate=False``), same-step autoreset of finished copies, and keeping the final observation
+of a finished episode in the ``Step``. Fresh episodes for the autoreset are spawned in bulk (up
+to 1,024 at a time, with their first observations) and handed out as copies finish, because
+spawning a few copies every step costs mostly per-call overhead.
 """
 
 from __future__ import annotations
@@ -24,6 +26,13 @@ import torch
 from marl.spec import EnvSpec, Obs, Step
 
 S = TypeVar("S")
+_POOL = 1024  # most fresh episodes spawned at once for autoreset
+
+
+def _slice_state(state: S, part: slice) -> S:
+    return dataclasses.replace(
+        state, **{f.name: getattr(state, f.name)[part] for f in dataclasses.fields(state)}
+    )
 
 
 def put_state(state: S, ids: torch.Tensor, part: S) -> None:
@@ -64,6 +73,8 @@ class BatchedEnv(ABC, Generic[S]):
         self.rng.manual_seed(seed)
         self._state: S | None = None
         self._last_obs: Obs | None = None
+        self._pool: tuple[S, Obs] | None = None
+        self._pool_used = self._pool_size = 0
 
     # --- hooks a concrete environment implements -------------------------------------------
     @abstractmethod
@@ -82,6 +93,7 @@ class BatchedEnv(ABC, Generic[S]):
         """Start a new episode in every copy; ``seed`` reseeds the environment's generator."""
         if seed is not None:
             self.rng.manual_seed(seed)
+        self._pool = None
         self._state = self._spawn(self.num_envs)
         self._last_obs = self._observe(self._state)
         return self._last_obs
@@ -97,12 +109,23 @@ class BatchedEnv(ABC, Generic[S]):
         obs = final
         finished = (terminated | truncated).nonzero().squeeze(1)
         if finished.numel():
-            fresh = self._spawn(finished.numel())
-            put_state(state, finished, fresh)
-            obs = _put_obs(final, finished, self._observe(fresh))
+            fresh_state, fresh_obs = self._fresh(finished.numel())
+            put_state(state, finished, fresh_state)
+            obs = _put_obs(final, finished, fresh_obs)
         self._state = state
         self._last_obs = obs
         return Step(obs, reward, terminated, truncated, final, info)
+
+    def _fresh(self, n: int) -> tuple[S, Obs]:
+        """``n`` new episodes (state, first observation) from the pool; refills it when short."""
+        if self._pool is None or self._pool_used + n > self._pool_size:
+            self._pool_size = max(n, min(self.num_envs, _POOL))
+            pool = self._spawn(self._pool_size)
+            self._pool, self._pool_used = (pool, self._observe(pool)), 0
+        part = slice(self._pool_used, self._pool_used + n)
+        self._pool_used += n
+        state, obs = self._pool
+        return _slice_state(state, part), Obs(obs.obs[part], obs.state[part], obs.avail[part])
 
     @property
     def state(self) -> S:

@@ -132,3 +132,19 @@ def test_render_rgb():
     frame = env.render(1)
     assert frame.shape == (320, 320, 3) and frame.dtype.name == "uint8"
     assert len({tuple(px) for px in frame.reshape(-1, 3)[::7]}) > 3  # more than a blank grid
+
+
+def test_autoreset_observation_matches_the_new_state():
+    """Fresh episodes come from a pool spawned in bulk: each copy's observation must be the
+    one of the state it was given."""
+    env = make("lbf:6x6-2p-2f", num_envs=64, validate=False, seed=0)
+    env.reset(seed=0)
+    seen = 0
+    for _ in range(200):
+        step = env.step(torch.randint(0, 6, (64, 2), generator=torch.Generator().manual_seed(seen)))
+        again = env._observe(env.state)
+        for name in ("obs", "state", "avail"):
+            assert torch.equal(getattr(again, name), getattr(step.obs, name))
+        seen += int(step.done.sum())
+    assert seen > 64  # the pool was refilled at least once
+    assert env.state.step.max() < 50
