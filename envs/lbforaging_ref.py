@@ -43,6 +43,7 @@ from pettingzoo import ParallelEnv
 
 from marl.envs.adapter import ParallelVecEnv
 from marl.envs.lbf.env import LBFState
+from marl.envs.pettingzoo_face import joint_action
 from marl.envs.registry import EnvFamily, check_kwargs, register_family, unknown_id
 
 __all__ = ["LBForagingParallelEnv", "lbf_state_from_reference"]
@@ -158,13 +159,7 @@ class LBForagingParallelEnv(ParallelEnv):
         """Step every live agent; ``actions`` maps each of them to an int in ``[0, 6)``."""
         if not self.agents:
             raise RuntimeError("step() called with no live agents; call reset() first")
-        missing = [a for a in self.agents if a not in actions]
-        if missing:
-            raise ValueError(f"no action for {missing}; every live agent must act")
-        joint = tuple(int(actions[a]) for a in self.agents)
-        for agent, action in zip(self.agents, joint, strict=True):
-            if not 0 <= action < N_ACTIONS:
-                raise ValueError(f"{agent}: action {action} is not in Discrete({N_ACTIONS})")
+        joint = tuple(joint_action(actions, self.agents, N_ACTIONS))
         nobs, rewards, done, _, _ = self._env.step(joint)
         agents = self.agents
         terminated = bool(done) and not self.foraging.field.any()

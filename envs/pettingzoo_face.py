@@ -60,18 +60,8 @@ class PettingZooEnv(ParallelEnv):
     def step(self, actions: dict[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
         if not self.agents:
             raise RuntimeError("step() called after the episode ended; call reset()")
-        missing = [a for a in self.agents if a not in actions]
-        if missing:
-            raise ValueError(f"no action given for agent(s) {missing}")
-        unknown = [a for a in actions if a not in self.agents]
-        if unknown:
-            raise ValueError(f"actions given for unknown or finished agent(s) {unknown}")
-        n = self.env.spec.n_actions
-        for agent, action in actions.items():
-            if not (isinstance(action, (int, np.integer)) and 0 <= action < n):
-                raise ValueError(f"agent {agent}: action {action!r} is not an integer in [0, {n})")
         joint = torch.tensor(
-            [[int(actions[a]) for a in self.possible_agents]], device=self.env.device
+            [joint_action(actions, self.agents, self.env.spec.n_actions)], device=self.env.device
         )
         step = self.env.step(joint)
         final = step.final_obs
@@ -106,3 +96,20 @@ class PettingZooEnv(ParallelEnv):
     def _infos(self, o: Obs) -> dict[str, dict]:
         mask = o.avail[0].cpu().numpy().astype(np.int8)
         return {a: {"action_mask": mask[i]} for i, a in enumerate(self.possible_agents)}
+
+
+def joint_action(actions: dict[str, Any], agents: list[str], n_actions: int) -> list[int]:
+    """The actions of ``agents``, in order, from a PettingZoo action dict; ``ValueError`` names
+    a missing or unknown agent or an action that is not an integer in ``[0, n_actions)``."""
+    missing = [a for a in agents if a not in actions]
+    if missing:
+        raise ValueError(f"no action given for agent(s) {missing}")
+    unknown = [a for a in actions if a not in agents]
+    if unknown:
+        raise ValueError(f"actions given for unknown or finished agent(s) {unknown}")
+    for agent, action in actions.items():
+        if not (isinstance(action, (int, np.integer)) and 0 <= action < n_actions):
+            raise ValueError(
+                f"agent {agent}: action {action!r} is not an integer in [0, {n_actions})"
+            )
+    return [int(actions[a]) for a in agents]
