@@ -1,5 +1,72 @@
-"""Learners (IQL, VDN, QMIX, IPPO, MAPPO, MANSA, curricula) live here as they land.
+"""Learners, found by name through an explicit registry.
 
-Each learner is one module implementing ``act``, ``update``, ``state_dict`` and
-``load_state_dict``; algorithms never import a concrete environment.
+Every learner offers ``act(obs, memory, explore, t_env) -> (actions, memory)``,
+``update(batch) -> metrics``, ``state_dict()`` / ``load_state_dict()``. IQL, VDN and QMIX are one
+Q-learner (:mod:`marl.algos.qlearner`) with different mixers; their defaults live in
+``configs/algos/<name>.yaml``.
 """
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from marl.spec import EnvSpec
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """A registered algorithm: its config class and how to build its learner."""
+
+    name: str
+    summary: str
+    config: Callable[[], Any]
+    make_learner: Callable[[EnvSpec, Any, torch.device, int], Any]
+
+
+_ALGOS: dict[str, Algorithm] = {}
+
+
+def register_algorithm(algorithm: Algorithm) -> None:
+    """Add ``algorithm`` to the registry; a name can be registered once."""
+    if algorithm.name in _ALGOS:
+        raise ValueError(f"algorithm {algorithm.name!r} is already registered")
+    _ALGOS[algorithm.name] = algorithm
+
+
+def algorithms() -> dict[str, Algorithm]:
+    """Registered algorithms by name."""
+    return dict(_ALGOS)
+
+
+def get_algorithm(name: str) -> Algorithm:
+    """The algorithm called ``name``; an unknown name lists the registered ones."""
+    if name not in _ALGOS:
+        near = difflib.get_close_matches(name, list(_ALGOS), n=1)
+        hint = f" Did you mean {near[0]!r}?" if near else ""
+        raise ValueError(f"unknown algorithm {name!r}.{hint} Registered: {', '.join(_ALGOS)}")
+    return _ALGOS[name]
+
+
+def _q_learner(spec: EnvSpec, cfg: Any, device: torch.device, seed: int) -> Any:
+    from marl.algos.qlearner import QLearner
+
+    return QLearner(spec, cfg, device=device, seed=seed)
+
+
+def _q_config() -> Any:
+    from marl.algos.qlearner import QLearnerConfig
+
+    return QLearnerConfig()
+
+
+for _name, _summary in (
+    ("iql", "independent Q-learning: one Q-network per agent view, no mixer"),
+    ("vdn", "value decomposition networks: team Q = sum of agent Qs"),
+    ("qmix", "QMIX: monotonic hypernetwork mixer on the global state"),
+):
+    register_algorithm(Algorithm(_name, _summary, _q_config, _q_learner))

@@ -147,6 +147,33 @@ class BatchedEnv(ABC, Generic[S]):
             raise RuntimeError(f"{type(self).__name__}.last_obs read before reset()")
         return self._last_obs
 
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a run needs to continue exactly: simulation state, last observation,
+        the pool of fresh episodes and the generator (checkpoints store it)."""
+        if self._state is None:
+            raise RuntimeError(f"{type(self).__name__}.state_dict() called before reset()")
+
+        def fields(s: Any) -> dict[str, torch.Tensor]:
+            return {f.name: getattr(s, f.name) for f in dataclasses.fields(s)}
+
+        pool = None if self._pool is None else (fields(self._pool[0]), self._pool[1])
+        return {"state": fields(self._state), "last_obs": self._last_obs, "pool": pool,
+                "pool_used": self._pool_used, "pool_size": self._pool_size,
+                "rng": self.rng.get_state()}
+
+    def load_state_dict(self, sd: dict[str, Any]) -> None:
+        """Continue from a :meth:`state_dict` (of an env with the same spec and copy count)."""
+        template = self._state if self._state is not None else self._spawn(1)
+        state = dataclasses.replace(template, **sd["state"])
+        if getattr(state, dataclasses.fields(state)[0].name).shape[0] != self.num_envs:
+            raise ValueError(f"{type(self).__name__}.load_state_dict: the saved state holds a "
+                             f"different number of copies than num_envs={self.num_envs}")
+        self._state, self._last_obs = state, sd["last_obs"]
+        pool = sd["pool"]
+        self._pool = None if pool is None else (dataclasses.replace(template, **pool[0]), pool[1])
+        self._pool_used, self._pool_size = sd["pool_used"], sd["pool_size"]
+        self.rng.set_state(sd["rng"])
+
     def close(self) -> None:
         """Release resources (native environments hold none)."""
 

@@ -1,0 +1,1 @@
+"""Shipped YAML configs: ``algos/<name>.yaml`` and ``envs/<family>.yaml`` (package data)."""

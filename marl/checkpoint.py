@@ -1,0 +1,224 @@
+"""Saving and loading a whole training run, safely.
+
+A checkpoint is one file: a fixed header (magic ``MARLCKPT``, format version, body length,
+SHA-256 of the body) followed by the ``torch.save`` bytes of ``{"format", "version",
+"identity", "payload"}``. The header lets a load tell a truncated, corrupted or foreign file
+apart from a good one *before* unpickling anything, and the write goes through a temp file in
+the same folder plus ``os.replace``, so a crash mid-save never destroys the previous
+checkpoint. ``identity`` (algorithm, environment, agent count, shapes, ...) is stored next to
+the payload so resuming a run with a mismatched configuration fails loudly instead of loading
+weights into the wrong model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import struct
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+FORMAT_VERSION = 1
+MAGIC = b"MARLCKPT"
+_FORMAT = "marl-checkpoint"
+# magic, version (uint32), body length (uint64), SHA-256 digest of the body; big-endian.
+_HEADER = struct.Struct(">8sIQ32s")
+_STEP_RE = re.compile(r"^step_(\d+)\.pt$")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint could not be loaded; the message names the file, the problem and a fix."""
+
+
+def checkpoint_name(t_env: int) -> str:
+    """File name for a checkpoint at ``t_env`` steps, zero-padded so names sort like steps."""
+    if t_env < 0:
+        raise ValueError(f"t_env must be >= 0, got {t_env}")
+    return f"step_{t_env:09d}.pt"
+
+
+def latest_checkpoint(folder: str | os.PathLike) -> Path | None:
+    """The newest ``step_<int>.pt`` in ``folder`` by step number (not mtime); None if none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    best: tuple[int, Path] | None = None
+    for entry in folder.iterdir():
+        match = _STEP_RE.match(entry.name)
+        if match and entry.is_file():
+            step = int(match.group(1))
+            if best is None or step > best[0]:
+                best = (step, entry)
+    return None if best is None else best[1]
+
+
+def save_checkpoint(
+    path: str | os.PathLike, payload: dict[str, Any], *, identity: dict[str, Any]
+) -> Path:
+    """Atomically write ``payload`` (and ``identity``) to ``path``; returns the path.
+
+    Serializes in memory first so nothing touches disk if pickling fails, then writes a temp
+    file in the same directory (``os.replace`` is only atomic within one filesystem), fsyncs it
+    and renames it over ``path``. Any exception before the rename leaves ``path`` as it was and
+    removes the temp file.
+    """
+    path = Path(path)
+    buffer = io.BytesIO()
+    torch.save(
+        {"format": _FORMAT, "version": FORMAT_VERSION, "identity": identity, "payload": payload},
+        buffer,
+    )
+    body = buffer.getvalue()
+    header = _HEADER.pack(MAGIC, FORMAT_VERSION, len(body), hashlib.sha256(body).digest())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(header)
+            handle.write(body)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        try:
+            os.unlink(tmp_name)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename itself durable; not every platform can open a directory, so best effort."""
+    try:
+        dir_fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+def _missing_message(path: Path) -> str:
+    folder = path.parent
+    if not folder.is_dir():
+        return f"checkpoint {path} does not exist (folder {folder} does not exist either)"
+    found = sorted(p.name for p in folder.iterdir() if p.suffix == ".pt" and p.is_file())
+    if not found:
+        return f"checkpoint {path} does not exist and {folder} holds no .pt checkpoints"
+    return (
+        f"checkpoint {path} does not exist; checkpoints in {folder}: {', '.join(found)} "
+        "(pass one of these, or use latest_checkpoint(folder))"
+    )
+
+
+_EARLIER = "load an earlier checkpoint (see latest_checkpoint) or copy the file again"
+
+
+def _read_body(path: Path) -> bytes:
+    """Verified body bytes of ``path``: header, length and digest checked before unpickling."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise CheckpointError(_missing_message(path)) from None
+    except OSError as err:
+        raise CheckpointError(f"cannot read checkpoint {path}: {err}") from err
+    size = len(data)
+    if data[: len(MAGIC)] != MAGIC and not (size < len(MAGIC) and MAGIC.startswith(data)):
+        raise CheckpointError(
+            f"{path} is not a marl checkpoint (no {MAGIC!r} magic bytes); "
+            "checkpoints must be written by marl.checkpoint.save_checkpoint"
+        )
+    if size < _HEADER.size:
+        raise CheckpointError(
+            f"checkpoint {path} is truncated ({size} bytes, the header alone needs "
+            f"{_HEADER.size}); the save was interrupted - {_EARLIER}"
+        )
+    _, version, length, digest = _HEADER.unpack_from(data)
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint {path} has format version {version}, this code reads version "
+            f"{FORMAT_VERSION}; load it with the marl version that wrote it"
+        )
+    body = data[_HEADER.size :]
+    if len(body) != length:
+        problem = "truncated" if len(body) < length else "corrupt (trailing bytes)"
+        raise CheckpointError(
+            f"checkpoint {path} is {problem}: header promises a {length}-byte body, file holds "
+            f"{len(body)}; {_EARLIER}"
+        )
+    if hashlib.sha256(body).digest() != digest:
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt: SHA-256 digest mismatch (bytes changed after "
+            f"saving); {_EARLIER}"
+        )
+    return body
+
+
+def _normalize(value: Any) -> Any:
+    """Tuples and lists compare equal, so a shape from a config file matches one from code."""
+    if isinstance(value, (list, tuple)):
+        return [_normalize(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _normalize(v) for k, v in value.items()}
+    return value
+
+
+def check_identity(path: str | os.PathLike, saved: dict[str, Any],
+                   expected: dict[str, Any]) -> None:
+    """Raise CheckpointError naming every key where ``saved`` and ``expected`` differ."""
+    missing = "<missing>"
+    diffs = [
+        f"{key}: saved {saved.get(key, missing)!r} vs expected {expected.get(key, missing)!r}"
+        for key in sorted(set(saved) | set(expected), key=str)
+        if _normalize(saved.get(key, missing)) != _normalize(expected.get(key, missing))
+    ]
+    if diffs:
+        raise CheckpointError(
+            f"checkpoint {path} belongs to a different run ({'; '.join(diffs)}); "
+            "resume with the configuration it was saved with, or start a new run"
+        )
+
+
+def load_checkpoint(
+    path: str | os.PathLike,
+    *,
+    identity: dict[str, Any] | None = None,
+    map_location: str | torch.device = "cpu",
+) -> dict[str, Any]:
+    """Load and verify ``path``, returning its payload; every failure raises CheckpointError.
+
+    When ``identity`` is given, every key that differs from the saved identity is reported,
+    so resuming with the wrong algorithm, environment or shapes fails before any weights load.
+    """
+    path = Path(path)
+    body = _read_body(path)
+    try:
+        record = torch.load(io.BytesIO(body), map_location=map_location, weights_only=False)
+    except Exception as err:
+        raise CheckpointError(
+            f"checkpoint {path} passed its digest check but torch.load failed: {err!r}; "
+            "it may need classes or a torch version that are not available here"
+        ) from err
+    if not (
+        isinstance(record, dict)
+        and record.get("format") == _FORMAT
+        and record.get("version") == FORMAT_VERSION
+        and isinstance(record.get("payload"), dict)
+    ):
+        raise CheckpointError(
+            f"checkpoint {path} has a valid header but an unexpected body layout; "
+            "it was not written by marl.checkpoint.save_checkpoint"
+        )
+    if identity is not None:
+        check_identity(path, record.get("identity") or {}, identity)
+    return record["payload"]

@@ -1,0 +1,193 @@
+"""Run configuration: typed dataclasses are the schema, YAML files hold the values.
+
+A run's config is built in layers, each overriding the one before, and checked at every layer
+by OmegaConf against the schema (unknown keys and values of the wrong type fail at once):
+
+1. the schema defaults (:class:`TrainConfig`, and the algorithm's learner config class);
+2. ``configs/algos/<algo>.yaml`` (the algorithm's published defaults);
+3. ``configs/envs/<family>.yaml`` for the env id's family (``lbf`` for ``lbf:8x8-2p-3f``);
+4. files given with ``--config``;
+5. command-line flags (``--steps``, ``--seed``, ...);
+6. dotted overrides ``key=value`` (``learner.lr=0.001``, ``env_args.penalty=0.1``; a learner
+   key may be given bare: ``lr=0.001``).
+
+Every error is a :class:`ConfigError` naming where the value came from, the key, the value and
+what is allowed (with the closest valid key for a misspelt one).
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+
+
+class ConfigError(ValueError):
+    """A config value or key that cannot be used; the message says where and how to fix it."""
+
+
+def require(ok: bool, key: str, value: Any, allowed: str) -> None:
+    """Raise :class:`ConfigError` for ``key=value`` unless ``ok``; ``allowed`` says what is."""
+    if not ok:
+        raise ConfigError(f"{key}={value!r} is not allowed: expected {allowed}")
+
+
+@dataclass
+class TrainConfig:
+    """A training run: environment, budget, schedule of tests/logs/checkpoints, and learner."""
+
+    algo: str = ""  # algorithm name (marl.algos registry)
+    env: str = ""  # environment id (marl.envs registry), e.g. lbf:8x8-2p-3f
+    env_args: dict[str, Any] = field(default_factory=dict)  # keyword arguments of the env
+    steps: int = 2_050_000  # environment steps to train for (each copy's step counts)
+    seed: int = 1
+    num_envs: int = 1  # environment copies stepped together
+    device: str = "cpu"  # training device (environments and networks): cpu, cuda, cuda:1, ...
+    threads: int = 0  # torch intra-op threads; 0 leaves torch's default
+    test_interval: int = 50_000  # greedy test every this many env steps (0: only at the end)
+    test_episodes: int = 100  # episodes per greedy test
+    log_interval: int = 10_000  # training statistics every this many env steps
+    save_interval: int = 0  # checkpoint every this many env steps (0: only at the end)
+    keep_checkpoints: int = 3  # periodic checkpoints kept (the newest ones)
+    save_replay: bool = True  # put the replay in checkpoints (needed for an exact resume)
+    runs_dir: str = "runs"  # runs are written to <runs_dir>/<name>/
+    name: str = ""  # run name; "" = <algo>_<env>_seed<seed>_<time>
+    progress: bool = True  # progress bar on the terminal
+    tensorboard: bool = True  # TensorBoard event files in the run folder
+    learner: Any = None  # the algorithm's config dataclass
+
+    def __post_init__(self) -> None:
+        for key in ("steps", "num_envs", "test_episodes", "log_interval", "keep_checkpoints"):
+            require(getattr(self, key) >= 1, key, getattr(self, key), "an integer >= 1")
+        for key in ("threads", "test_interval", "save_interval"):
+            require(getattr(self, key) >= 0, key, getattr(self, key), "an integer >= 0")
+        require(self.device == "cpu" or self.device.startswith(("cuda", "mps")), "device",
+                self.device, "cpu, cuda, cuda:<index> or mps")
+
+
+def config_file(kind: str, name: str) -> Path | None:
+    """The shipped ``configs/<kind>/<name>.yaml``, or ``None`` when there is none."""
+    path = resources.files("marl.configs").joinpath(kind, f"{name}.yaml")
+    return Path(str(path)) if path.is_file() else None
+
+
+def _valid_keys(node: Any) -> list[str]:
+    keys = [str(k) for k in node.keys()] if isinstance(node, DictConfig) else []
+    learner = node.get("learner") if isinstance(node, DictConfig) else None
+    if isinstance(learner, DictConfig):  # learner keys may be given bare
+        keys += [str(k) for k in learner.keys()]
+    return keys
+
+
+def _merge(base: DictConfig, layer: Any, source: str) -> DictConfig:
+    """``base`` overridden by ``layer``, checked against the schema and the value rules."""
+    try:
+        merged = OmegaConf.merge(base, layer)
+    except ConfigKeyError as e:
+        key = str(e.full_key or e.key)
+        parent = OmegaConf.select(base, key.rpartition(".")[0]) if "." in key else base
+        valid = _valid_keys(parent)
+        near = difflib.get_close_matches(key.rpartition(".")[2], valid, n=1)
+        hint = f" Did you mean {near[0]!r}?" if near else ""
+        raise ConfigError(f"{source}: unknown key {key!r}.{hint} "
+                          f"Valid keys here: {', '.join(valid)}") from None
+    except OmegaConfBaseException as e:
+        key = str(getattr(e, "full_key", "") or "")
+        msg = str(getattr(e, "msg", e)).splitlines()[0]
+        raise ConfigError(f"{source}: key {key!r}: {msg}") from None
+    try:
+        OmegaConf.to_object(merged)  # runs the dataclasses' value rules
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}") from None
+    except OmegaConfBaseException as e:
+        if isinstance(e.__cause__, ConfigError):
+            raise ConfigError(f"{source}: {e.__cause__}") from None
+        raise ConfigError(f"{source}: {e}") from None
+    return merged  # type: ignore[return-value]
+
+
+def _load_yaml(path: Path, source: str) -> DictConfig:
+    try:
+        data = OmegaConf.load(path)
+    except Exception as e:  # the YAML parser's own message says where the syntax breaks
+        raise ConfigError(f"{source}: cannot read YAML: {e}") from None
+    if not isinstance(data, DictConfig):
+        raise ConfigError(f"{source}: expected a mapping of keys to values at the top level")
+    return data
+
+
+def _dotted(override: str, schema: DictConfig) -> DictConfig:
+    if "=" not in override:
+        raise ConfigError(f"override {override!r}: expected key=value, e.g. learner.lr=0.001")
+    key, _, _ = override.partition("=")
+    top = key.split(".")[0]
+    if top not in schema and isinstance(schema.get("learner"), DictConfig) and (
+        top in schema.learner
+    ):
+        override = f"learner.{override}"
+    try:
+        return OmegaConf.from_dotlist([override])
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"override {override!r}: {e}") from None
+
+
+def load_config(
+    algo: str,
+    env: str,
+    *,
+    files: tuple[str | Path, ...] = (),
+    flags: dict[str, Any] | None = None,
+    overrides: tuple[str, ...] = (),
+) -> TrainConfig:
+    """The resolved, validated config of a run (see the module docstring for the layers)."""
+    from marl.algos import get_algorithm
+
+    algorithm = get_algorithm(algo)
+    cfg = OmegaConf.structured(TrainConfig(algo=algo, env=env, learner=algorithm.config()))
+    algo_file = config_file("algos", algo)
+    if algo_file is not None:
+        cfg = _merge(cfg, _load_yaml(algo_file, f"configs/algos/{algo}.yaml"),
+                     f"configs/algos/{algo}.yaml")
+    family = env.partition(":")[0]
+    env_file = config_file("envs", family)
+    if env_file is not None:
+        cfg = _merge(cfg, _load_yaml(env_file, f"configs/envs/{family}.yaml"),
+                     f"configs/envs/{family}.yaml")
+    for f in files:
+        path = Path(f)
+        if not path.is_file():
+            raise ConfigError(f"--config {f}: no such file")
+        cfg = _merge(cfg, _load_yaml(path, str(f)), str(f))
+    if flags:
+        cfg = _merge(cfg, {k: v for k, v in flags.items() if v is not None}, "command line")
+    for o in overrides:
+        cfg = _merge(cfg, _dotted(o, cfg), f"override {o!r}")
+    for key in ("algo", "env"):
+        fixed = {"algo": algo, "env": env}[key]
+        require(cfg[key] == fixed, key, cfg[key], f"{fixed!r} (set it with --{key})")
+    return OmegaConf.to_object(cfg)  # type: ignore[return-value]
+
+
+def to_yaml(cfg: TrainConfig) -> str:
+    """The resolved config as YAML (what a run records and ``--config`` reads back)."""
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))
+
+
+def from_dict(data: dict[str, Any]) -> TrainConfig:
+    """A :class:`TrainConfig` from its plain-dict form (as stored in a checkpoint)."""
+    from marl.algos import get_algorithm
+
+    algorithm = get_algorithm(data["algo"])
+    cfg = OmegaConf.structured(TrainConfig(algo=data["algo"], env=data["env"],
+                                           learner=algorithm.config()))
+    return OmegaConf.to_object(_merge(cfg, data, "checkpoint config"))  # type: ignore[return-value]
+
+
+def to_dict(cfg: TrainConfig) -> dict[str, Any]:
+    """Plain-dict form of a config (YAML-safe values only)."""
+    return OmegaConf.to_container(OmegaConf.structured(cfg))  # type: ignore[return-value]

@@ -1,0 +1,149 @@
+"""Agent networks: one batched call for all agents of all copies.
+
+``AgentNet`` is EPyMARL's agent shape — Linear → ReLU → (GRU | Linear → ReLU) → Linear — in two
+forms with the same maths:
+
+- **shared** parameters (the default): one network for every agent, which tells agents apart
+  by a one-hot agent id in its input; the recurrent layer is ``torch.nn.GRU``, so a training
+  sequence runs its time loop in C++;
+- **per agent** (``shared=False``): every layer holds a weight per agent (``[N, in, out]``)
+  applied with one ``einsum``, so there is still no loop over agents.
+
+Inputs are ``[..., N, input_dim]``; the memory of a recurrent net is ``[B, N, hidden]`` (an
+empty ``[B, N, 0]`` for a feed-forward one, so callers treat both alike).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class AgentLinear(nn.Module):
+    """A linear layer with its own weight for each of ``n_agents`` agents (dim ``-2``)."""
+
+    def __init__(self, n_agents: int, in_dim: int, out_dim: int) -> None:
+        super().__init__()
+        bound = 1.0 / math.sqrt(in_dim)  # nn.Linear's default init, per agent
+        self.weight = nn.Parameter(torch.empty(n_agents, in_dim, out_dim).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(n_agents, out_dim).uniform_(-bound, bound))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("...ni,nio->...no", x, self.weight) + self.bias
+
+
+def _linear(n_agents: int, in_dim: int, out_dim: int, shared: bool) -> nn.Module:
+    return nn.Linear(in_dim, out_dim) if shared else AgentLinear(n_agents, in_dim, out_dim)
+
+
+class AgentGRU(nn.Module):
+    """A GRU cell with per-agent weights (``torch.nn.GRU``'s gate maths, run step by step)."""
+
+    def __init__(self, n_agents: int, hidden: int) -> None:
+        super().__init__()
+        self.input_gates = AgentLinear(n_agents, hidden, 3 * hidden)
+        self.hidden_gates = AgentLinear(n_agents, hidden, 3 * hidden)
+
+    def cell(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        xr, xz, xn = self.input_gates(x).chunk(3, dim=-1)
+        hr, hz, hn = self.hidden_gates(h).chunk(3, dim=-1)
+        r = torch.sigmoid(xr + hr)
+        z = torch.sigmoid(xz + hz)
+        n = torch.tanh(xn + r * hn)
+        return (1 - z) * n + z * h
+
+
+class AgentNet(nn.Module):
+    """Q-values (or logits) ``[..., N, n_actions]`` from agent inputs ``[..., N, input_dim]``."""
+
+    def __init__(
+        self,
+        input_dim: int,
+        n_actions: int,
+        n_agents: int,
+        *,
+        hidden_dim: int = 64,
+        rnn: bool = True,
+        shared: bool = True,
+    ) -> None:
+        super().__init__()
+        self.n_agents, self.hidden_dim, self.rnn, self.shared = n_agents, hidden_dim, rnn, shared
+        self.fc_in = _linear(n_agents, input_dim, hidden_dim, shared)
+        if rnn:
+            self.core: nn.Module = (
+                nn.GRU(hidden_dim, hidden_dim) if shared else AgentGRU(n_agents, hidden_dim)
+            )
+        else:
+            self.core = _linear(n_agents, hidden_dim, hidden_dim, shared)
+        self.fc_out = _linear(n_agents, hidden_dim, n_actions, shared)
+
+    @property
+    def memory_dim(self) -> int:
+        return self.hidden_dim if self.rnn else 0
+
+    def initial_memory(self, batch: int, device: torch.device | str = "cpu") -> torch.Tensor:
+        """Zero memory ``[batch, N, memory_dim]`` for the first step of an episode."""
+        return torch.zeros(batch, self.n_agents, self.memory_dim, device=device)
+
+    def forward(
+        self, x: torch.Tensor, memory: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step: ``x [B, N, in]``, ``memory [B, N, H]`` → ``(out [B, N, A], memory)``."""
+        z = F.relu(self.fc_in(x))
+        if not self.rnn:
+            return self.fc_out(F.relu(self.core(z))), memory
+        if self.shared:
+            b, n, h = memory.shape
+            _, hn = self.core(z.reshape(1, b * n, h), memory.reshape(1, b * n, h).contiguous())
+            memory = hn.reshape(b, n, h)
+        else:
+            memory = self.core.cell(z, memory)
+        return self.fc_out(memory), memory
+
+    def sequence(self, x: torch.Tensor) -> torch.Tensor:
+        """Whole episodes from zero memory: ``x [B, T, N, in]`` → ``out [B, T, N, A]``."""
+        z = F.relu(self.fc_in(x))
+        if not self.rnn:
+            return self.fc_out(F.relu(self.core(z)))
+        b, t, n, h = z.shape
+        if self.shared:
+            seq = z.permute(1, 0, 2, 3).reshape(t, b * n, h)
+            out, _ = self.core(seq)
+            hidden = out.reshape(t, b, n, h).permute(1, 0, 2, 3)
+        else:
+            mem = z.new_zeros(b, n, h)
+            steps = []
+            for i in range(t):
+                mem = self.core.cell(z[:, i], mem)
+                steps.append(mem)
+            hidden = torch.stack(steps, dim=1)
+        return self.fc_out(hidden)
+
+
+def agent_inputs(
+    obs: torch.Tensor, last_action: torch.Tensor | None, n_actions: int, agent_id: bool
+) -> torch.Tensor:
+    """Network input ``[*lead, N, in]``: observation, then last-action and agent-id one-hots.
+
+    ``obs`` is ``[*lead, N, obs_dim]`` (flattened by the caller); ``last_action`` is int
+    ``[*lead, N]`` with ``-1`` for none (an episode's first step), or ``None`` when the last
+    action is not part of the input.
+    """
+    parts = [obs]
+    if last_action is not None:
+        onehot = F.one_hot(last_action.clamp(min=0), n_actions).to(obs.dtype)
+        parts.append(onehot * (last_action >= 0).unsqueeze(-1).to(obs.dtype))
+    if agent_id:
+        n = obs.shape[-2]
+        eye = torch.eye(n, dtype=obs.dtype, device=obs.device)
+        parts.append(eye.expand(*obs.shape[:-1], n))
+    return torch.cat(parts, dim=-1) if len(parts) > 1 else obs
+
+
+def input_dim(obs_dim: int, n_agents: int, n_actions: int, *, last_action: bool,
+              agent_id: bool) -> int:
+    """Width of :func:`agent_inputs`' output."""
+    return obs_dim + (n_actions if last_action else 0) + (n_agents if agent_id else 0)

@@ -1,0 +1,39 @@
+"""Return targets computed with tensor ops over a batch of padded episodes."""
+
+from __future__ import annotations
+
+import torch
+
+
+def td_lambda_targets(
+    rewards: torch.Tensor,
+    terminated: torch.Tensor,
+    mask: torch.Tensor,
+    next_values: torch.Tensor,
+    gamma: float,
+    lam: float,
+) -> torch.Tensor:
+    """TD(λ) targets ``G_t`` for every step of ``[B, T, ...]`` episodes.
+
+    ``next_values[:, t]`` is the bootstrap value of the state after step ``t``;
+    ``terminated[:, t]`` stops bootstrapping there; ``mask[:, t]`` marks real steps (a padded
+    step contributes nothing). The recursion, backwards from each episode's last step:
+    ``G_t = r_t + γ (1 - d_t) [(1 - λ) V_{t+1} + λ G_{t+1}]``, with ``G_{t+1} = V_{t+1}`` at the
+    last real step. ``λ = 0`` gives one-step targets, ``λ = 1`` Monte-Carlo returns
+    (bootstrapped at truncation).
+    """
+    cont = (~terminated).to(rewards.dtype)
+    valid = mask.expand_as(rewards)
+    zero = torch.zeros((), dtype=rewards.dtype, device=rewards.device)
+    if lam == 0:
+        return torch.where(valid, rewards + gamma * cont * next_values, zero)
+    # past the last real step nothing follows: the weight on G_{t+1} is 0 there
+    nxt_valid = torch.cat([valid[:, 1:], torch.zeros_like(valid[:, :1])], dim=1)
+    targets = torch.zeros_like(rewards)
+    g_next = torch.zeros_like(rewards[:, 0])
+    for t in range(rewards.shape[1] - 1, -1, -1):
+        w = lam * nxt_valid[:, t].to(rewards.dtype)
+        blended = (1 - w) * next_values[:, t] + w * g_next
+        g_next = torch.where(valid[:, t], rewards[:, t] + gamma * cont[:, t] * blended, zero)
+        targets[:, t] = g_next
+    return targets

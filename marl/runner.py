@@ -1,0 +1,197 @@
+"""Collecting episodes from a ``VecEnv`` into an :class:`~marl.replay.EpisodeReplay`.
+
+The runner keeps one staging row per environment copy (``[B, T(+1), ...]`` on the training
+device) and writes every step into it with one indexed store per field. When copies finish,
+their rows go to the replay in one indexed copy per field and are zeroed for the next episode.
+The policy's memory (recurrent state, last action), the step counters and the episode
+statistics stay on the device; the one host read per step is the list of finished copies,
+which decides whether anything goes to the replay.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from marl.replay import EpisodeReplay
+from marl.spec import Obs, VecEnv
+
+
+@dataclass
+class EpisodeStats:
+    """Sums over finished episodes, on the device: read them only when logging."""
+
+    count: torch.Tensor
+    ret: torch.Tensor
+    ret_sq: torch.Tensor
+    length: torch.Tensor
+    won: torch.Tensor
+    has_won: bool = False
+
+    @classmethod
+    def zeros(cls, device: torch.device) -> EpisodeStats:
+        z = torch.zeros((), dtype=torch.float64, device=device)
+        return cls(z, z.clone(), z.clone(), z.clone(), z.clone())
+
+    def add(self, done: torch.Tensor, ret: torch.Tensor, length: torch.Tensor,
+            won: torch.Tensor | None) -> None:
+        d = done.to(torch.float64)
+        self.count += d.sum()
+        self.ret += (ret * d).sum()
+        self.ret_sq += (ret.square() * d).sum()
+        self.length += (length * d).sum()
+        if won is not None:
+            self.has_won = True
+            self.won += (won.to(torch.float64) * d).sum()
+
+    def summary(self) -> dict[str, float]:
+        """Mean/std of return, mean length and win rate (empty when no episode finished)."""
+        n = float(self.count)
+        if n == 0:
+            return {}
+        mean = float(self.ret) / n
+        var = max(float(self.ret_sq) / n - mean * mean, 0.0)
+        out = {"return_mean": mean, "return_std": var**0.5,
+               "episode_length": float(self.length) / n, "episodes": n}
+        if self.has_won:
+            out["win_rate"] = float(self.won) / n
+        return out
+
+
+class EpisodeRunner:
+    """Steps ``env`` with ``learner.act`` (exploring) and stores finished episodes in ``replay``."""
+
+    def __init__(self, env: VecEnv, learner: Any, replay: EpisodeReplay,
+                 device: torch.device) -> None:
+        self.env, self.learner, self.replay = env, learner, replay
+        self.device = device
+        b, t = env.num_envs, env.spec.episode_limit
+        self.stage = {
+            name: torch.zeros((b, t + 1 if f.per_state else t, *f.shape), dtype=f.dtype,
+                              device=device)
+            for name, f in replay.fields.items()
+        }
+        self.rows = torch.arange(b, device=device)
+        self.t = torch.zeros(b, dtype=torch.long, device=device)
+        self.ep_return = torch.zeros(b, device=device)
+        self.stats = EpisodeStats.zeros(device)
+        self.obs: Obs | None = None
+        self.memory: dict[str, torch.Tensor] = {}
+
+    def start(self, seed: int) -> None:
+        """Reset every copy (seeded) and begin new episodes."""
+        self.obs = self.env.reset(seed=seed)
+        self.memory = self.learner.initial_memory(self.env.num_envs)
+        for v in self.stage.values():
+            v.zero_()
+        self.t.zero_()
+        self.ep_return.zero_()
+        self._write_obs(self.rows, self.t, self.obs)
+
+    def _write_obs(self, rows: torch.Tensor, t: torch.Tensor, obs: Obs) -> None:
+        self.stage["obs"][rows, t] = obs.obs.to(self.device)
+        self.stage["state"][rows, t] = obs.state.to(self.device)
+        self.stage["avail"][rows, t] = obs.avail.to(self.device)
+
+    def collect(self, steps: int, t_env: int) -> int:
+        """Run ``steps`` batched steps; returns how many episodes finished (and were stored)."""
+        if self.obs is None:
+            raise RuntimeError("EpisodeRunner.collect() called before start()")
+        finished = 0
+        b = self.env.num_envs
+        for i in range(steps):
+            actions, self.memory = self.learner.act(self.obs, self.memory, explore=True,
+                                                    t_env=t_env + i * b)
+            step = self.env.step(actions)
+            reward = step.reward.to(self.device)
+            self.stage["actions"][self.rows, self.t] = actions
+            self.stage["reward"][self.rows, self.t] = reward
+            self.stage["terminated"][self.rows, self.t] = step.terminated.to(self.device)
+            self.t += 1
+            self._write_obs(self.rows, self.t, step.final_obs)
+            self.ep_return += reward.sum(-1)
+            done = step.done.to(self.device)
+            won = step.info.get("won")
+            self.stats.add(done, self.ep_return, self.t, None if won is None else won)
+            ids = done.nonzero().squeeze(1)
+            if ids.numel():
+                finished += ids.numel()
+                episodes = {name: v[ids] for name, v in self.stage.items()}
+                episodes["length"] = self.t[ids]
+                self.replay.insert(episodes)
+                for v in self.stage.values():
+                    v.index_fill_(0, ids, 0)
+                self.t.index_fill_(0, ids, 0)
+                self.ep_return.index_fill_(0, ids, 0.0)
+                self.memory = self.learner.reset_memory(self.memory, done)
+                new = step.obs
+                self._write_obs(ids, self.t[ids], Obs(new.obs[ids], new.state[ids],
+                                                      new.avail[ids]))
+            self.obs = step.obs
+        return finished
+
+    def take_stats(self) -> dict[str, float]:
+        """Statistics of the episodes finished since the last call (one host read)."""
+        out = self.stats.summary()
+        self.stats = EpisodeStats.zeros(self.device)
+        return out
+
+    def state_dict(self) -> dict:
+        env_state = self.env.state_dict() if hasattr(self.env, "state_dict") else None
+        return {"stage": self.stage, "t": self.t, "ep_return": self.ep_return,
+                "memory": self.memory, "obs": self.obs, "env": env_state}
+
+    def load_state_dict(self, state: dict) -> bool:
+        """Restore a collection in progress; ``False`` when the env cannot be restored exactly
+        (an env without ``state_dict``), in which case the caller restarts with ``start``."""
+        if state["env"] is None or not hasattr(self.env, "load_state_dict"):
+            return False
+        self.env.load_state_dict(state["env"])
+        for name, v in state["stage"].items():
+            self.stage[name].copy_(v)
+        self.t.copy_(state["t"])
+        self.ep_return.copy_(state["ep_return"])
+        self.memory = {k: v.to(self.device) for k, v in state["memory"].items()}
+        obs = state["obs"]
+        self.obs = Obs(obs.obs.to(self.device), obs.state.to(self.device),
+                       obs.avail.to(self.device))
+        return True
+
+
+@torch.no_grad()
+def evaluate(env: VecEnv, learner: Any, episodes: int, seed: int) -> dict[str, torch.Tensor]:
+    """Greedy returns of ``episodes`` episodes: each copy's first episode, in waves of
+    ``env.num_envs`` copies. Returns ``return``, ``length`` (and ``won``) as ``[episodes]``."""
+    b = env.num_envs
+    out: dict[str, list[torch.Tensor]] = {"return": [], "length": [], "won": []}
+    wave = 0
+    while sum(x.numel() for x in out["return"]) < episodes:
+        obs = env.reset(seed=seed + wave)
+        memory = learner.initial_memory(b)
+        active = torch.ones(b, dtype=torch.bool, device=env.device)
+        ret = torch.zeros(b, device=env.device)
+        length = torch.zeros(b, dtype=torch.long, device=env.device)
+        won = torch.zeros(b, dtype=torch.bool, device=env.device)
+        has_won = False
+        for _ in range(env.spec.episode_limit):
+            actions, memory = learner.act(obs, memory, explore=False)
+            step = env.step(actions)
+            ret += step.reward.to(ret.device).sum(-1) * active
+            length += active.long()
+            if "won" in step.info:
+                has_won = True
+                won |= step.info["won"].to(won.device) & active
+            active &= ~step.done.to(active.device)
+            obs = step.obs
+            if not active.any():
+                break
+        take = min(b, episodes - sum(x.numel() for x in out["return"]))
+        out["return"].append(ret[:take])
+        out["length"].append(length[:take])
+        if has_won:
+            out["won"].append(won[:take])
+        wave += 1
+    result = {k: torch.cat(v) for k, v in out.items() if v}
+    return result

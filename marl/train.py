@@ -1,0 +1,294 @@
+"""The training loop for replay-based learners, with tests, logging and checkpoints.
+
+One iteration: one batched environment step for every copy (finished episodes go to the
+replay), then the learner updates it is owed (``updates_per_episode`` per finished episode,
+EPyMARL's schedule, once the replay holds a batch), then, when due, a greedy test, a log
+record and a checkpoint. A checkpoint holds the whole run — learner (networks, targets,
+optimiser, normaliser, generator), the episodes in progress (environment state, staging rows,
+policy memory), the replay (unless ``save_replay=false``), counters and config — so a resumed
+run takes the same steps as one that never stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from marl.checkpoint import (
+    CheckpointError,
+    check_identity,
+    checkpoint_name,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from marl.config import ConfigError, TrainConfig, from_dict, to_dict, to_yaml
+from marl.logger import RunLogger
+from marl.replay import EpisodeReplay
+from marl.runner import EpisodeRunner, evaluate
+
+
+def resolve_device(name: str) -> torch.device:
+    """``name`` as a device, or a :class:`ConfigError` when this machine does not have it."""
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={name!r} is not allowed: CUDA is not available here "
+                          "(use device=cpu)")
+    return device
+
+
+def build_env(cfg: TrainConfig, num_envs: int, device: torch.device, seed: int) -> Any:
+    from marl.envs import make
+
+    return make(cfg.env, num_envs=num_envs, device=device, seed=seed, **cfg.env_args)
+
+
+def build_learner(cfg: TrainConfig, spec: Any, device: torch.device) -> Any:
+    from marl.algos import get_algorithm
+
+    return get_algorithm(cfg.algo).make_learner(spec, cfg.learner, device, cfg.seed)
+
+
+def identity(cfg: TrainConfig, spec: Any) -> dict[str, Any]:
+    """What must match between a checkpoint and the run that loads it."""
+    return {"algo": cfg.algo, "env": cfg.env, "n_agents": spec.n_agents,
+            "obs_shape": list(spec.obs_shape), "state_shape": list(spec.state_shape),
+            "n_actions": spec.n_actions}
+
+
+def test_summary(result: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Mean, std and 95% interval half-width of greedy test returns (and win rate)."""
+    ret = result["return"].double()
+    n = ret.numel()
+    std = float(ret.std(unbiased=True)) if n > 1 else 0.0
+    out = {"return_mean": float(ret.mean()), "return_std": std,
+           "return_ci95": 1.96 * std / math.sqrt(n), "episode_length":
+           float(result["length"].double().mean()), "episodes": float(n)}
+    if "won" in result:
+        out["win_rate"] = float(result["won"].double().mean())
+    return out
+
+
+@dataclass
+class Counters:
+    t_env: int = 0
+    episodes: int = 0
+    updates: int = 0
+    owed: float = 0.0
+    next_test: int = 0
+    next_log: int = 0
+    next_save: int = 0
+    wall: float = 0.0  # seconds spent in earlier sessions of this run
+    last_test: dict[str, float] = field(default_factory=dict)
+
+
+class Trainer:
+    """Owns a run: environments, learner, replay, runner, logger and checkpoints."""
+
+    def __init__(self, cfg: TrainConfig, run_dir: Path | None = None) -> None:
+        self.cfg = cfg
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.device = resolve_device(cfg.device)
+        self.env = build_env(cfg, cfg.num_envs, self.device, cfg.seed)
+        self.test_env = build_env(cfg, min(cfg.test_episodes, 1024), self.device, cfg.seed + 1)
+        self.spec = self.env.spec
+        self.learner = build_learner(cfg, self.spec, self.device)
+        lc = cfg.learner
+        replay_device = resolve_device(lc.replay_device) if lc.replay_device else self.device
+        self.replay = EpisodeReplay(self.learner.replay_fields(), lc.buffer_size,
+                                    self.spec.episode_limit, device=replay_device)
+        self.sample_rng = torch.Generator(device=replay_device)
+        self.sample_rng.manual_seed(cfg.seed + 2)
+        self.runner = EpisodeRunner(self.env, self.learner, self.replay, self.device)
+        self.counters = Counters(next_test=0, next_log=cfg.log_interval,
+                                 next_save=cfg.save_interval or cfg.steps)
+        name = cfg.name or f"{cfg.algo}_{cfg.env.replace(':', '-')}_seed{cfg.seed}_" \
+                           f"{time.strftime('%Y%m%d-%H%M%S')}"
+        self.run_dir = run_dir or Path(cfg.runs_dir) / name
+        self.started = False
+
+    # --- checkpoints -----------------------------------------------------------------------
+    def save(self) -> Path:
+        c = self.counters
+        payload = {
+            "config": to_dict(self.cfg),
+            "identity": identity(self.cfg, self.spec),
+            "counters": c.__dict__,
+            "learner": self.learner.state_dict(),
+            "runner": self.runner.state_dict(),
+            "replay": self.replay.state_dict() if self.cfg.save_replay else None,
+            "sample_rng": self.sample_rng.get_state(),
+        }
+        folder = self.run_dir / "checkpoints"
+        path = save_checkpoint(folder / checkpoint_name(c.t_env), payload,
+                               identity=identity(self.cfg, self.spec))
+        periodic = sorted(folder.glob("step_*.pt"))
+        for old in periodic[: max(0, len(periodic) - self.cfg.keep_checkpoints)]:
+            old.unlink()
+        return path
+
+    def restore(self, payload: dict[str, Any]) -> None:
+        """Continue from a loaded checkpoint payload (see :func:`load_run`)."""
+        self.learner.load_state_dict(payload["learner"])
+        saved = payload["counters"]
+        self.counters = Counters(**saved)
+        if payload["replay"] is not None:
+            self.replay.load_state_dict(payload["replay"])
+        self.sample_rng.set_state(payload["sample_rng"])
+        if not self.runner.load_state_dict(payload["runner"]):
+            self.runner.start(self.cfg.seed + self.counters.t_env)
+        self.started = True
+
+    # --- the loop --------------------------------------------------------------------------
+    def test(self, logger: RunLogger | None) -> dict[str, float]:
+        c = self.counters
+        result = evaluate(self.test_env, self.learner, self.cfg.test_episodes,
+                          seed=self.cfg.seed * 1_000_003 + c.t_env)
+        summary = test_summary(result)
+        c.last_test = summary
+        if logger is not None:
+            logger.log("test", {k: v for k, v in summary.items() if k != "episodes"}, c.t_env)
+        return summary
+
+    def run(self) -> dict[str, Any]:
+        """Train to ``cfg.steps`` env steps; returns the final figures (also printed as JSON)."""
+        cfg, c = self.cfg, self.counters
+        lc = cfg.learner
+        if not self.started:
+            self.runner.start(cfg.seed)
+            self.started = True
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "config.yaml").write_text(to_yaml(cfg))
+        logger = RunLogger(self.run_dir, total_steps=cfg.steps, progress=cfg.progress,
+                           tensorboard=cfg.tensorboard, start_step=c.t_env)
+        logger.text("config", to_yaml(cfg))
+        b = self.env.num_envs
+        metric_sums: dict[str, torch.Tensor] = {}
+        metric_count = 0
+        start = time.perf_counter()
+        window = (start, c.t_env, c.updates)
+        next_bar = c.t_env
+        try:
+            while c.t_env < cfg.steps:
+                if c.t_env >= c.next_test:
+                    self.test(logger)
+                    c.next_test += cfg.test_interval or cfg.steps
+                finished = self.runner.collect(1, c.t_env)
+                c.t_env += b
+                c.episodes += finished
+                if len(self.replay) >= lc.batch_size:
+                    c.owed += finished * lc.updates_per_episode
+                while c.owed >= 1:
+                    batch = self.replay.sample(lc.batch_size, self.sample_rng, self.device)
+                    metrics = self.learner.update(batch)
+                    for k, v in metrics.items():
+                        metric_sums[k] = metric_sums.get(k, 0) + v
+                    metric_count += 1
+                    c.owed -= 1
+                    c.updates += 1
+                if c.t_env >= c.next_log:
+                    now = time.perf_counter()
+                    dt = max(now - window[0], 1e-9)
+                    train = self.runner.take_stats()
+                    if train:
+                        logger.log("train", {k: v for k, v in train.items()
+                                             if k != "episodes"}, c.t_env)
+                    if metric_count:
+                        logger.log("learner", {k: v / metric_count
+                                               for k, v in metric_sums.items()}, c.t_env)
+                    metric_sums, metric_count = {}, 0
+                    logger.log("explore", self.learner.exploration(c.t_env), c.t_env)
+                    logger.log("speed", {"env_steps_per_s": (c.t_env - window[1]) / dt,
+                                         "updates_per_s": (c.updates - window[2]) / dt},
+                               c.t_env)
+                    window = (now, c.t_env, c.updates)
+                    c.next_log += cfg.log_interval
+                if c.t_env >= next_bar:
+                    elapsed = time.perf_counter() - start
+                    ret = c.last_test.get("return_mean")
+                    logger.progress(c.t_env, steps_per_s=(c.t_env - window[1] + 1) /
+                                    max(time.perf_counter() - window[0], 1e-9) if elapsed
+                                    else 0.0, recent_return=ret)
+                    next_bar = c.t_env + max(b, 2000)
+                if cfg.save_interval and c.t_env >= c.next_save and c.t_env < cfg.steps:
+                    c.wall += time.perf_counter() - start
+                    start = time.perf_counter()
+                    self.save()
+                    c.next_save += cfg.save_interval
+            final = self.test(logger)
+            c.wall += time.perf_counter() - start
+            start = time.perf_counter()
+            self.save()
+            logger.progress(c.t_env, steps_per_s=c.t_env / max(c.wall, 1e-9),
+                            recent_return=final["return_mean"])
+        finally:
+            logger.close()
+        summary = {
+            "algo": cfg.algo, "env": cfg.env, "seed": cfg.seed, "num_envs": b,
+            "env_steps": c.t_env, "episodes": c.episodes, "updates": c.updates,
+            "wall_s": round(c.wall, 3), "steps_per_s": round(c.t_env / max(c.wall, 1e-9), 1),
+            "test_return_mean": final["return_mean"], "test_return_ci95": final["return_ci95"],
+            "run_dir": str(self.run_dir),
+        }
+        if "win_rate" in final:
+            summary["test_win_rate"] = final["win_rate"]
+        return summary
+
+
+def checkpoint_path(path: str | Path) -> Path:
+    """A checkpoint file, or the newest checkpoint of a run folder."""
+    path = Path(path)
+    if path.is_dir():
+        found = latest_checkpoint(path / "checkpoints") or latest_checkpoint(path)
+        if found is None:
+            raise CheckpointError(f"{path}: no checkpoints (step_*.pt) in this run folder")
+        return found
+    return path
+
+
+def load_run(path: str | Path, *, flags: dict[str, Any] | None = None,
+             overrides: tuple[str, ...] = ()) -> tuple[TrainConfig, dict[str, Any], Path]:
+    """The config (saved one, with ``flags``/``overrides`` on top), payload and file of a
+    checkpoint. The config's identity is checked against the saved one."""
+    from omegaconf import OmegaConf
+
+    from marl.config import _dotted, _merge
+
+    file = checkpoint_path(path)
+    raw = load_checkpoint(file)
+    saved = raw["config"]
+    base = OmegaConf.structured(from_dict(saved))
+    if flags:
+        base = _merge(base, {k: v for k, v in flags.items() if v is not None}, "command line")
+    for o in overrides:
+        base = _merge(base, _dotted(o, base), f"override {o!r}")
+    cfg: TrainConfig = OmegaConf.to_object(base)  # type: ignore[assignment]
+    for key in ("algo", "env"):
+        if getattr(cfg, key) != saved[key]:
+            raise CheckpointError(f"{file}: the checkpoint is a {key}={saved[key]!r} run; "
+                                  f"it cannot be resumed as {key}={getattr(cfg, key)!r}")
+    return cfg, raw, file
+
+
+def train(cfg: TrainConfig, *, resume: str | Path | None = None,
+          flags: dict[str, Any] | None = None, overrides: tuple[str, ...] = ()) -> dict:
+    """Run a training job (or continue the one saved at ``resume``); returns its summary."""
+    if resume is None:
+        trainer = Trainer(cfg)
+    else:
+        cfg, payload, file = load_run(resume, flags=flags, overrides=overrides)
+        trainer = Trainer(cfg, run_dir=file.parent.parent)
+        check_identity(file, payload["identity"], identity(cfg, trainer.spec))
+        trainer.restore(payload)
+    return trainer.run()
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    print(json.dumps(summary), flush=True)
