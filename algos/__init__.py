@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from marl.config import ConfigError
 from marl.spec import EnvSpec
 
 
@@ -48,7 +49,7 @@ def get_algorithm(name: str) -> Algorithm:
     if name not in _ALGOS:
         near = difflib.get_close_matches(name, list(_ALGOS), n=1)
         hint = f" Did you mean {near[0]!r}?" if near else ""
-        raise ValueError(f"unknown algorithm {name!r}.{hint} Registered: {', '.join(_ALGOS)}")
+        raise ConfigError(f"unknown algorithm {name!r}.{hint} Registered: {', '.join(_ALGOS)}")
     return _ALGOS[name]
 
 

@@ -7,8 +7,8 @@ error here (PettingZoo's checkers sample uniformly): the environment treats them
 ``validate=False`` rule says (for LBF: as NONE, like ``lbforaging``).
 
 When an episode ends, the observation returned is its final one and ``agents`` becomes empty
-until the next ``reset``, as PettingZoo expects; the batched environment's own autoreset is
-hidden.
+until the next ``reset``, as PettingZoo expects; the batched environment's autoreset is
+switched off, so ``render()`` after the last step shows the state the episode ended in.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ class PettingZooEnv(ParallelEnv):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         env.validate = False
         self.env = env
+        env.autoreset = False  # one episode at a time: render() shows the final state
         self.render_mode = render_mode
         self.metadata = {"name": name, "render_modes": ["rgb_array"], "is_parallelizable": True}
         spec = env.spec

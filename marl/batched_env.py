@@ -67,6 +67,7 @@ class BatchedEnv(ABC, Generic[S]):
         self.num_envs = num_envs
         self.device = torch.device(device)
         self.validate = validate
+        self.autoreset = True  # False: finished copies stay at their final state until reset()
         self.rng = torch.Generator(device=self.device)
         if seed is None:
             seed = int(np.random.SeedSequence().generate_state(1, dtype=np.uint64)[0] >> 1)
@@ -108,7 +109,7 @@ class BatchedEnv(ABC, Generic[S]):
         final = self._observe(state)
         obs = final
         finished = (terminated | truncated).nonzero().squeeze(1)
-        if finished.numel():
+        if self.autoreset and finished.numel():
             fresh_state, fresh_obs = self._fresh(finished.numel())
             put_state(state, finished, fresh_state)
             obs = _put_obs(final, finished, fresh_obs)

@@ -1,9 +1,11 @@
-"""The ``marl`` command line."""
+"""The ``marl`` command line: ``envs``, ``algos``, ``train``, ``eval``, ``render``."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from typing import Any
 
 from marl import __version__
 
@@ -24,6 +26,103 @@ def _envs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _algos(args: argparse.Namespace) -> int:
+    from marl.algos import algorithms
+
+    for name, algorithm in algorithms().items():
+        print(f"  {name:<8} {algorithm.summary}")
+    return 0
+
+
+def _train_flags(args: argparse.Namespace) -> dict[str, Any]:
+    flags = {"steps": args.steps, "seed": args.seed, "num_envs": args.num_envs,
+             "device": args.device, "name": args.name, "runs_dir": args.runs_dir}
+    if args.no_progress:
+        flags["progress"] = False
+    return flags
+
+
+def _train(args: argparse.Namespace) -> int:
+    from marl.config import load_config
+    from marl.train import print_summary, train
+
+    flags = _train_flags(args)
+    if args.resume:
+        summary = train(None, resume=args.resume, flags=flags,  # type: ignore[arg-type]
+                        overrides=tuple(args.overrides))
+    else:
+        if not args.algo or not args.env:
+            raise SystemExit("marl train: --algo and --env are required (or --resume RUN)")
+        cfg = load_config(args.algo, args.env, files=tuple(args.config), flags=flags,
+                          overrides=tuple(args.overrides))
+        summary = train(cfg)
+    print_summary(summary)
+    return 0
+
+
+def _policy(args: argparse.Namespace, num_envs: int) -> tuple[Any, Any, Any]:
+    """Config, environment and learner (with the checkpoint's weights) for eval/render."""
+    from marl.train import (
+        build_env,
+        build_learner,
+        check_identity,
+        identity,
+        load_run,
+        resolve_device,
+    )
+
+    flags = {"device": args.device} if args.device else None
+    cfg, payload, file = load_run(args.checkpoint, flags=flags)
+    device = resolve_device(cfg.device)
+    env = build_env(cfg, num_envs, device, args.seed)
+    check_identity(file, payload["identity"], identity(cfg, env.spec))
+    learner = build_learner(cfg, env.spec, device)
+    learner.load_state_dict(payload["learner"])
+    return cfg, env, learner
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from marl.runner import evaluate
+    from marl.train import test_summary
+
+    if args.episodes < 1:
+        raise SystemExit("marl eval: --episodes must be >= 1")
+    cfg, env, learner = _policy(args, min(args.episodes, 1024))
+    summary = test_summary(evaluate(env, learner, args.episodes, seed=args.seed))
+    lo = summary["return_mean"] - summary["return_ci95"]
+    hi = summary["return_mean"] + summary["return_ci95"]
+    print(f"{cfg.algo} on {cfg.env}, {args.episodes} greedy episodes (seed {args.seed})")
+    print(f"  return  mean {summary['return_mean']:.4f}  std {summary['return_std']:.4f}  "
+          f"95% interval [{lo:.4f}, {hi:.4f}]")
+    print(f"  episode length {summary['episode_length']:.1f}", end="")
+    print(f"  win rate {summary['win_rate']:.3f}" if "win_rate" in summary else "")
+    print(json.dumps({"algo": cfg.algo, "env": cfg.env, "checkpoint": str(args.checkpoint),
+                      **{k: v for k, v in summary.items()}, "ci95_low": lo, "ci95_high": hi}))
+    return 0
+
+
+def _render(args: argparse.Namespace) -> int:
+    from marl.render import save_gif
+
+    cfg, env, learner = _policy(args, 1)
+    env.autoreset = False
+    obs = env.reset(seed=args.seed)
+    memory = learner.initial_memory(1)
+    frames, total = [env.render(0)], 0.0
+    for _ in range(env.spec.episode_limit):
+        actions, memory = learner.act(obs, memory, explore=False)
+        step = env.step(actions)
+        total += float(step.reward.sum())
+        frames.append(env.render(0))
+        obs = step.obs
+        if bool(step.done.any()):
+            break
+    path = save_gif(frames, args.out, fps=args.fps)
+    print(json.dumps({"algo": cfg.algo, "env": cfg.env, "out": str(path),
+                      "frames": len(frames), "return": total}))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``marl`` console script."""
     parser = argparse.ArgumentParser(prog="marl", description="Multi-agent RL suite")
@@ -32,8 +131,49 @@ def main(argv: list[str] | None = None) -> int:
     envs = sub.add_parser("envs", help="list the registered environments")
     envs.add_argument("--all", action="store_true", help="print every catalogued id")
     envs.set_defaults(run=_envs)
+    sub.add_parser("algos", help="list the registered algorithms").set_defaults(run=_algos)
+
+    tr = sub.add_parser("train", help="train a learner",
+                        description="Train; key=value arguments override any config key "
+                        "(learner.lr=0.001, env_args.penalty=0.1; learner keys may be bare).")
+    tr.add_argument("--algo", help="algorithm (marl algos lists them)")
+    tr.add_argument("--env", help="environment id (marl envs lists them)")
+    tr.add_argument("--steps", type=int, help="environment steps to train for")
+    tr.add_argument("--seed", type=int)
+    tr.add_argument("--num-envs", type=int, help="environment copies stepped together")
+    tr.add_argument("--device", help="cpu, cuda, cuda:1, ...")
+    tr.add_argument("--config", action="append", default=[], help="extra YAML config file(s)")
+    tr.add_argument("--name", help="run name (folder under --runs-dir)")
+    tr.add_argument("--runs-dir", help="where runs are written (default runs/)")
+    tr.add_argument("--resume", help="continue a run from its folder or a checkpoint file")
+    tr.add_argument("--no-progress", action="store_true", help="no progress bar")
+    tr.add_argument("overrides", nargs="*", metavar="key=value")
+    tr.set_defaults(run=_train)
+
+    for name, helptext in (("eval", "greedy returns of a checkpoint"),
+                           ("render", "a greedy episode of a checkpoint as a GIF")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--checkpoint", required=True, help="checkpoint file or run folder")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--device", help="override the run's device")
+        if name == "eval":
+            p.add_argument("--episodes", type=int, default=100)
+            p.set_defaults(run=_eval)
+        else:
+            p.add_argument("--out", default="episode.gif")
+            p.add_argument("--fps", type=float, default=4.0)
+            p.set_defaults(run=_render)
+
     args = parser.parse_args(argv)
-    return args.run(args)
+    from marl.checkpoint import CheckpointError
+    from marl.config import ConfigError
+    from marl.envs.registry import UnknownEnvId
+
+    try:
+        return args.run(args)
+    except (ConfigError, CheckpointError, UnknownEnvId) as e:
+        print(f"marl {args.command}: error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

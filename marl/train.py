@@ -46,7 +46,10 @@ def resolve_device(name: str) -> torch.device:
 def build_env(cfg: TrainConfig, num_envs: int, device: torch.device, seed: int) -> Any:
     from marl.envs import make
 
-    return make(cfg.env, num_envs=num_envs, device=device, seed=seed, **cfg.env_args)
+    try:
+        return make(cfg.env, num_envs=num_envs, device=device, seed=seed, **cfg.env_args)
+    except TypeError as e:  # an argument the environment does not take
+        raise ConfigError(f"env_args: {e}") from None
 
 
 def build_learner(cfg: TrainConfig, spec: Any, device: torch.device) -> Any:

@@ -1,0 +1,11 @@
+"""Train IQL: `marl train --algo iql` with the algorithm fixed.
+
+    python scripts/train_iql.py --env lbf:8x8-2p-3f --steps 2000000 --seed 1 [key=value ...]
+"""
+
+import sys
+
+from marl.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["train", "--algo", "iql", *sys.argv[1:]]))
