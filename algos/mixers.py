@@ -49,13 +49,11 @@ class QMixer(nn.Module):
     def forward(self, q: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
         lead = q.shape[:-1]
         s = state.reshape(lead.numel(), -1)
-        qs = q.reshape(-1, 1, self.n_agents)
         w1 = self.hyper_w1(s).abs().view(-1, self.n_agents, self.embed_dim)
-        b1 = self.hyper_b1(s).view(-1, 1, self.embed_dim)
-        hidden = F.elu(torch.bmm(qs, w1) + b1)
-        w2 = self.hyper_w2(s).abs().view(-1, self.embed_dim, 1)
-        v = self.value(s).view(-1, 1, 1)
-        return (torch.bmm(hidden, w2) + v).view(*lead, 1)
+        # [rows, 1, N] @ [rows, N, E] as a broadcast product: N is tiny, bmm's overhead is not
+        hidden = F.elu((q.reshape(-1, self.n_agents, 1) * w1).sum(1) + self.hyper_b1(s))
+        w2 = self.hyper_w2(s).abs()
+        return ((hidden * w2).sum(-1, keepdim=True) + self.value(s)).view(*lead, 1)
 
 
 def make_mixer(name: str, n_agents: int, state_dim: int, *, embed_dim: int = 32,

@@ -106,7 +106,7 @@ class QLearner:
         self.params = list(self.agent.parameters())
         if self.mixer is not None:
             self.params += list(self.mixer.parameters())
-        self.optimiser = torch.optim.Adam(self.params, lr=cfg.lr)
+        self.optimiser = torch.optim.Adam(self.params, lr=cfg.lr, foreach=True)
         self.reward_stats = RunningMeanStd((), device=self.device)
         self.epsilon = LinearSchedule(cfg.epsilon_start, cfg.epsilon_finish,
                                       cfg.epsilon_anneal_time)

@@ -130,7 +130,7 @@ class EpisodeReplay:
         return batch
 
     def state_dict(self) -> dict:
-        return {"data": {k: v[: self.size] for k, v in self.data.items()}, "pos": self.pos,
+        return {"data": {k: v[: self.size].clone() for k, v in self.data.items()}, "pos": self.pos,
                 "size": self.size, "episodes_written": self.episodes_written}
 
     def load_state_dict(self, state: dict) -> None:

@@ -22,15 +22,17 @@ def td_lambda_targets(
     last real step. ``λ = 0`` gives one-step targets, ``λ = 1`` Monte-Carlo returns
     (bootstrapped at truncation).
     """
+    shape = torch.broadcast_shapes(rewards.shape, next_values.shape)
+    rewards = rewards.expand(shape)
     cont = (~terminated).to(rewards.dtype)
-    valid = mask.expand_as(rewards)
+    valid = mask.expand(shape)
     zero = torch.zeros((), dtype=rewards.dtype, device=rewards.device)
     if lam == 0:
         return torch.where(valid, rewards + gamma * cont * next_values, zero)
     # past the last real step nothing follows: the weight on G_{t+1} is 0 there
     nxt_valid = torch.cat([valid[:, 1:], torch.zeros_like(valid[:, :1])], dim=1)
-    targets = torch.zeros_like(rewards)
-    g_next = torch.zeros_like(rewards[:, 0])
+    targets = rewards.new_zeros(shape)
+    g_next = rewards.new_zeros(shape[:1] + shape[2:])
     for t in range(rewards.shape[1] - 1, -1, -1):
         w = lam * nxt_valid[:, t].to(rewards.dtype)
         blended = (1 - w) * next_values[:, t] + w * g_next

@@ -113,11 +113,10 @@ class EpisodeRunner:
             self._write_obs(self.rows, self.t, step.final_obs)
             self.ep_return += reward.sum(-1)
             done = step.done.to(self.device)
-            won = step.info.get("won")
-            self.stats.add(done, self.ep_return, self.t, None if won is None else won)
             ids = done.nonzero().squeeze(1)
             if ids.numel():
                 finished += ids.numel()
+                self.stats.add(done, self.ep_return, self.t, step.info.get("won"))
                 episodes = {name: v[ids] for name, v in self.stage.items()}
                 episodes["length"] = self.t[ids]
                 self.replay.insert(episodes)

@@ -1,0 +1,112 @@
+"""Checkpoints: a resumed run equals an unbroken one; bad checkpoints stop with a clear error."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from marl.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
+from marl.cli import main
+from marl.config import load_config
+from marl.train import train
+
+SMALL = ("batch_size=4", "buffer_size=16", "target_update_interval=5", "epsilon_anneal_time=400")
+
+
+def _config(algo: str, tmp_path, name: str, steps: int, save_interval: int = 0):
+    overrides = SMALL + (("hidden_dim=16",) if algo == "iql" else ())
+    return load_config(
+        algo, "lbf:5x5-2p-1f",
+        flags=dict(steps=steps, num_envs=4, progress=False, tensorboard=False, seed=3,
+                   runs_dir=str(tmp_path), name=name, test_interval=0, test_episodes=4,
+                   save_interval=save_interval),
+        overrides=overrides,
+    )
+
+
+def _final(run_dir) -> dict:
+    return load_checkpoint(latest_checkpoint(run_dir / "checkpoints"))
+
+
+def _assert_same(a, b, where: str = "") -> None:
+    if isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            _assert_same(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _assert_same(x, y, f"{where}[{i}]")
+    elif hasattr(a, "__dataclass_fields__"):
+        _assert_same(a.__dict__, b.__dict__, where)
+    else:
+        assert a == b, where
+
+
+@pytest.mark.parametrize("algo", ["qmix", "iql"])
+def test_resume_equals_unbroken_run(tmp_path, algo):
+    n = 800
+    straight = train(_config(algo, tmp_path, "straight", 2 * n, save_interval=n))
+    first = train(_config(algo, tmp_path, "broken", n))
+    assert first["env_steps"] == n and first["updates"] > 0
+    resumed = train(None, resume=tmp_path / "broken", flags={"steps": 2 * n})
+    assert resumed["env_steps"] == straight["env_steps"] == 2 * n
+    assert resumed["updates"] == straight["updates"]
+    a, b = _final(tmp_path / "straight"), _final(tmp_path / "broken")
+    for part in ("learner", "runner", "replay", "sample_rng"):
+        _assert_same(a[part], b[part], part)
+    c_a, c_b = dict(a["counters"]), dict(b["counters"])
+    for volatile in ("wall", "next_test", "next_save", "last_test"):  # schedules
+        c_a.pop(volatile), c_b.pop(volatile)
+    assert c_a == c_b
+
+
+def test_bad_checkpoints_stop_and_are_kept(tmp_path, capsys):
+    train(_config("qmix", tmp_path, "run", 200))
+    ckpt = latest_checkpoint(tmp_path / "run" / "checkpoints")
+    good = ckpt.read_bytes()
+    corrupt = bytearray(good)
+    corrupt[len(corrupt) // 2] ^= 0xFF
+    ckpt.write_bytes(bytes(corrupt))
+    with pytest.raises(CheckpointError, match="corrupt"):
+        train(None, resume=tmp_path / "run", flags={"steps": 400})
+    assert ckpt.read_bytes() == bytes(corrupt)  # never replaced by a fresh start
+    ckpt.write_bytes(good[: len(good) // 3])
+    assert main(["train", "--resume", str(ckpt), "--steps", "400", "--no-progress"]) == 2
+    assert "truncated" in capsys.readouterr().err
+    ckpt.write_bytes(good)
+    # the same run cannot be resumed as another algorithm or environment
+    with pytest.raises(CheckpointError, match="algo"):
+        train(None, resume=tmp_path / "run", overrides=("algo=iql",))
+
+
+def test_cli_train_eval_render(tmp_path, capsys):
+    argv = ["train", "--algo", "vdn", "--env", "lbf:5x5-2p-1f", "--steps", "300",
+            "--num-envs", "2", "--runs-dir", str(tmp_path), "--name", "cli", "--no-progress",
+            "test_episodes=4", "learner.batch_size=2", "buffer_size=8"]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["algo"] == "vdn" and summary["env_steps"] == 300
+    assert (tmp_path / "cli" / "config.yaml").is_file()
+    assert list((tmp_path / "cli").glob("events.out.tfevents.*"))
+
+    assert main(["eval", "--checkpoint", str(tmp_path / "cli"), "--episodes", "10"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    result = json.loads(out[-1])
+    assert result["episodes"] == 10 and "95% interval" in out[1]
+    assert result["ci95_low"] <= result["return_mean"] <= result["ci95_high"]
+
+    gif = tmp_path / "episode.gif"
+    assert main(["render", "--checkpoint", str(tmp_path / "cli"), "--out", str(gif)]) == 0
+    frames = json.loads(capsys.readouterr().out.strip())["frames"]
+    from PIL import Image
+
+    with Image.open(gif) as im:
+        assert im.n_frames == frames >= 2
+
+    assert main(["train", "--algo", "qmixx", "--env", "lbf:5x5-2p-1f"]) == 2
+    assert "did you mean 'qmix'" in capsys.readouterr().err.lower()
