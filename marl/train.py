@@ -176,7 +176,7 @@ class Trainer:
         metric_sums: dict[str, torch.Tensor] = {}
         metric_count = 0
         start = time.perf_counter()
-        window = (start, c.t_env, c.updates)
+        window = session = (start, c.t_env, c.updates)
         next_bar = c.t_env
         try:
             while c.t_env < cfg.steps:
@@ -213,12 +213,10 @@ class Trainer:
                                c.t_env)
                     window = (now, c.t_env, c.updates)
                     c.next_log += cfg.log_interval
-                if c.t_env >= next_bar:
-                    elapsed = time.perf_counter() - start
-                    ret = c.last_test.get("return_mean")
-                    logger.progress(c.t_env, steps_per_s=(c.t_env - window[1] + 1) /
-                                    max(time.perf_counter() - window[0], 1e-9) if elapsed
-                                    else 0.0, recent_return=ret)
+                if c.t_env >= next_bar:  # the bar shows the latest greedy test return
+                    rate = (c.t_env - session[1]) / max(time.perf_counter() - session[0], 1e-9)
+                    logger.progress(c.t_env, steps_per_s=rate,
+                                    recent_return=c.last_test.get("return_mean"))
                     next_bar = c.t_env + max(b, 2000)
                 if cfg.save_interval and c.t_env >= c.next_save and c.t_env < cfg.steps:
                     c.wall += time.perf_counter() - start
@@ -229,8 +227,8 @@ class Trainer:
             c.wall += time.perf_counter() - start
             start = time.perf_counter()
             self.save()
-            logger.progress(c.t_env, steps_per_s=c.t_env / max(c.wall, 1e-9),
-                            recent_return=final["return_mean"])
+            logger.progress(c.t_env, steps_per_s=(c.t_env - session[1]) / max(
+                time.perf_counter() - session[0], 1e-9), recent_return=final["return_mean"])
         finally:
             logger.close()
         summary = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import torch
 
 
 @pytest.fixture
@@ -28,3 +29,12 @@ def foraging_env():
         return environment.ForagingEnv(**{**kwargs, **extra})
 
     return build
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny tensors: one intra-op thread is fastest and is not slowed by a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

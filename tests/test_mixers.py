@@ -12,13 +12,7 @@ B, T, N, S = 8, 5, 3, 7
 LAYERS = pytest.mark.parametrize("layers", [1, 2])
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one intra-op thread is fastest and is not slowed by a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def random_mixer(layers: int, seed: int, state_dim: int = S) -> QMixer:
