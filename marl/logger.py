@@ -32,11 +32,11 @@ TAGS: dict[str, str] = {
     "test/win_rate": "fraction of evaluation episodes won",
     "test/episode_length": "mean length of evaluation episodes, in env steps",
     "explore/epsilon": "current epsilon of epsilon-greedy exploration",
-    "learner/loss": "training loss of the last update",
+    "learner/loss": "training loss, averaged over the updates since the last record",
     "learner/td_error_abs": "mean absolute TD error over valid transitions",
     "learner/q_taken_mean": "mean Q value of the actions taken",
     "learner/target_mean": "mean TD target",
-    "learner/grad_norm": "gradient norm before clipping",
+    "learner/grad_norm": "gradient norm before clipping (mean since the last record)",
     "speed/env_steps_per_s": "environment steps (over all batched copies) per second",
     "speed/updates_per_s": "learner updates per second",
 }

@@ -87,12 +87,21 @@ def test_bad_checkpoints_stop_and_are_kept(tmp_path, capsys):
 def test_cli_train_eval_render(tmp_path, capsys):
     argv = ["train", "--algo", "vdn", "--env", "lbf:5x5-2p-1f", "--steps", "300",
             "--num-envs", "2", "--runs-dir", str(tmp_path), "--name", "cli", "--no-progress",
-            "test_episodes=4", "learner.batch_size=2", "buffer_size=8"]
+            "test_episodes=4", "learner.batch_size=2", "buffer_size=8", "log_interval=100"]
     assert main(argv) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["algo"] == "vdn" and summary["env_steps"] == 300
     assert (tmp_path / "cli" / "config.yaml").is_file()
-    assert list((tmp_path / "cli").glob("events.out.tfevents.*"))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "cli"))
+    events.Reload()
+    scalars = set(events.Tags()["scalars"])
+    assert {"train/return_mean", "train/return_std", "train/episode_length",
+            "test/return_mean", "test/return_std", "test/return_ci95", "explore/epsilon",
+            "learner/loss", "learner/td_error_abs", "learner/q_taken_mean",
+            "learner/grad_norm", "speed/env_steps_per_s", "speed/updates_per_s"} <= scalars
+    assert any(tag.startswith("config") for tag in events.Tags()["tensors"])
 
     assert main(["eval", "--checkpoint", str(tmp_path / "cli"), "--episodes", "10"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
