@@ -74,7 +74,7 @@ def _policy(args: argparse.Namespace, num_envs: int) -> tuple[Any, Any, Any]:
     flags = {"device": args.device} if args.device else None
     cfg, payload, file = load_run(args.checkpoint, flags=flags)
     device = resolve_device(cfg.device)
-    env = build_env(cfg, num_envs, device, args.seed)
+    env = build_env(cfg, num_envs, device)
     check_identity(file, payload["identity"], identity(cfg, env.spec))
     learner = build_learner(cfg, env.spec, device)
     learner.load_state_dict(payload["learner"])
@@ -104,7 +104,11 @@ def _eval(args: argparse.Namespace) -> int:
 def _render(args: argparse.Namespace) -> int:
     from marl.render import save_gif
 
+    from marl.config import ConfigError
+
     cfg, env, learner = _policy(args, 1)
+    if not hasattr(env, "render"):
+        raise ConfigError(f"{cfg.env} cannot render frames (its batched form has no render())")
     env.autoreset = False
     obs = env.reset(seed=args.seed)
     memory = learner.initial_memory(1)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,11 +44,12 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def build_env(cfg: TrainConfig, num_envs: int, device: torch.device, seed: int) -> Any:
+def build_env(cfg: TrainConfig, num_envs: int, device: torch.device) -> Any:
+    """The run's environment; it is seeded by ``reset(seed=...)`` where the run starts."""
     from marl.envs import make
 
     try:
-        return make(cfg.env, num_envs=num_envs, device=device, seed=seed, **cfg.env_args)
+        return make(cfg.env, num_envs=num_envs, device=device, **cfg.env_args)
     except TypeError as e:  # an argument the environment does not take
         raise ConfigError(f"env_args: {e}") from None
 
@@ -99,8 +101,8 @@ class Trainer:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.device = resolve_device(cfg.device)
-        self.env = build_env(cfg, cfg.num_envs, self.device, cfg.seed)
-        self.test_env = build_env(cfg, min(cfg.test_episodes, 1024), self.device, cfg.seed + 1)
+        self.env = build_env(cfg, cfg.num_envs, self.device)
+        self.test_env = build_env(cfg, min(cfg.test_episodes, 1024), self.device)
         self.spec = self.env.spec
         self.learner = build_learner(cfg, self.spec, self.device)
         lc = cfg.learner
@@ -146,6 +148,9 @@ class Trainer:
             self.replay.load_state_dict(payload["replay"])
         self.sample_rng.set_state(payload["sample_rng"])
         if not self.runner.load_state_dict(payload["runner"]):
+            warnings.warn(f"{self.cfg.env} cannot save its state: the episodes in progress at "
+                          "the checkpoint start again, so this resume is not step-for-step "
+                          "exact", stacklevel=2)
             self.runner.start(self.cfg.seed + self.counters.t_env)
         self.started = True
 
