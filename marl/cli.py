@@ -102,9 +102,8 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _render(args: argparse.Namespace) -> int:
-    from marl.render import save_gif
-
     from marl.config import ConfigError
+    from marl.render import save_gif
 
     cfg, env, learner = _policy(args, 1)
     if not hasattr(env, "render"):
