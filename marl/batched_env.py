@@ -155,7 +155,7 @@ class BatchedEnv(ABC, Generic[S]):
             raise RuntimeError(f"{type(self).__name__}.state_dict() called before reset()")
 
         def fields(s: Any) -> dict[str, torch.Tensor]:
-            return {f.name: getattr(s, f.name) for f in dataclasses.fields(s)}
+            return {f.name: getattr(s, f.name).clone() for f in dataclasses.fields(s)}
 
         pool = None if self._pool is None else (fields(self._pool[0]), self._pool[1])
         return {"state": fields(self._state), "last_obs": self._last_obs, "pool": pool,

@@ -32,6 +32,7 @@ def test_masks_state_and_episode_end():
         assert env.agents
         _, rewards, terms, truncs, infos = env.step({a: 0 for a in env.agents})
     assert env.agents == [] and all(truncs.values()) and not any(terms.values())
+    assert int(env.env.state.step[0]) == 4  # the final state is kept (render shows it)
     with pytest.raises(RuntimeError, match="reset"):
         env.step({"agent_0": 0, "agent_1": 0})
 

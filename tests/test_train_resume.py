@@ -119,3 +119,25 @@ def test_cli_train_eval_render(tmp_path, capsys):
 
     assert main(["train", "--algo", "qmixx", "--env", "lbf:5x5-2p-1f"]) == 2
     assert "did you mean 'qmix'" in capsys.readouterr().err.lower()
+
+
+def test_env_state_dict_continues_exactly():
+    from marl.envs import make
+
+    a = make("lbf:6x6-2p-2f", num_envs=16, seed=0)
+    a.reset(seed=5)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(30):
+        a.step(torch.randint(0, 6, (16, 2), generator=g) * 0)  # NONE is always available
+    saved = a.state_dict()
+    b = make("lbf:6x6-2p-2f", num_envs=16, seed=99)
+    b.load_state_dict(saved)
+    for _ in range(80):  # across autoresets, which draw from the pool and the generator
+        actions = torch.randint(0, 6, (16, 2), generator=g)
+        actions = torch.where(a.last_obs.avail.gather(-1, actions.unsqueeze(-1)).squeeze(-1),
+                              actions, 0)
+        sa, sb = a.step(actions), b.step(actions)
+        assert torch.equal(sa.obs.obs, sb.obs.obs) and torch.equal(sa.reward, sb.reward)
+        assert torch.equal(sa.done, sb.done)
+    with pytest.raises(ValueError, match="num_envs"):
+        make("lbf:6x6-2p-2f", num_envs=8).load_state_dict(saved)
