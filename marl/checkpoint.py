@@ -83,6 +83,7 @@ def save_checkpoint(
             handle.write(body)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes it private; a checkpoint is not
         os.replace(tmp_name, path)
     except BaseException:
         try:
@@ -92,6 +93,12 @@ def save_checkpoint(
         raise
     _fsync_dir(path.parent)
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_dir(directory: Path) -> None:
