@@ -163,14 +163,27 @@ def load_config(
         if not path.is_file():
             raise ConfigError(f"--config {f}: no such file")
         cfg = _merge(cfg, _load_yaml(path, str(f)), str(f))
-    if flags:
-        cfg = _merge(cfg, {k: v for k, v in flags.items() if v is not None}, "command line")
-    for o in overrides:
-        cfg = _merge(cfg, _dotted(o, cfg), f"override {o!r}")
+    cfg = _command_line(cfg, flags, overrides)
     for key in ("algo", "env"):
         fixed = {"algo": algo, "env": env}[key]
         require(cfg[key] == fixed, key, cfg[key], f"{fixed!r} (set it with --{key})")
     return OmegaConf.to_object(cfg)  # type: ignore[return-value]
+
+
+def _command_line(cfg: DictConfig, flags: dict[str, Any] | None,
+                  overrides: tuple[str, ...]) -> DictConfig:
+    if flags:
+        cfg = _merge(cfg, {k: v for k, v in flags.items() if v is not None}, "command line")
+    for o in overrides:
+        cfg = _merge(cfg, _dotted(o, cfg), f"override {o!r}")
+    return cfg
+
+
+def with_overrides(cfg: TrainConfig, *, flags: dict[str, Any] | None = None,
+                   overrides: tuple[str, ...] = ()) -> TrainConfig:
+    """``cfg`` with command-line flags and ``key=value`` overrides on top (e.g. on resume)."""
+    node = OmegaConf.structured(cfg)
+    return OmegaConf.to_object(_command_line(node, flags, overrides))  # type: ignore[return-value]
 
 
 def to_yaml(cfg: TrainConfig) -> str:

@@ -29,7 +29,7 @@ from marl.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from marl.config import ConfigError, TrainConfig, from_dict, to_dict, to_yaml
+from marl.config import ConfigError, TrainConfig, from_dict, to_dict, to_yaml, with_overrides
 from marl.logger import RunLogger
 from marl.replay import EpisodeReplay
 from marl.runner import EpisodeRunner, evaluate
@@ -263,19 +263,10 @@ def load_run(path: str | Path, *, flags: dict[str, Any] | None = None,
              overrides: tuple[str, ...] = ()) -> tuple[TrainConfig, dict[str, Any], Path]:
     """The config (saved one, with ``flags``/``overrides`` on top), payload and file of a
     checkpoint. The config's identity is checked against the saved one."""
-    from omegaconf import OmegaConf
-
-    from marl.config import _dotted, _merge
-
     file = checkpoint_path(path)
     raw = load_checkpoint(file)
     saved = raw["config"]
-    base = OmegaConf.structured(from_dict(saved))
-    if flags:
-        base = _merge(base, {k: v for k, v in flags.items() if v is not None}, "command line")
-    for o in overrides:
-        base = _merge(base, _dotted(o, base), f"override {o!r}")
-    cfg: TrainConfig = OmegaConf.to_object(base)  # type: ignore[assignment]
+    cfg = with_overrides(from_dict(saved), flags=flags, overrides=overrides)
     for key in ("algo", "env"):
         if getattr(cfg, key) != saved[key]:
             raise CheckpointError(f"{file}: the checkpoint is a {key}={saved[key]!r} run; "
