@@ -30,11 +30,15 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 class ConfigError(ValueError):
     """A config value or key that cannot be used; the message says where and how to fix it."""
 
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+
 
 def require(ok: bool, key: str, value: Any, allowed: str) -> None:
     """Raise :class:`ConfigError` for ``key=value`` unless ``ok``; ``allowed`` says what is."""
     if not ok:
-        raise ConfigError(f"{key}={value!r} is not allowed: expected {allowed}")
+        raise ConfigError(f"{key}={value!r} is not allowed: expected {allowed}", key)
 
 
 @dataclass
@@ -84,8 +88,20 @@ def _valid_keys(node: Any) -> list[str]:
     return keys
 
 
-def _merge(base: DictConfig, layer: Any, source: str) -> DictConfig:
-    """``base`` overridden by ``layer``, checked against the schema and the value rules."""
+Origins = dict[str, str]  # dotted key -> the layer that set it last
+
+
+def _leaves(layer: Any, prefix: str = "") -> list[str]:
+    if isinstance(layer, DictConfig):
+        layer = OmegaConf.to_container(layer)
+    if not isinstance(layer, dict) or not layer:
+        return [prefix.rstrip(".")] if prefix else []
+    return [leaf for k, v in layer.items() for leaf in _leaves(v, f"{prefix}{k}.")]
+
+
+def _merge(base: DictConfig, layer: Any, source: str, origins: Origins) -> DictConfig:
+    """``base`` overridden by ``layer``; keys and types are checked here, values at the end
+    (a value rule may depend on a key that a later layer sets)."""
     try:
         merged = OmegaConf.merge(base, layer)
     except ConfigKeyError as e:
@@ -100,15 +116,20 @@ def _merge(base: DictConfig, layer: Any, source: str) -> DictConfig:
         key = str(getattr(e, "full_key", "") or "")
         msg = str(getattr(e, "msg", e)).splitlines()[0]
         raise ConfigError(f"{source}: key {key!r}: {msg}") from None
-    try:
-        OmegaConf.to_object(merged)  # runs the dataclasses' value rules
-    except ConfigError as e:
-        raise ConfigError(f"{source}: {e}") from None
-    except OmegaConfBaseException as e:
-        if isinstance(e.__cause__, ConfigError):
-            raise ConfigError(f"{source}: {e.__cause__}") from None
-        raise ConfigError(f"{source}: {e}") from None
+    origins.update(dict.fromkeys(_leaves(layer), source))
     return merged  # type: ignore[return-value]
+
+
+def _validate(cfg: DictConfig, origins: Origins) -> TrainConfig:
+    """The config as dataclasses, running their value rules; errors name the layer."""
+    try:
+        return OmegaConf.to_object(cfg)  # type: ignore[return-value]
+    except (ConfigError, OmegaConfBaseException) as e:
+        error = e if isinstance(e, ConfigError) else e.__cause__
+        if not isinstance(error, ConfigError):
+            raise ConfigError(str(e)) from None
+        source = origins.get(f"learner.{error.key}") or origins.get(str(error.key)) or "defaults"
+        raise ConfigError(f"{source}: {error}", error.key) from None
 
 
 def _load_yaml(path: Path, source: str) -> DictConfig:
@@ -149,41 +170,40 @@ def load_config(
 
     algorithm = get_algorithm(algo)
     cfg = OmegaConf.structured(TrainConfig(algo=algo, env=env, learner=algorithm.config()))
-    algo_file = config_file("algos", algo)
-    if algo_file is not None:
-        cfg = _merge(cfg, _load_yaml(algo_file, f"configs/algos/{algo}.yaml"),
-                     f"configs/algos/{algo}.yaml")
+    origins: Origins = {}
     family = env.partition(":")[0]
-    env_file = config_file("envs", family)
-    if env_file is not None:
-        cfg = _merge(cfg, _load_yaml(env_file, f"configs/envs/{family}.yaml"),
-                     f"configs/envs/{family}.yaml")
+    layers = [(config_file("algos", algo), f"configs/algos/{algo}.yaml"),
+              (config_file("envs", family), f"configs/envs/{family}.yaml")]
     for f in files:
-        path = Path(f)
-        if not path.is_file():
+        if not Path(f).is_file():
             raise ConfigError(f"--config {f}: no such file")
-        cfg = _merge(cfg, _load_yaml(path, str(f)), str(f))
-    cfg = _command_line(cfg, flags, overrides)
+        layers.append((Path(f), str(f)))
+    for path, source in layers:
+        if path is not None:
+            cfg = _merge(cfg, _load_yaml(path, source), source, origins)
+    cfg = _command_line(cfg, flags, overrides, origins)
     for key in ("algo", "env"):
         fixed = {"algo": algo, "env": env}[key]
         require(cfg[key] == fixed, key, cfg[key], f"{fixed!r} (set it with --{key})")
-    return OmegaConf.to_object(cfg)  # type: ignore[return-value]
+    return _validate(cfg, origins)
 
 
 def _command_line(cfg: DictConfig, flags: dict[str, Any] | None,
-                  overrides: tuple[str, ...]) -> DictConfig:
+                  overrides: tuple[str, ...], origins: Origins) -> DictConfig:
     if flags:
-        cfg = _merge(cfg, {k: v for k, v in flags.items() if v is not None}, "command line")
+        cfg = _merge(cfg, {k: v for k, v in flags.items() if v is not None}, "command line",
+                     origins)
     for o in overrides:
-        cfg = _merge(cfg, _dotted(o, cfg), f"override {o!r}")
+        cfg = _merge(cfg, _dotted(o, cfg), f"override {o!r}", origins)
     return cfg
 
 
 def with_overrides(cfg: TrainConfig, *, flags: dict[str, Any] | None = None,
                    overrides: tuple[str, ...] = ()) -> TrainConfig:
     """``cfg`` with command-line flags and ``key=value`` overrides on top (e.g. on resume)."""
-    node = OmegaConf.structured(cfg)
-    return OmegaConf.to_object(_command_line(node, flags, overrides))  # type: ignore[return-value]
+    origins: Origins = {}
+    return _validate(_command_line(OmegaConf.structured(cfg), flags, overrides, origins),
+                     origins)
 
 
 def to_yaml(cfg: TrainConfig) -> str:
@@ -198,7 +218,8 @@ def from_dict(data: dict[str, Any]) -> TrainConfig:
     algorithm = get_algorithm(data["algo"])
     cfg = OmegaConf.structured(TrainConfig(algo=data["algo"], env=data["env"],
                                            learner=algorithm.config()))
-    return OmegaConf.to_object(_merge(cfg, data, "checkpoint config"))  # type: ignore[return-value]
+    origins: Origins = {}
+    return _validate(_merge(cfg, data, "checkpoint config", origins), origins)
 
 
 def to_dict(cfg: TrainConfig) -> dict[str, Any]:

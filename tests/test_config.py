@@ -206,3 +206,11 @@ def test_yaml_round_trip(tmp_path: Path, algo: str) -> None:
     assert parsed == to_dict(cfg)
     path = write(tmp_path, text, "saved.yaml")
     assert load_config(algo, ENV, files=(path,)) == cfg
+
+
+def test_value_rules_run_on_the_final_config():
+    """Two overrides that are only valid together are accepted in either order."""
+    cfg = load_config("qmix", "lbf:8x8-2p-3f", overrides=("batch_size=6000", "buffer_size=9000"))
+    assert (cfg.learner.batch_size, cfg.learner.buffer_size) == (6000, 9000)
+    with pytest.raises(ConfigError, match=r"buffer_size=5000 .* at least batch_size \(6000\)"):
+        load_config("qmix", "lbf:8x8-2p-3f", overrides=("batch_size=6000",))
