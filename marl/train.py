@@ -279,6 +279,9 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None,
     """Run a training job (or continue the one saved at ``resume``); returns its summary."""
     if resume is None:
         trainer = Trainer(cfg)
+        if latest_checkpoint(trainer.run_dir / "checkpoints") is not None:
+            raise ConfigError(f"run folder {trainer.run_dir} already holds checkpoints: continue "
+                              "it with --resume, or pick another --name")
     else:
         cfg, payload, file = load_run(resume, flags=flags, overrides=overrides)
         trainer = Trainer(cfg, run_dir=file.parent.parent)

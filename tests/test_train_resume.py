@@ -117,6 +117,9 @@ def test_cli_train_eval_render(tmp_path, capsys):
     with Image.open(gif) as im:
         assert im.n_frames == frames >= 2
 
+    assert main(argv) == 2  # the same run folder again: refused, nothing overwritten
+    assert "--resume" in capsys.readouterr().err
+
     assert main(["train", "--algo", "qmixx", "--env", "lbf:5x5-2p-1f"]) == 2
     assert "did you mean 'qmix'" in capsys.readouterr().err.lower()
 
