@@ -1,7 +1,7 @@
 """Learning curves: greedy test return against env steps and wall-clock, over seeds.
 
 Runs ``marl train`` for every (algorithm, environment, seed) — ``--jobs`` at a time, each in
-its own process with one torch thread — then reads the greedy test returns back from the
+its own process with one torch thread; an interrupted run is resumed — then reads the greedy test returns back from the
 runs' TensorBoard files and prints a table (mean over seeds at each test point, and the
 wall-clock of each run) and one JSON line with every curve. Runs that already finished in
 ``--runs-dir`` are read, not re-run, so a sweep can be extended or resumed.
@@ -30,10 +30,16 @@ def launch(algo: str, env: str, seed: int, args: argparse.Namespace) -> dict:
     summary_file = Path(args.runs_dir) / name / "summary.json"
     if summary_file.is_file():
         return json.loads(summary_file.read_text())
-    cmd = [sys.executable, "-m", "marl.cli", "train", "--algo", algo, "--env", env,
-           "--steps", str(args.steps), "--seed", str(seed), "--num-envs", str(args.num_envs),
-           "--runs-dir", args.runs_dir, "--name", name, "--no-progress", "threads=1",
-           f"test_interval={args.test_interval}", *args.overrides]
+    run_dir = Path(args.runs_dir) / name
+    if (run_dir / "checkpoints").is_dir():  # an interrupted run: continue it
+        cmd = [sys.executable, "-m", "marl.cli", "train", "--resume", str(run_dir),
+               "--steps", str(args.steps), "--no-progress"]
+    else:
+        cmd = [sys.executable, "-m", "marl.cli", "train", "--algo", algo, "--env", env,
+               "--steps", str(args.steps), "--seed", str(seed), "--num-envs",
+               str(args.num_envs), "--runs-dir", args.runs_dir, "--name", name,
+               "--no-progress", "threads=1", f"test_interval={args.test_interval}",
+               *args.overrides]
     out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ},
                          check=False)
     if out.returncode != 0:
