@@ -1,10 +1,11 @@
 """Learning curves: greedy test return against env steps and wall-clock, over seeds.
 
 Runs ``marl train`` for every (algorithm, environment, seed) — ``--jobs`` at a time, each in
-its own process with one torch thread; an interrupted run is resumed — then reads the greedy test returns back from the
+its own process with one torch thread — then reads the greedy test returns back from the
 runs' TensorBoard files and prints a table (mean over seeds at each test point, and the
 wall-clock of each run) and one JSON line with every curve. Runs that already finished in
-``--runs-dir`` are read, not re-run, so a sweep can be extended or resumed.
+``--runs-dir`` are read, not re-run, and interrupted ones are resumed from their checkpoints,
+so a sweep can be extended or continued.
 
     python scripts/learning_curves.py --algos iql vdn qmix \\
         --envs lbf:8x8-2p-2f-coop lbf:8x8-2p-3f --seeds 1 2 3 --steps 500000 --jobs 2
