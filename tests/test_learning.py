@@ -2,8 +2,8 @@
 
 The task and budget are the README's quick run, ``configs/quick/lbf_5x5.yaml``: ``lbf:5x5-2p-1f``
 (two agents, one food; return 1 = the food eaten), 25,000 env steps over 8 copies, a GRU agent
-of width 32 and faster schedules than EPyMARL's 2M-step defaults. Measured here: 0.95 (QMIX)
-and 0.99 (IQL).
+of width 32 and faster schedules than EPyMARL's 2M-step defaults. Measured here (seed 1):
+QMIX 0.95 with one torch thread and 0.96 with two; IQL 0.99.
 """
 
 from __future__ import annotations
