@@ -42,19 +42,23 @@ def checkpoint_name(t_env: int) -> str:
     return f"step_{t_env:09d}.pt"
 
 
-def latest_checkpoint(folder: str | os.PathLike) -> Path | None:
-    """The newest ``step_<int>.pt`` in ``folder`` by step number (not mtime); None if none."""
+def checkpoints(folder: str | os.PathLike) -> list[Path]:
+    """The ``step_<int>.pt`` files in ``folder``, oldest step first (by number, not mtime)."""
     folder = Path(folder)
     if not folder.is_dir():
-        return None
-    best: tuple[int, Path] | None = None
+        return []
+    found = []
     for entry in folder.iterdir():
         match = _STEP_RE.match(entry.name)
         if match and entry.is_file():
-            step = int(match.group(1))
-            if best is None or step > best[0]:
-                best = (step, entry)
-    return None if best is None else best[1]
+            found.append((int(match.group(1)), entry))
+    return [path for _, path in sorted(found)]
+
+
+def latest_checkpoint(folder: str | os.PathLike) -> Path | None:
+    """The newest ``step_<int>.pt`` in ``folder`` by step number (not mtime); None if none."""
+    found = checkpoints(folder)
+    return found[-1] if found else None
 
 
 def save_checkpoint(

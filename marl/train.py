@@ -25,6 +25,7 @@ from marl.checkpoint import (
     CheckpointError,
     check_identity,
     checkpoint_name,
+    checkpoints,
     latest_checkpoint,
     load_checkpoint,
     save_checkpoint,
@@ -134,7 +135,7 @@ class Trainer:
         folder = self.run_dir / "checkpoints"
         path = save_checkpoint(folder / checkpoint_name(c.t_env), payload,
                                identity=identity(self.cfg, self.spec))
-        periodic = sorted(folder.glob("step_*.pt"))
+        periodic = checkpoints(folder)
         for old in periodic[: max(0, len(periodic) - self.cfg.keep_checkpoints)]:
             old.unlink()
         return path

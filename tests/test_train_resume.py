@@ -144,3 +144,13 @@ def test_env_state_dict_continues_exactly():
         assert torch.equal(sa.done, sb.done)
     with pytest.raises(ValueError, match="num_envs"):
         make("lbf:6x6-2p-2f", num_envs=8).load_state_dict(saved)
+
+
+def test_periodic_checkpoints_keep_the_newest(tmp_path):
+    cfg = _config("vdn", tmp_path, "keep", 400, save_interval=100)
+    cfg.keep_checkpoints = 2
+    train(cfg)
+    from marl.checkpoint import checkpoints
+
+    names = [p.name for p in checkpoints(tmp_path / "keep" / "checkpoints")]
+    assert names == ["step_000000300.pt", "step_000000400.pt"]
