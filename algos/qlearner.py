@@ -88,17 +88,18 @@ class QLearner:
         self.n_agents, self.n_actions = spec.n_agents, spec.n_actions
         self.obs_dim = int(torch.tensor(spec.obs_shape).prod())
         state_dim = int(torch.tensor(spec.state_shape).prod())
-        torch.manual_seed(seed)  # network initialisation
-        self.agent = AgentNet(
-            input_dim(self.obs_dim, self.n_agents, self.n_actions,
-                      last_action=cfg.obs_last_action, agent_id=cfg.obs_agent_id),
-            self.n_actions, self.n_agents, hidden_dim=cfg.hidden_dim, rnn=cfg.use_rnn,
-            shared=cfg.shared_params,
-        ).to(self.device)
-        self.mixer = make_mixer(cfg.mixer, self.n_agents, state_dim,
-                                embed_dim=cfg.mixing_embed_dim,
-                                hypernet_layers=cfg.hypernet_layers,
-                                hypernet_embed=cfg.hypernet_embed)
+        with torch.random.fork_rng(devices=[]):  # seeded initialisation, global RNG untouched
+            torch.manual_seed(seed)
+            self.agent = AgentNet(
+                input_dim(self.obs_dim, self.n_agents, self.n_actions,
+                          last_action=cfg.obs_last_action, agent_id=cfg.obs_agent_id),
+                self.n_actions, self.n_agents, hidden_dim=cfg.hidden_dim, rnn=cfg.use_rnn,
+                shared=cfg.shared_params,
+            ).to(self.device)
+            self.mixer = make_mixer(cfg.mixer, self.n_agents, state_dim,
+                                    embed_dim=cfg.mixing_embed_dim,
+                                    hypernet_layers=cfg.hypernet_layers,
+                                    hypernet_embed=cfg.hypernet_embed)
         if self.mixer is not None:
             self.mixer.to(self.device)
         self.target_agent = copy.deepcopy(self.agent)
