@@ -115,7 +115,7 @@ def test_cli_train_eval_render(tmp_path, capsys):
     from PIL import Image
 
     with Image.open(gif) as im:
-        assert im.n_frames == frames >= 2
+        assert 2 <= im.n_frames <= frames  # Pillow merges identical consecutive frames
 
     assert main(argv) == 2  # the same run folder again: refused, nothing overwritten
     assert "--resume" in capsys.readouterr().err
