@@ -18,6 +18,7 @@ The update, in order (EPyMARL's ``QLearner`` maths, with the same defaults per a
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 
 import torch
@@ -86,8 +87,8 @@ class QLearner:
                  seed: int) -> None:
         self.spec, self.cfg, self.device = spec, cfg, torch.device(device)
         self.n_agents, self.n_actions = spec.n_agents, spec.n_actions
-        self.obs_dim = int(torch.tensor(spec.obs_shape).prod())
-        state_dim = int(torch.tensor(spec.state_shape).prod())
+        self.obs_dim = math.prod(spec.obs_shape)
+        state_dim = math.prod(spec.state_shape)
         with torch.random.fork_rng(devices=[]):  # seeded initialisation, global RNG untouched
             torch.manual_seed(seed)
             self.agent = AgentNet(
@@ -171,7 +172,7 @@ class QLearner:
         avail = batch["avail"]  # [B, L+1, N, A]
         reward = batch["reward"].sum(-1)  # team reward [B, L]
         if cfg.standardise_rewards:
-            self.reward_stats.update(reward[filled])
+            self.reward_stats.update(reward, filled)
             reward = self.reward_stats.standardise(reward)
 
         last = None

@@ -97,7 +97,7 @@ def _eval(args: argparse.Namespace) -> int:
     print(f"  episode length {summary['episode_length']:.1f}", end="")
     print(f"  win rate {summary['win_rate']:.3f}" if "win_rate" in summary else "")
     print(json.dumps({"algo": cfg.algo, "env": cfg.env, "checkpoint": str(args.checkpoint),
-                      **{k: v for k, v in summary.items()}, "ci95_low": lo, "ci95_high": hi}))
+                      **summary, "ci95_low": lo, "ci95_high": hi}))
     return 0
 
 

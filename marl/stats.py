@@ -19,13 +19,17 @@ class RunningMeanStd:
         self.count = torch.tensor(epsilon, dtype=torch.float64, device=device)
         self.shape = tuple(shape)
 
-    def update(self, x: torch.Tensor) -> None:
+    def update(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> None:
+        """Add the samples of ``x [..., *shape]``; only those where the bool ``mask``
+        (``x``'s leading dims) is set, when given. No host sync: an empty batch is a no-op
+        by arithmetic, not by a branch."""
         x = x.detach().to(torch.float64).reshape(-1, *self.shape)
-        n = x.shape[0]
-        if n == 0:
-            return
-        batch_mean = x.mean(0)
-        batch_var = x.var(0, unbiased=False)
+        w = (torch.ones(x.shape[0], dtype=torch.float64, device=x.device) if mask is None
+             else mask.reshape(-1).to(torch.float64))
+        w = w.reshape(-1, *([1] * len(self.shape)))
+        n = w.sum(0)
+        batch_mean = (x * w).sum(0) / n.clamp(min=1)
+        batch_var = ((x - batch_mean).square() * w).sum(0) / n.clamp(min=1)
         delta = batch_mean - self.mean
         total = self.count + n
         self.mean = self.mean + delta * n / total

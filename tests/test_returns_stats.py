@@ -174,3 +174,15 @@ def test_linear_schedule() -> None:
     assert up(5) == pytest.approx(1.0) and up(20) == pytest.approx(2.0)
     assert LinearSchedule(1.0, 0.05, 0)(0) == 0.05
     assert LinearSchedule(1.0, 0.05, 0)(1000) == 0.05
+
+
+def test_running_mean_std_mask_equals_selecting():
+    g = torch.Generator().manual_seed(5)
+    x, mask = torch.randn(6, 9, generator=g), torch.rand(6, 9, generator=g) < 0.4
+    masked, selected = RunningMeanStd(), RunningMeanStd()
+    masked.update(x, mask)
+    masked.update(x, torch.zeros_like(mask))  # an empty batch changes nothing
+    selected.update(x[mask])
+    for a, b in ((masked.mean, selected.mean), (masked.var, selected.var),
+                 (masked.count, selected.count)):
+        torch.testing.assert_close(a, b)
