@@ -2,8 +2,9 @@
 
 Every learner offers ``act(obs, memory, explore, t_env) -> (actions, memory)``,
 ``update(batch) -> metrics``, ``state_dict()`` / ``load_state_dict()``. IQL, VDN and QMIX are one
-Q-learner (:mod:`marl.algos.qlearner`) with different mixers; their defaults live in
-``configs/algos/<name>.yaml``.
+Q-learner (:mod:`marl.algos.qlearner`) with different mixers, trained from an episode replay;
+IPPO and MAPPO one PPO learner (:mod:`marl.algos.ppo`) with different critics, trained from
+on-policy rollouts (``on_policy``). Their defaults live in ``configs/algos/<name>.yaml``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class Algorithm:
     summary: str
     config: Callable[[], Any]
     make_learner: Callable[[EnvSpec, Any, torch.device, int], Any]
+    on_policy: bool = False  # trained from fresh rollouts (RolloutBuffer), not a replay
 
 
 _ALGOS: dict[str, Algorithm] = {}
@@ -71,3 +73,27 @@ for _name, _summary in (
     ("qmix", "QMIX: monotonic hypernetwork mixer on the global state"),
 ):
     register_algorithm(Algorithm(_name, _summary, _q_config, _q_learner))
+
+
+def _ppo_learner(spec: EnvSpec, cfg: Any, device: torch.device, seed: int) -> Any:
+    from marl.algos.ppo import PPOLearner
+
+    return PPOLearner(spec, cfg, device=device, seed=seed)
+
+
+def _ippo_config() -> Any:
+    from marl.algos.ppo import PPOConfig
+
+    return PPOConfig(critic="obs")
+
+
+def _mappo_config() -> Any:
+    from marl.algos.ppo import PPOConfig
+
+    return PPOConfig(critic="state")
+
+
+register_algorithm(Algorithm("ippo", "independent PPO: each agent's critic values its own "
+                             "observation", _ippo_config, _ppo_learner, on_policy=True))
+register_algorithm(Algorithm("mappo", "multi-agent PPO: a centralised critic values the "
+                             "global state", _mappo_config, _ppo_learner, on_policy=True))

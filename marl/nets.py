@@ -9,6 +9,8 @@ forms with the same maths:
 - **per agent** (``shared=False``): every layer holds a weight per agent (``[N, in, out]``)
   applied with one ``einsum``, so there is still no loop over agents.
 
+``ConvEncoder`` turns image observations into features that feed either form.
+
 Inputs are ``[..., N, input_dim]``; the memory of a recurrent net is ``[B, N, hidden]`` (an
 empty ``[B, N, 0]`` for a feed-forward one, so callers treat both alike).
 """
@@ -103,6 +105,19 @@ class AgentNet(nn.Module):
             memory = self.core.cell(z, memory)
         return self.fc_out(memory), memory
 
+    def unroll(self, x: torch.Tensor, memory: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
+        """A rollout from a given memory: ``x [T, B, N, in]``, ``memory [B, N, H]`` (before
+        step 0), bool ``starts [T, B]`` (memory zeroed before that step: an episode began)
+        → ``out [T, B, N, A]``. Episodes may begin anywhere in the rollout."""
+        if not self.rnn:
+            return self(x, memory)[0]
+        keep = (~starts).to(x.dtype)[..., None, None]
+        outs = []
+        for t in range(x.shape[0]):
+            out, memory = self(x[t], memory * keep[t])
+            outs.append(out)
+        return torch.stack(outs)
+
     def sequence(self, x: torch.Tensor) -> torch.Tensor:
         """Whole episodes from zero memory: ``x [B, T, N, in]`` → ``out [B, T, N, A]``."""
         z = F.relu(self.fc_in(x))
@@ -121,6 +136,39 @@ class AgentNet(nn.Module):
                 steps.append(mem)
             hidden = torch.stack(steps, dim=1)
         return self.fc_out(hidden)
+
+
+class ConvEncoder(nn.Module):
+    """Image observations ``[..., N, C, H, W]`` → features ``[..., N, out_dim]``.
+
+    Two 3×3 convolutions (the second with stride 2) and a linear layer, ReLU after each. With
+    ``shared=False`` every agent has its own weights, applied in one grouped convolution over
+    the agents' channels, so there is no loop over agents either way.
+    """
+
+    def __init__(self, obs_shape: tuple[int, ...], n_agents: int, *, channels: int = 32,
+                 out_dim: int = 64, shared: bool = True) -> None:
+        super().__init__()
+        if len(obs_shape) != 3:
+            raise ValueError(f"ConvEncoder needs image observations [C, H, W], got {obs_shape}")
+        c, h, w = obs_shape
+        self.obs_shape, self.n_agents, self.shared = tuple(obs_shape), n_agents, shared
+        g = 1 if shared else n_agents
+        self.conv = nn.Sequential(
+            nn.Conv2d(c * g, channels * g, 3, padding=1, groups=g), nn.ReLU(),
+            nn.Conv2d(channels * g, channels * g, 3, stride=2, padding=1, groups=g), nn.ReLU(),
+        )
+        self.channels, self.flat = channels, channels * ((h + 1) // 2) * ((w + 1) // 2)
+        self.fc = _linear(n_agents, self.flat, out_dim, shared)
+        self.out_dim = out_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lead, n = x.shape[:-4], x.shape[-4]
+        if self.shared:
+            y = self.conv(x.reshape(-1, *self.obs_shape))
+        else:
+            y = self.conv(x.reshape(-1, n * self.obs_shape[0], *self.obs_shape[1:]))
+        return F.relu(self.fc(y.reshape(*lead, n, self.flat)))
 
 
 def agent_inputs(

@@ -1,4 +1,4 @@
-"""Return targets computed with tensor ops over a batch of padded episodes."""
+"""Return targets computed with tensor ops: TD(λ) over padded episodes, GAE over rollouts."""
 
 from __future__ import annotations
 
@@ -39,3 +39,36 @@ def td_lambda_targets(
         g_next = torch.where(valid[:, t], rewards[:, t] + gamma * cont[:, t] * blended, zero)
         targets[:, t] = g_next
     return targets
+
+
+def gae(
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    next_values: torch.Tensor,
+    terminated: torch.Tensor,
+    done: torch.Tensor,
+    gamma: float,
+    lam: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalised advantage estimates and return targets for ``[T, B, ...]`` rollouts.
+
+    ``values[t]`` is ``V(s_t)``; ``next_values[t]`` the value of the state step ``t`` reached:
+    ``V(s_{t+1})`` inside an episode, the value of the kept final observation where the
+    episode was truncated (unused where it terminated). ``terminated[t]`` stops bootstrapping;
+    ``done[t]`` (terminated or truncated) ends the episode, so the recursion
+    ``A_t = δ_t + γλ (1 - done_t) A_{t+1}`` with ``δ_t = r_t + γ (1 - term_t) V' - V(s_t)``
+    does not reach across it. ``A_T = 0`` past the rollout (``next_values[T-1]`` bootstraps).
+    ``terminated``/``done`` are bool and broadcast against ``rewards`` (e.g. ``[T, B, 1]``).
+    Returns ``(advantages, advantages + values)``.
+    """
+    shape = torch.broadcast_shapes(rewards.shape, values.shape, next_values.shape)
+    boot = (~terminated).to(rewards.dtype)
+    cont = (gamma * lam) * (~done).to(rewards.dtype)
+    delta = (rewards + gamma * boot * next_values - values).expand(shape)
+    cont = cont.expand(shape)
+    advantages = torch.empty(shape, dtype=delta.dtype, device=delta.device)
+    last = torch.zeros(shape[1:], dtype=delta.dtype, device=delta.device)
+    for t in range(shape[0] - 1, -1, -1):
+        last = delta[t] + cont[t] * last
+        advantages[t] = last
+    return advantages, advantages + values

@@ -1,11 +1,16 @@
-"""Collecting episodes from a ``VecEnv`` into an :class:`~marl.replay.EpisodeReplay`.
+"""Collecting experience from a ``VecEnv``: whole episodes for a replay, rollouts for PPO.
 
-The runner keeps one staging row per environment copy (``[B, T(+1), ...]`` on the training
-device) and writes every step into it with one indexed store per field. When copies finish,
-their rows go to the replay in one indexed copy per field and are zeroed for the next episode.
-The policy's memory (recurrent state, last action), the step counters and the episode
-statistics stay on the device; the one host read per step is the list of finished copies,
+:class:`EpisodeRunner` fills an :class:`~marl.replay.EpisodeReplay`. It keeps one staging row
+per environment copy (``[B, T(+1), ...]`` on the training device) and writes every step into it
+with one indexed store per field. When copies finish, their rows go to the replay in one
+indexed copy per field and are zeroed for the next episode. The policy's memory (recurrent
+state, last action), the step counters and the episode statistics stay on the device; the one
+host read per step is the list of finished copies,
 which decides whether anything goes to the replay.
+
+:class:`RolloutRunner` fills a :class:`~marl.rollout.RolloutBuffer` with ``T`` steps of every
+copy; episodes continue across rollouts. The one host read per step is the list of copies
+whose episode was truncated, whose kept final observations the critic then values.
 """
 
 from __future__ import annotations
@@ -16,7 +21,12 @@ from typing import Any
 import torch
 
 from marl.replay import EpisodeReplay
+from marl.rollout import RolloutBuffer
 from marl.spec import Obs, VecEnv
+
+
+def _obs_to(obs: Obs, device: torch.device) -> Obs:
+    return Obs(obs.obs.to(device), obs.state.to(device), obs.avail.to(device))
 
 
 @dataclass
@@ -154,9 +164,95 @@ class EpisodeRunner:
         self.t.copy_(state["t"])
         self.ep_return.copy_(state["ep_return"])
         self.memory = {k: v.to(self.device) for k, v in state["memory"].items()}
-        obs = state["obs"]
-        self.obs = Obs(obs.obs.to(self.device), obs.state.to(self.device),
-                       obs.avail.to(self.device))
+        self.obs = _obs_to(state["obs"], self.device)
+        return True
+
+
+class RolloutRunner:
+    """Steps ``env`` with ``learner.rollout_step`` and writes rollouts into ``buffer``."""
+
+    def __init__(self, env: VecEnv, learner: Any, buffer: RolloutBuffer,
+                 device: torch.device) -> None:
+        if buffer.num_envs != env.num_envs:
+            raise ValueError(f"RolloutRunner: the buffer holds {buffer.num_envs} copies, the "
+                             f"environment has {env.num_envs}")
+        self.env, self.learner, self.buffer, self.device = env, learner, buffer, device
+        b = env.num_envs
+        self.t = torch.zeros(b, dtype=torch.long, device=device)
+        self.ep_return = torch.zeros(b, device=device)
+        self.starts = torch.ones(b, dtype=torch.bool, device=device)
+        self.stats = EpisodeStats.zeros(device)
+        self.obs: Obs | None = None
+        self.memory: dict[str, torch.Tensor] = {}
+
+    def start(self, seed: int) -> None:
+        """Reset every copy (seeded) and begin new episodes."""
+        self.obs = _obs_to(self.env.reset(seed=seed), self.device)
+        self.memory = self.learner.initial_memory(self.env.num_envs)
+        self.t.zero_()
+        self.ep_return.zero_()
+        self.starts.fill_(True)
+
+    @torch.no_grad()
+    def collect(self, t_env: int) -> int:
+        """Fill the buffer with one rollout; returns how many episodes finished in it."""
+        if self.obs is None:
+            raise RuntimeError("RolloutRunner.collect() called before start()")
+        buf, learner, obs, memory = self.buffer, self.learner, self.obs, self.memory
+        buf.start_memory, buf.t_env = memory, t_env
+        finished = torch.zeros((), dtype=torch.long, device=self.device)
+        for t in range(buf.steps):
+            actions, memory, recorded = learner.rollout_step(obs, memory)
+            step = self.env.step(actions)
+            reward = step.reward.to(self.device)
+            terminated = step.terminated.to(self.device)
+            done = step.done.to(self.device)
+            buf.store(t, {"obs": obs.obs, "state": obs.state, "avail": obs.avail,
+                          "starts": self.starts, "actions": actions, "reward": reward,
+                          "terminated": terminated, "done": done, **recorded})
+            final_value = buf["final_value"][t]
+            final_value.zero_()
+            ids = (done & ~terminated).nonzero().squeeze(1)  # truncated: bootstrap
+            if ids.numel():
+                final = step.final_obs
+                final_value[ids] = learner.value(_obs_to(
+                    Obs(final.obs[ids], final.state[ids], final.avail[ids]), self.device))
+            self.ep_return += reward.sum(-1)
+            self.t += 1
+            self.stats.add(done, self.ep_return, self.t, step.info.get("won"))
+            finished += done.sum()
+            self.ep_return.masked_fill_(done, 0.0)
+            self.t.masked_fill_(done, 0)
+            memory = learner.reset_memory(memory, done)
+            self.starts = done
+            obs = _obs_to(step.obs, self.device)
+        buf["value"][buf.steps] = learner.value(obs)
+        self.obs, self.memory = obs, memory
+        return int(finished)
+
+    def take_stats(self) -> dict[str, float]:
+        """Statistics of the episodes finished since the last call (one host read)."""
+        out = self.stats.summary()
+        self.stats = EpisodeStats.zeros(self.device)
+        return out
+
+    def state_dict(self) -> dict:
+        env_state = self.env.state_dict() if hasattr(self.env, "state_dict") else None
+        return {"t": self.t.clone(), "ep_return": self.ep_return.clone(),
+                "starts": self.starts.clone(), "memory": self.memory, "obs": self.obs,
+                "env": env_state}
+
+    def load_state_dict(self, state: dict) -> bool:
+        """Restore the episodes in progress; ``False`` when the env cannot be restored
+        exactly, in which case the caller restarts with ``start``."""
+        if state["env"] is None or not hasattr(self.env, "load_state_dict"):
+            return False
+        self.env.load_state_dict(state["env"])
+        self.t.copy_(state["t"])
+        self.ep_return.copy_(state["ep_return"])
+        self.starts.copy_(state["starts"])
+        self.memory = {k: v.to(self.device) for k, v in state["memory"].items()}
+        self.obs = _obs_to(state["obs"], self.device)
         return True
 
 

@@ -1,12 +1,18 @@
-"""The training loop for replay-based learners, with tests, logging and checkpoints.
+"""The one training loop, with tests, logging and checkpoints, for every learner.
 
-One iteration: one batched environment step for every copy (finished episodes go to the
-replay), then the learner updates it is owed (``updates_per_episode`` per finished episode,
-EPyMARL's schedule, once the replay holds a batch), then, when due, a greedy test, a log
-record and a checkpoint. A checkpoint holds the whole run — learner (networks, targets,
-optimiser, normaliser, generator), the episodes in progress (environment state, staging rows,
-policy memory), the replay (unless ``save_replay=false``), counters and config — so a resumed
-run takes the same steps as one that never stopped.
+What an iteration collects and learns from depends on the learner:
+
+- **replay** learners (:class:`ReplayTraining`): one batched environment step for every copy
+  (finished episodes go to the replay), then the updates owed (``updates_per_episode`` per
+  finished episode, EPyMARL's schedule, once the replay holds a batch);
+- **on-policy** learners (:class:`RolloutTraining`): a rollout of ``rollout_steps`` steps of
+  every copy, then one update on it.
+
+Around either: when due, a greedy test, a log record and a checkpoint. A checkpoint holds the
+whole run — learner (networks, targets, optimiser, normalisers, generator), the episodes in
+progress (environment state, staging rows, policy memory), the replay (unless
+``save_replay=false``), counters and config — so a resumed run takes the same steps as one
+that never stopped. Checkpoints fall between iterations, so a rollout is never half-written.
 """
 
 from __future__ import annotations
@@ -33,7 +39,8 @@ from marl.checkpoint import (
 from marl.config import ConfigError, TrainConfig, from_dict, to_dict, to_yaml, with_overrides
 from marl.logger import RunLogger
 from marl.replay import EpisodeReplay
-from marl.runner import EpisodeRunner, evaluate
+from marl.rollout import RolloutBuffer
+from marl.runner import EpisodeRunner, RolloutRunner, evaluate
 
 
 def resolve_device(name: str) -> torch.device:
@@ -94,10 +101,82 @@ class Counters:
     last_test: dict[str, float] = field(default_factory=dict)
 
 
+class ReplayTraining:
+    """Off-policy data: episodes into a replay, updates owed per finished episode."""
+
+    def __init__(self, cfg: TrainConfig, env: Any, learner: Any, device: torch.device) -> None:
+        lc = cfg.learner
+        self.cfg, self.learner, self.device = cfg, learner, device
+        replay_device = resolve_device(lc.replay_device) if lc.replay_device else device
+        self.replay = EpisodeReplay(learner.replay_fields(), lc.buffer_size,
+                                    env.spec.episode_limit, device=replay_device)
+        self.sample_rng = torch.Generator(device=replay_device)
+        self.sample_rng.manual_seed(cfg.seed + 2)
+        self.runner = EpisodeRunner(env, learner, self.replay, device)
+
+    def iterate(self, c: Counters) -> list[dict[str, torch.Tensor]]:
+        """One env step of every copy, then the updates owed; returns their metrics."""
+        lc = self.cfg.learner
+        finished = self.runner.collect(1, c.t_env)
+        c.t_env += self.runner.env.num_envs
+        c.episodes += finished
+        if len(self.replay) >= lc.batch_size:
+            c.owed += finished * lc.updates_per_episode
+        metrics = []
+        while c.owed >= 1:
+            batch = self.replay.sample(lc.batch_size, self.sample_rng, self.device)
+            metrics.append(self.learner.update(batch))
+            c.owed -= 1
+            c.updates += 1
+        return metrics
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"runner": self.runner.state_dict(),
+                "replay": self.replay.state_dict() if self.cfg.save_replay else None,
+                "sample_rng": self.sample_rng.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> bool:
+        """Restore; ``False`` when the episodes in progress could not be (see the runner)."""
+        if state["replay"] is not None:
+            self.replay.load_state_dict(state["replay"])
+        self.sample_rng.set_state(state["sample_rng"])
+        return self.runner.load_state_dict(state["runner"])
+
+
+class RolloutTraining:
+    """On-policy data: a rollout of every copy, then one update on it."""
+
+    def __init__(self, cfg: TrainConfig, env: Any, learner: Any, device: torch.device) -> None:
+        lc = cfg.learner
+        if lc.num_minibatches > env.num_envs:
+            raise ConfigError(f"num_minibatches={lc.num_minibatches} is not allowed: "
+                              f"minibatches split the env copies, and num_envs={env.num_envs}",
+                              "num_minibatches")
+        self.learner = learner
+        self.buffer = RolloutBuffer(learner.rollout_fields(), learner.rollout_steps(),
+                                    env.num_envs, device=device)
+        self.runner = RolloutRunner(env, learner, self.buffer, device)
+
+    def iterate(self, c: Counters) -> list[dict[str, torch.Tensor]]:
+        """One rollout of every copy and one update; returns its metrics."""
+        c.episodes += self.runner.collect(c.t_env)
+        c.t_env += self.buffer.steps * self.buffer.num_envs
+        c.updates += 1
+        return [self.learner.update(self.buffer)]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"runner": self.runner.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> bool:
+        return self.runner.load_state_dict(state["runner"])
+
+
 class Trainer:
-    """Owns a run: environments, learner, replay, runner, logger and checkpoints."""
+    """Owns a run: environments, learner, its data (replay or rollouts), logger, checkpoints."""
 
     def __init__(self, cfg: TrainConfig, run_dir: Path | None = None) -> None:
+        from marl.algos import get_algorithm
+
         self.cfg = cfg
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
@@ -106,13 +185,9 @@ class Trainer:
         self.test_env = build_env(cfg, min(cfg.test_episodes, 1024), self.device)
         self.spec = self.env.spec
         self.learner = build_learner(cfg, self.spec, self.device)
-        lc = cfg.learner
-        replay_device = resolve_device(lc.replay_device) if lc.replay_device else self.device
-        self.replay = EpisodeReplay(self.learner.replay_fields(), lc.buffer_size,
-                                    self.spec.episode_limit, device=replay_device)
-        self.sample_rng = torch.Generator(device=replay_device)
-        self.sample_rng.manual_seed(cfg.seed + 2)
-        self.runner = EpisodeRunner(self.env, self.learner, self.replay, self.device)
+        data = RolloutTraining if get_algorithm(cfg.algo).on_policy else ReplayTraining
+        self.data = data(cfg, self.env, self.learner, self.device)
+        self.runner = self.data.runner
         self.counters = Counters(next_test=0, next_log=cfg.log_interval,
                                  next_save=cfg.save_interval or cfg.steps)
         name = cfg.name or f"{cfg.algo}_{cfg.env.replace(':', '-')}_seed{cfg.seed}_" \
@@ -128,9 +203,7 @@ class Trainer:
             "identity": identity(self.cfg, self.spec),
             "counters": c.__dict__,
             "learner": self.learner.state_dict(),
-            "runner": self.runner.state_dict(),
-            "replay": self.replay.state_dict() if self.cfg.save_replay else None,
-            "sample_rng": self.sample_rng.get_state(),
+            **self.data.state_dict(),
         }
         folder = self.run_dir / "checkpoints"
         path = save_checkpoint(folder / checkpoint_name(c.t_env), payload,
@@ -145,10 +218,7 @@ class Trainer:
         self.learner.load_state_dict(payload["learner"])
         saved = payload["counters"]
         self.counters = Counters(**saved)
-        if payload["replay"] is not None:
-            self.replay.load_state_dict(payload["replay"])
-        self.sample_rng.set_state(payload["sample_rng"])
-        if not self.runner.load_state_dict(payload["runner"]):
+        if not self.data.load_state_dict(payload):
             warnings.warn(f"{self.cfg.env} cannot save its state: the episodes in progress at "
                           "the checkpoint start again, so this resume is not step-for-step "
                           "exact", stacklevel=2)
@@ -169,7 +239,6 @@ class Trainer:
     def run(self) -> dict[str, Any]:
         """Train to ``cfg.steps`` env steps; returns the final figures (also printed as JSON)."""
         cfg, c = self.cfg, self.counters
-        lc = cfg.learner
         if not self.started:
             self.runner.start(cfg.seed)
             self.started = True
@@ -189,19 +258,10 @@ class Trainer:
                 if c.t_env >= c.next_test:
                     self.test(logger)
                     c.next_test += cfg.test_interval or cfg.steps
-                finished = self.runner.collect(1, c.t_env)
-                c.t_env += b
-                c.episodes += finished
-                if len(self.replay) >= lc.batch_size:
-                    c.owed += finished * lc.updates_per_episode
-                while c.owed >= 1:
-                    batch = self.replay.sample(lc.batch_size, self.sample_rng, self.device)
-                    metrics = self.learner.update(batch)
+                for metrics in self.data.iterate(c):
                     for k, v in metrics.items():
                         metric_sums[k] = metric_sums.get(k, 0) + v
                     metric_count += 1
-                    c.owed -= 1
-                    c.updates += 1
                 if c.t_env >= c.next_log:
                     now = time.perf_counter()
                     dt = max(now - window[0], 1e-9)
