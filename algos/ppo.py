@@ -10,8 +10,14 @@ the available actions. The critic is EPyMARL's three-layer MLP. The update, in o
 
 1. rewards: the team reward (sum over agents) for every agent (``common_reward``) or each
    agent's own; standardised by running statistics (``standardise_rewards``);
-2. GAE(λ) over the rollout with the values recorded while acting; truncated episodes bootstrap
-   from their kept final observation, terminated ones do not (:func:`marl.returns.gae`);
+2. targets, with the values recorded while acting; truncated episodes bootstrap from their
+   kept final observation, terminated ones do not:
+   - ``returns: gae``: GAE(λ) advantages and λ-returns from the critic's values
+     (:func:`marl.returns.gae`);
+   - ``returns: nstep`` (EPyMARL's): ``nstep``-step returns bootstrapped from a *target*
+     critic (soft-updated with ``target_tau`` after every update); the advantage is the return
+     minus the current critic's value, recomputed in every minibatch
+     (:func:`marl.returns.nstep_returns`);
 3. ``epochs`` passes over the rollout in ``num_minibatches`` minibatches of whole copies (a
    recurrent actor is replayed from the memory the rollout began with, reset where episodes
    began), each: clipped surrogate + entropy bonus for the actor, squared error (optionally
@@ -23,6 +29,7 @@ the available actions. The critic is EPyMARL's three-layer MLP. The update, in o
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 
@@ -33,13 +40,14 @@ from marl.config import ConfigError, require
 from marl.logger import register_tags
 from marl.nets import AgentNet, ConvEncoder, agent_inputs, input_dim
 from marl.replay import Field
-from marl.returns import gae
+from marl.returns import gae, nstep_returns
 from marl.rollout import RolloutBuffer
 from marl.spec import EnvSpec, Obs
 from marl.stats import RunningMeanStd
 
 CRITICS = ("obs", "state")
 ENCODERS = ("flat", "cnn")
+RETURNS = ("gae", "nstep")
 
 register_tags({
     "learner/policy_loss": "PPO clipped surrogate loss (mean over minibatch steps)",
@@ -48,7 +56,7 @@ register_tags({
     "learner/approx_kl": "approximate KL divergence between the rollout and updated policy",
     "learner/clip_fraction": "fraction of probability ratios outside the clip range",
     "learner/explained_variance": "1 - Var(returns - values) / Var(returns) of the rollout",
-    "learner/advantage_mean": "mean GAE advantage of the rollout (before normalisation)",
+    "learner/advantage_mean": "mean advantage (before normalisation) over minibatch steps",
     "learner/critic_grad_norm": "critic gradient norm before clipping",
     "learner/lr": "learning rate of the last update",
 })
@@ -70,12 +78,15 @@ class PPOConfig:
     lr: float = 0.0003  # Adam learning rate of actor and critic
     lr_anneal_steps: int = 0  # anneal lr linearly to 0 over this many env steps; 0: constant
     gamma: float = 0.99  # discount
+    returns: str = "nstep"  # targets: gae (GAE(λ)) | nstep (n-step, target critic; EPyMARL)
     gae_lambda: float = 0.95  # GAE λ (1: Monte-Carlo advantages, 0: one-step TD errors)
+    nstep: int = 5  # rewards summed before bootstrapping, for returns=nstep
+    target_tau: float = 0.01  # soft update of the target critic per update (returns=nstep)
     rollout_steps: int = 0  # steps of every copy per update; 0: the env's episode_limit
     epochs: int = 4  # passes over each rollout
     num_minibatches: int = 1  # minibatches per pass (split over env copies)
     clip: float = 0.2  # PPO ratio clip ε
-    value_clip: float = 0.0  # clip the value change around the recorded value; 0: off
+    value_clip: float = 0.0  # clip the value change around the recorded value (gae); 0: off
     entropy_coef: float = 0.001  # entropy bonus weight
     normalise_advantages: bool = False  # standardise advantages in every minibatch
     value_norm: bool = False  # the critic predicts returns standardised by running stats
@@ -87,14 +98,17 @@ class PPOConfig:
         require(self.critic in CRITICS, "critic", self.critic, f"one of {', '.join(CRITICS)}")
         require(self.encoder in ENCODERS, "encoder", self.encoder,
                 f"one of {', '.join(ENCODERS)}")
+        require(self.returns in RETURNS, "returns", self.returns, f"one of {', '.join(RETURNS)}")
+        require(self.value_clip == 0 or self.returns == "gae", "value_clip", self.value_clip,
+                "0 with returns=nstep (values are recorded from the target critic there)")
         for key in ("hidden_dim", "critic_hidden_dim", "cnn_channels", "epochs",
-                    "num_minibatches"):
+                    "num_minibatches", "nstep"):
             require(getattr(self, key) >= 1, key, getattr(self, key), "an integer >= 1")
         for key in ("rollout_steps", "lr_anneal_steps"):
             require(getattr(self, key) >= 0, key, getattr(self, key), "an integer >= 0")
         for key in ("lr", "grad_norm_clip", "clip"):
             require(getattr(self, key) > 0, key, getattr(self, key), "a number > 0")
-        for key in ("gamma", "gae_lambda"):
+        for key in ("gamma", "gae_lambda", "target_tau"):
             require(0 <= getattr(self, key) <= 1, key, getattr(self, key), "a number in [0, 1]")
         for key in ("value_clip", "entropy_coef"):
             require(getattr(self, key) >= 0, key, getattr(self, key), "a number >= 0")
@@ -131,6 +145,8 @@ class PPOLearner:
         nets = (self.actor_encoder, self.actor, self.critic_encoder, self.critic)
         for net in nets:
             net.to(self.device)
+        self.target_critic_encoder = copy.deepcopy(self.critic_encoder)
+        self.target_critic = copy.deepcopy(self.critic)
         self.actor_params = [*self.actor_encoder.parameters(), *self.actor.parameters()]
         self.critic_params = [*self.critic_encoder.parameters(), *self.critic.parameters()]
         self.optimiser = torch.optim.Adam(
@@ -155,16 +171,19 @@ class PPOLearner:
     def _actor_inputs(self, obs: torch.Tensor) -> torch.Tensor:
         return agent_inputs(self.actor_encoder(obs), None, self.n_actions, self.cfg.obs_agent_id)
 
-    def _critic(self, obs: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+    def _critic(self, obs: torch.Tensor, state: torch.Tensor, *,
+                target: bool = False) -> torch.Tensor:
         """Critic output ``[..., N]`` (standardised when ``value_norm``) from ``obs
         [..., N, *obs_shape]`` (IPPO) or ``state [..., *state_shape]`` (MAPPO)."""
+        encoder, critic = ((self.target_critic_encoder, self.target_critic) if target
+                           else (self.critic_encoder, self.critic))
         if self.cfg.critic == "obs":
-            x = self.critic_encoder(obs)
+            x = encoder(obs)
         else:
             flat = state.flatten(state.dim() - len(self.spec.state_shape))
             x = flat.unsqueeze(-2).expand(*flat.shape[:-1], self.n_agents, flat.shape[-1])
         x = agent_inputs(x, None, self.n_actions, self.cfg.critic_agent_id)
-        return self.critic(x, x.new_zeros(0))[0].squeeze(-1)
+        return critic(x, x.new_zeros(0))[0].squeeze(-1)
 
     def _denormalise(self, v: torch.Tensor) -> torch.Tensor:
         if not self.cfg.value_norm:
@@ -207,8 +226,10 @@ class PPOLearner:
 
     @torch.no_grad()
     def value(self, obs: Obs) -> torch.Tensor:
-        """The critic's value ``[B, N]`` of ``obs`` (in return units)."""
-        return self._denormalise(self._critic(obs.obs, obs.state))
+        """The value ``[B, N]`` of ``obs`` (in return units) that targets bootstrap from: the
+        critic's, or the target critic's for ``returns=nstep``."""
+        target = self.cfg.returns == "nstep"
+        return self._denormalise(self._critic(obs.obs, obs.state, target=target))
 
     @torch.no_grad()
     def rollout_step(self, obs: Obs, memory: dict[str, torch.Tensor]) -> tuple[
@@ -254,9 +275,13 @@ class PPOLearner:
         values = rollout["value"]  # [T+1, B, N], return units
         done = rollout["done"].unsqueeze(-1)
         next_values = torch.where(done, rollout["final_value"], values[1:])
-        advantages, returns = gae(reward, values[:-1], next_values,
-                                  rollout["terminated"].unsqueeze(-1), done, cfg.gamma,
-                                  cfg.gae_lambda)
+        terminated = rollout["terminated"].unsqueeze(-1)
+        if cfg.returns == "gae":
+            advantages, returns = gae(reward, values[:-1], next_values, terminated, done,
+                                      cfg.gamma, cfg.gae_lambda)
+        else:
+            returns = nstep_returns(reward, values, next_values, terminated, done, cfg.gamma,
+                                    cfg.nstep)
         if cfg.value_norm:
             self.value_stats.update(returns)
         old_values = values[:-1]
@@ -276,14 +301,18 @@ class PPOLearner:
                 entropy = -(log_probs.exp() * log_probs).sum(-1).mean()
                 log_ratio = log_prob - old_log_prob[:, idx]
                 ratio = log_ratio.exp()
-                adv = advantages[:, idx]
+                v = self._critic(obs[:, idx], state[:, idx])
+                if cfg.returns == "gae":
+                    adv = advantages[:, idx]
+                else:  # EPyMARL: the return minus the current critic's value
+                    adv = returns[:, idx] - self._denormalise(v.detach())
+                adv_mean = adv.mean()
                 if cfg.normalise_advantages:
                     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
                 surrogate = torch.min(ratio * adv,
                                       ratio.clamp(1 - cfg.clip, 1 + cfg.clip) * adv)
                 policy_loss = -surrogate.mean()
 
-                v = self._critic(obs[:, idx], state[:, idx])
                 target, v_old = returns[:, idx], old_values[:, idx]
                 if cfg.value_norm:
                     target = self.value_stats.standardise(target)
@@ -308,15 +337,21 @@ class PPOLearner:
                         "approx_kl": ((ratio - 1) - log_ratio).mean(),
                         "clip_fraction": ((ratio - 1).abs() > cfg.clip).float().mean(),
                         "grad_norm": actor_norm, "critic_grad_norm": critic_norm,
+                        "advantage_mean": adv_mean,
                     }
                 for k, v_ in step.items():
                     sums[k] = sums.get(k, 0) + v_.detach()
                 steps += 1
+        if cfg.returns == "nstep":
+            with torch.no_grad():
+                for target, online in ((self.target_critic_encoder, self.critic_encoder),
+                                       (self.target_critic, self.critic)):
+                    for tp, p in zip(target.parameters(), online.parameters(), strict=True):
+                        tp.lerp_(p, cfg.target_tau)
         self.updates += 1
         metrics = {k: v / steps for k, v in sums.items()}
         residual = (returns - old_values).var()
         metrics["explained_variance"] = 1 - residual / returns.var().clamp(min=1e-8)
-        metrics["advantage_mean"] = advantages.mean()
         metrics["lr"] = torch.tensor(lr)
         return metrics
 
@@ -331,6 +366,8 @@ class PPOLearner:
             "actor": self.actor.state_dict(),
             "critic_encoder": self.critic_encoder.state_dict(),
             "critic": self.critic.state_dict(),
+            "target_critic_encoder": self.target_critic_encoder.state_dict(),
+            "target_critic": self.target_critic.state_dict(),
             "optimiser": self.optimiser.state_dict(),
             "reward_stats": self.reward_stats.state_dict(),
             "value_stats": self.value_stats.state_dict(),
@@ -339,7 +376,8 @@ class PPOLearner:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        for name in ("actor_encoder", "actor", "critic_encoder", "critic", "optimiser"):
+        for name in ("actor_encoder", "actor", "critic_encoder", "critic",
+                     "target_critic_encoder", "target_critic", "optimiser"):
             getattr(self, name).load_state_dict(state[name])
         self.reward_stats.load_state_dict(state["reward_stats"])
         self.value_stats.load_state_dict(state["value_stats"])

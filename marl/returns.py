@@ -72,3 +72,30 @@ def gae(
         last = delta[t] + cont[t] * last
         advantages[t] = last
     return advantages, advantages + values
+
+
+def nstep_returns(
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    next_values: torch.Tensor,
+    terminated: torch.Tensor,
+    done: torch.Tensor,
+    gamma: float,
+    n: int,
+) -> torch.Tensor:
+    """``n``-step return targets for ``[T, B, ...]`` rollouts (EPyMARL's actor-critic targets).
+
+    ``G_t = r_t + γ r_{t+1} + … + γ^{n-1} r_{t+n-1} + γ^n V(s_{t+n})``, cut short where the
+    episode ends (``done``: bootstrap ``next_values`` there, or nothing where ``terminated``)
+    or where the rollout ends (bootstrap ``values[T]``). ``values`` is ``[T + 1, B, ...]``;
+    ``next_values``, ``terminated`` and ``done`` are as in :func:`gae`. Computed as ``n``
+    whole-rollout recursions ``G^(m)_t = r_t + γ [(1 - done_t) G^(m-1)_{t+1} + done_t (1 -
+    term_t) V'_t]`` from ``G^(0) = V``.
+    """
+    boot = (~terminated).to(rewards.dtype)
+    cont = (~done).to(rewards.dtype)
+    end = (1 - cont) * boot * next_values  # what an episode's last step bootstraps from
+    g = values
+    for _ in range(n):
+        g = torch.cat([rewards + gamma * (cont * g[1:] + end), values[-1:]])
+    return g[:-1]

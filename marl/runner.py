@@ -5,8 +5,8 @@ per environment copy (``[B, T(+1), ...]`` on the training device) and writes eve
 with one indexed store per field. When copies finish, their rows go to the replay in one
 indexed copy per field and are zeroed for the next episode. The policy's memory (recurrent
 state, last action), the step counters and the episode statistics stay on the device; the one
-host read per step is the list of finished copies,
-which decides whether anything goes to the replay.
+host read per step is the list of finished copies, which decides whether anything goes to the
+replay.
 
 :class:`RolloutRunner` fills a :class:`~marl.rollout.RolloutBuffer` with ``T`` steps of every
 copy; episodes continue across rollouts. The one host read per step is the list of copies

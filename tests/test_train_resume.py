@@ -12,11 +12,17 @@ from marl.cli import main
 from marl.config import load_config
 from marl.train import train
 
-SMALL = ("batch_size=4", "buffer_size=16", "target_update_interval=5", "epsilon_anneal_time=400")
+SMALL = {
+    "qmix": ("batch_size=4", "buffer_size=16", "target_update_interval=5",
+             "epsilon_anneal_time=400"),
+    "mappo": ("hidden_dim=16", "critic_hidden_dim=16", "rollout_steps=20", "num_minibatches=2"),
+}
+SMALL["iql"] = SMALL["qmix"] + ("hidden_dim=16",)
+SMALL["vdn"] = SMALL["qmix"]
 
 
 def _config(algo: str, tmp_path, name: str, steps: int, save_interval: int = 0):
-    overrides = SMALL + (("hidden_dim=16",) if algo == "iql" else ())
+    overrides = SMALL[algo]
     return load_config(
         algo, "lbf:5x5-2p-1f",
         flags=dict(steps=steps, num_envs=4, progress=False, tensorboard=False, seed=3,
@@ -47,7 +53,7 @@ def _assert_same(a, b, where: str = "") -> None:
         assert a == b, where
 
 
-@pytest.mark.parametrize("algo", ["qmix", "iql"])
+@pytest.mark.parametrize("algo", ["qmix", "iql", "mappo"])
 def test_resume_equals_unbroken_run(tmp_path, algo):
     n = 800
     straight = train(_config(algo, tmp_path, "straight", 2 * n, save_interval=n))
@@ -57,7 +63,10 @@ def test_resume_equals_unbroken_run(tmp_path, algo):
     assert resumed["env_steps"] == straight["env_steps"] == 2 * n
     assert resumed["updates"] == straight["updates"]
     a, b = _final(tmp_path / "straight"), _final(tmp_path / "broken")
-    for part in ("learner", "runner", "replay", "sample_rng"):
+    parts = {"qmix": ("learner", "runner", "replay", "sample_rng"), "iql": ("learner", "runner",
+             "replay", "sample_rng"), "mappo": ("learner", "runner")}[algo]
+    assert set(parts) | {"config", "identity", "counters"} == set(a)
+    for part in parts:
         _assert_same(a[part], b[part], part)
     c_a, c_b = dict(a["counters"]), dict(b["counters"])
     for volatile in ("wall", "next_test", "next_save", "last_test"):  # schedules
