@@ -97,13 +97,16 @@ class AgentNet(nn.Module):
         z = F.relu(self.fc_in(x))
         if not self.rnn:
             return self.fc_out(F.relu(self.core(z))), memory
+        memory = self._recur(z, memory)
+        return self.fc_out(memory), memory
+
+    def _recur(self, z: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+        """One recurrent step: ``z [B, N, H]`` and ``memory [B, N, H]`` → new memory."""
         if self.shared:
             b, n, h = memory.shape
             _, hn = self.core(z.reshape(1, b * n, h), memory.reshape(1, b * n, h).contiguous())
-            memory = hn.reshape(b, n, h)
-        else:
-            memory = self.core.cell(z, memory)
-        return self.fc_out(memory), memory
+            return hn.reshape(b, n, h)
+        return self.core.cell(z, memory)
 
     def unroll(self, x: torch.Tensor, memory: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
         """A rollout from a given memory: ``x [T, B, N, in]``, ``memory [B, N, H]`` (before
@@ -111,12 +114,13 @@ class AgentNet(nn.Module):
         → ``out [T, B, N, A]``. Episodes may begin anywhere in the rollout."""
         if not self.rnn:
             return self(x, memory)[0]
+        z = F.relu(self.fc_in(x))  # the layers around the GRU run once over all steps
         keep = (~starts).to(x.dtype)[..., None, None]
-        outs = []
+        hidden = []
         for t in range(x.shape[0]):
-            out, memory = self(x[t], memory * keep[t])
-            outs.append(out)
-        return torch.stack(outs)
+            memory = self._recur(z[t], memory * keep[t])
+            hidden.append(memory)
+        return self.fc_out(torch.stack(hidden))
 
     def sequence(self, x: torch.Tensor) -> torch.Tensor:
         """Whole episodes from zero memory: ``x [B, T, N, in]`` → ``out [B, T, N, A]``."""
@@ -152,13 +156,13 @@ class ConvEncoder(nn.Module):
         if len(obs_shape) != 3:
             raise ValueError(f"ConvEncoder needs image observations [C, H, W], got {obs_shape}")
         c, h, w = obs_shape
-        self.obs_shape, self.n_agents, self.shared = tuple(obs_shape), n_agents, shared
+        self.obs_shape, self.shared = tuple(obs_shape), shared
         g = 1 if shared else n_agents
         self.conv = nn.Sequential(
             nn.Conv2d(c * g, channels * g, 3, padding=1, groups=g), nn.ReLU(),
             nn.Conv2d(channels * g, channels * g, 3, stride=2, padding=1, groups=g), nn.ReLU(),
         )
-        self.channels, self.flat = channels, channels * ((h + 1) // 2) * ((w + 1) // 2)
+        self.flat = channels * ((h + 1) // 2) * ((w + 1) // 2)
         self.fc = _linear(n_agents, self.flat, out_dim, shared)
         self.out_dim = out_dim
 

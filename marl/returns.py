@@ -1,4 +1,5 @@
-"""Return targets computed with tensor ops: TD(λ) over padded episodes, GAE over rollouts."""
+"""Return targets computed with tensor ops: TD(λ) over padded episodes; GAE and n-step returns
+over rollouts."""
 
 from __future__ import annotations
 
