@@ -138,11 +138,12 @@ def _collect(env, learner, steps=7, rollouts=3):
     return buffer, runner
 
 
+@pytest.mark.parametrize("shared", [True, False])
 @pytest.mark.parametrize("use_rnn", [True, False])
-def test_rollout_replays_to_the_recorded_policy(use_rnn):
+def test_rollout_replays_to_the_recorded_policy(use_rnn, shared):
     """Replaying the actor over the stored rollout (from the memory it began with, reset
     where episodes began, over any subset of copies) gives back the recorded log-probs."""
-    env, learner = _learner(use_rnn=use_rnn)
+    env, learner = _learner(use_rnn=use_rnn, shared_params=shared)
     buffer, runner = _collect(env, learner, steps=23, rollouts=3)
     starts, done = buffer["starts"], buffer["done"]
     assert done.any() and (starts[1:] == done[:-1]).all()  # episodes cross the rollout
