@@ -339,17 +339,17 @@ class PPOLearner:
                         "grad_norm": actor_norm, "critic_grad_norm": critic_norm,
                         "advantage_mean": adv_mean,
                     }
-                for k, v_ in step.items():
-                    sums[k] = sums.get(k, 0) + v_.detach()
+                for k, x in step.items():
+                    sums[k] = sums.get(k, 0) + x
                 steps += 1
         if cfg.returns == "nstep":
             with torch.no_grad():
-                for target, online in ((self.target_critic_encoder, self.critic_encoder),
+                for frozen, online in ((self.target_critic_encoder, self.critic_encoder),
                                        (self.target_critic, self.critic)):
-                    for tp, p in zip(target.parameters(), online.parameters(), strict=True):
-                        tp.lerp_(p, cfg.target_tau)
+                    for fp, p in zip(frozen.parameters(), online.parameters(), strict=True):
+                        fp.lerp_(p, cfg.target_tau)
         self.updates += 1
-        metrics = {k: v / steps for k, v in sums.items()}
+        metrics = {k: x / steps for k, x in sums.items()}
         residual = (returns - old_values).var()
         metrics["explained_variance"] = 1 - residual / returns.var().clamp(min=1e-8)
         metrics["lr"] = torch.tensor(lr)
