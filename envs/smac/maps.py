@@ -1,0 +1,139 @@
+"""The SMAC maps: unit lists, episode limits, type one-hots, and the sizes they give.
+
+Every map of SMAC's registry (``smac/env/starcraft2/maps/smac_maps.py``): which units each side
+fields, the episode limit in environment steps, and the unit types the observation's type
+one-hot distinguishes (SMAC's ``unit_type_bits``; none on single-type maps). The one-hot order
+is SMAC's for allies (e.g. Stalker, Zealot on ``2s3z``); SMAC encodes *enemy* types with
+another order on some maps (a known quirk of its custom-map unit ids), which we do not copy:
+both sides use the order below.
+
+The sizes follow SMAC's size functions with its default flags (``obs_all_health``,
+``obs_own_health``, ``state_last_action`` on; last action in the observation, pathing grid,
+terrain height and time step off).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from marl.envs.smac.units import UNITS, UnitType
+
+N_MOVE_FEATS = 4  # availability of the four moves
+N_BASE_ACTIONS = 6  # no-op, stop, north, south, east, west
+
+
+@dataclass(frozen=True)
+class SMACMap:
+    """One scenario: ``allies``/``enemies`` as ``((unit, count), ...)`` in unit-id order."""
+
+    name: str
+    allies: tuple[tuple[str, int], ...]
+    enemies: tuple[tuple[str, int], ...]
+    limit: int
+    types: tuple[str, ...] = ()  # type one-hot order; () on single-type maps
+
+    @property
+    def ally_units(self) -> tuple[UnitType, ...]:
+        return tuple(UNITS[u] for u, k in self.allies for _ in range(k))
+
+    @property
+    def enemy_units(self) -> tuple[UnitType, ...]:
+        return tuple(UNITS[u] for u, k in self.enemies for _ in range(k))
+
+    @property
+    def n_agents(self) -> int:
+        return sum(k for _, k in self.allies)
+
+    @property
+    def n_enemies(self) -> int:
+        return sum(k for _, k in self.enemies)
+
+    @property
+    def type_bits(self) -> int:
+        return len(self.types)
+
+    @property
+    def ally_shield(self) -> int:
+        """1 when the allies are Protoss (their features carry a shield), else 0."""
+        return int(self.ally_units[0].race == "P")
+
+    @property
+    def enemy_shield(self) -> int:
+        return int(self.enemy_units[0].race == "P")
+
+    @property
+    def n_actions(self) -> int:
+        """No-op, stop, four moves, then one attack (or, for a Medivac, heal) per target."""
+        return N_BASE_ACTIONS + self.n_enemies
+
+    @property
+    def enemy_feats(self) -> int:
+        """Per enemy: attackable, distance, dx, dy, health, (shield), type one-hot."""
+        return 4 + 1 + self.enemy_shield + self.type_bits
+
+    @property
+    def ally_feats(self) -> int:
+        """Per other ally: visible, distance, dx, dy, health, (shield), type one-hot."""
+        return 4 + 1 + self.ally_shield + self.type_bits
+
+    @property
+    def own_feats(self) -> int:
+        """Own health, (shield), type one-hot."""
+        return 1 + self.ally_shield + self.type_bits
+
+    @property
+    def obs_size(self) -> int:
+        return (N_MOVE_FEATS + self.n_enemies * self.enemy_feats
+                + (self.n_agents - 1) * self.ally_feats + self.own_feats)
+
+    @property
+    def ally_state_feats(self) -> int:
+        """Per ally: health, cooldown (Medivac: energy), x, y, (shield), type one-hot."""
+        return 4 + self.ally_shield + self.type_bits
+
+    @property
+    def enemy_state_feats(self) -> int:
+        """Per enemy: health, x, y, (shield), type one-hot."""
+        return 3 + self.enemy_shield + self.type_bits
+
+    @property
+    def state_size(self) -> int:
+        return (self.n_agents * self.ally_state_feats + self.n_enemies * self.enemy_state_feats
+                + self.n_agents * self.n_actions)
+
+
+def _same(name: str, units: tuple[tuple[str, int], ...], limit: int,
+          types: tuple[str, ...] = ()) -> SMACMap:
+    return SMACMap(name, units, units, limit, types)
+
+
+_SZ = ("stalker", "zealot")
+_MMM = ("marauder", "marine", "medivac")
+MAPS: dict[str, SMACMap] = {m.name: m for m in (
+    _same("3m", (("marine", 3),), 60),
+    _same("8m", (("marine", 8),), 120),
+    _same("25m", (("marine", 25),), 150),
+    SMACMap("5m_vs_6m", (("marine", 5),), (("marine", 6),), 70),
+    SMACMap("8m_vs_9m", (("marine", 8),), (("marine", 9),), 120),
+    SMACMap("10m_vs_11m", (("marine", 10),), (("marine", 11),), 150),
+    SMACMap("27m_vs_30m", (("marine", 27),), (("marine", 30),), 180),
+    SMACMap("2m_vs_1z", (("marine", 2),), (("zealot", 1),), 150),
+    _same("2s3z", (("stalker", 2), ("zealot", 3)), 120, _SZ),
+    _same("3s5z", (("stalker", 3), ("zealot", 5)), 150, _SZ),
+    SMACMap("3s5z_vs_3s6z", (("stalker", 3), ("zealot", 5)), (("stalker", 3), ("zealot", 6)),
+            170, _SZ),
+    _same("1c3s5z", (("colossus", 1), ("stalker", 3), ("zealot", 5)), 180,
+          ("colossus", "stalker", "zealot")),
+    _same("MMM", (("marauder", 2), ("marine", 7), ("medivac", 1)), 150, _MMM),
+    SMACMap("MMM2", (("marauder", 2), ("marine", 7), ("medivac", 1)),
+            (("marauder", 3), ("marine", 8), ("medivac", 1)), 180, _MMM),
+    SMACMap("3s_vs_3z", (("stalker", 3),), (("zealot", 3),), 150),
+    SMACMap("3s_vs_4z", (("stalker", 3),), (("zealot", 4),), 200),
+    SMACMap("3s_vs_5z", (("stalker", 3),), (("zealot", 5),), 250),
+    SMACMap("2s_vs_1sc", (("stalker", 2),), (("spine_crawler", 1),), 300),
+    SMACMap("corridor", (("zealot", 6),), (("zergling", 24),), 400),
+    SMACMap("6h_vs_8z", (("hydralisk", 6),), (("zealot", 8),), 150),
+    _same("bane_vs_bane", (("baneling", 4), ("zergling", 20)), 200, ("baneling", "zergling")),
+    SMACMap("so_many_baneling", (("zealot", 7),), (("baneling", 32),), 100),
+    SMACMap("2c_vs_64zg", (("colossus", 2),), (("zergling", 64),), 400),
+)}
