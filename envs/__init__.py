@@ -4,7 +4,7 @@
 ``parallel_env(env_id, **kwargs)`` one copy as a PettingZoo ``ParallelEnv``.
 """
 
-from marl.envs import lbf, lbforaging_ref  # noqa: F401  (registers the families)
+from marl.envs import lbf, lbforaging_ref, smac  # noqa: F401  (registers the families)
 from marl.envs.registry import (
     EnvFamily,
     UnknownEnvId,

@@ -1,0 +1,371 @@
+"""The built-in SMAC simulator: many copies of a StarCraft II micro battle as tensor code.
+
+Interface (SMAC's, default flags): observations, state, actions and availability as laid out
+in :mod:`marl.envs.smac.maps`; the team reward is SMAC's (damage dealt to enemy health and
+shields, +10 per kill, +200 for a win, scaled so a perfect episode returns 20) split evenly
+over the agents, so the agents' rewards sum to SMAC's scalar; ``info["won"]``.
+
+Dynamics, per environment step of 8 game loops, each loop for every unit of every copy at once:
+
+1. **Orders.** An agent's action sets its order for the step: stop (hold still), move 2 units
+   north/south/east/west, or attack enemy ``j`` (a Medivac: heal ally ``j``). Allied units
+   never act on their own (SMAC's allies are passive).
+2. **Enemy AI** (our rule, in the spirit of SMAC's map trigger and the built-in AI): every
+   enemy attacks the closest living ally within its sight (9); with none in sight it walks
+   towards the allies' starting point. An enemy Medivac heals the most injured friendly unit
+   in sight.
+3. **Movement.** A unit with a target out of range walks straight at it; a unit with a move
+   order walks to its destination; at its speed, never past the goal. Overlapping ground units
+   are pushed apart by half their overlap; positions stay inside the map.
+4. **Weapons.** A unit whose target is within its range (between unit edges) and whose cooldown
+   has run out (cooldowns count whole game loops) fires: ``attacks`` hits of
+   :func:`~marl.envs.smac.combat.hit_table` damage, landed by
+   :func:`~marl.envs.smac.combat.land_hits` (shields first, then armour); then its cooldown
+   restarts. A Baneling explodes on its target: splash damage to every opponent
+   within 2.2, and it dies. A Medivac heals 12.6 health per second at 1 energy per 3 health.
+5. **Regeneration.** Protoss shields regenerate 2.8 per second after 7 seconds without damage;
+   Zerg health 0.38 per second; Medivac energy 0.7875 per second.
+
+The battle ends (``terminated``) when a side is wiped out; reaching the map's episode limit is
+``truncated`` (SMAC reports it as the end of the episode too). Positions are continuous on a
+32 × 32 open map; allies start in a block around (9, 16) and enemies around (23, 16), with a
+uniform jitter of ±0.5 per unit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from marl.batched_env import BatchedEnv
+from marl.envs.smac.combat import hit_table, land_hits
+from marl.envs.smac.maps import N_BASE_ACTIONS, SMACMap
+from marl.envs.smac.units import LOOPS_PER_SECOND, STEP_LOOPS
+from marl.spec import EnvSpec, Obs
+
+MAP_SIZE = 32.0
+SIGHT = 9.0  # SMAC: every unit sees 9
+SHOOT = 6.0  # SMAC: a target is available within 6 (centre to centre)
+MOVE_AMOUNT = 2.0
+ALLY_START, ENEMY_START = (9.0, 16.0), (23.0, 16.0)
+SHIELD_DELAY = 7.0 * LOOPS_PER_SECOND  # loops without damage before shields regenerate
+SHIELD_REGEN = 2.8 / LOOPS_PER_SECOND
+SPLASH = 2.2
+REWARD_KILL, REWARD_WIN = 10.0, 200.0
+ACTION_NAMES_BASE = ("no-op", "stop", "north", "south", "east", "west")
+NONE, STOP, MOVE, ATTACK = 0, 1, 2, 3  # orders
+
+
+@dataclass
+class SMACState:
+    """B copies of a battle with U = allies + enemies units (allies first)."""
+
+    pos: torch.Tensor  # float [B, U, 2]
+    health: torch.Tensor  # float [B, U]
+    shield: torch.Tensor  # float [B, U]
+    cooldown: torch.Tensor  # float [B, U], game loops until the weapon is ready
+    energy: torch.Tensor  # float [B, U]
+    quiet: torch.Tensor  # float [B, U], game loops since the unit last took damage
+    order: torch.Tensor  # int64 [B, U]: NONE, STOP, MOVE, ATTACK (attack or heal)
+    target: torch.Tensor  # int64 [B, U], unit index of the target (ATTACK)
+    dest: torch.Tensor  # float [B, U, 2], destination (MOVE)
+    last_action: torch.Tensor  # int64 [B, N], -1 at the start
+    t: torch.Tensor  # int64 [B], environment steps taken
+
+
+def _block(n: int, centre: tuple[float, float], spacing: float) -> torch.Tensor:
+    """``n`` positions in a roughly square block around ``centre``."""
+    cols = math.ceil(math.sqrt(n))
+    i = torch.arange(n)
+    x = (i // cols).float() - (math.ceil(n / cols) - 1) / 2
+    y = (i % cols).float() - (min(n, cols) - 1) / 2
+    return torch.stack([centre[0] + x * spacing, centre[1] + y * spacing], dim=-1)
+
+
+class SMACEnv(BatchedEnv[SMACState]):
+    """``num_envs`` copies of the SMAC map ``scenario``."""
+
+    def __init__(self, scenario: SMACMap, num_envs: int = 1,
+                 device: str | torch.device = "cpu", *, validate: bool = True,
+                 seed: int | None = None) -> None:
+        super().__init__(num_envs, device, validate=validate, seed=seed)
+        self.scenario = m = scenario
+        dev = self.device
+        units = m.ally_units + m.enemy_units
+        self.n_agents, self.n_enemies = n, e = m.n_agents, m.n_enemies
+        self.n_units = u = n + e
+        self.spec = EnvSpec(
+            n_agents=n, obs_shape=(m.obs_size,), state_shape=(m.state_size,),
+            n_actions=m.n_actions, episode_limit=m.limit,
+            agent_names=tuple(f"{t.name}_{i}" for i, t in enumerate(m.ally_units)),
+            action_names=ACTION_NAMES_BASE + tuple(f"target_{j}" for j in range(e)))
+
+        def col(values: list[float]) -> torch.Tensor:
+            return torch.tensor(values, dtype=torch.float32, device=dev)
+
+        self.max_health = col([t.health for t in units])
+        self.max_shield = col([t.shield for t in units])
+        self.armour = col([t.armour for t in units])
+        self.cooldown_loops = col([t.cooldown_loops for t in units])
+        self.range = col([t.range for t in units])
+        self.speed = col([t.speed / LOOPS_PER_SECOND for t in units])
+        self.radius = col([t.radius for t in units])
+        self.attacks = col([float(t.attacks) for t in units])
+        self.heal = col([t.heal_rate / LOOPS_PER_SECOND for t in units])
+        self.healer = self.heal > 0
+        self.max_energy = col([t.max_energy for t in units])
+        self.start_energy = col([t.start_energy for t in units])
+        self.energy_regen = col([t.energy_regen / LOOPS_PER_SECOND for t in units])
+        self.health_regen = col([t.health_regen / LOOPS_PER_SECOND for t in units])
+        self.max_cooldown = col([t.max_cooldown for t in units])
+        self.splash = col([SPLASH if t.splash_radius > 0 else 0.0 for t in units])
+        self.ground = torch.tensor([not t.air for t in units], device=dev)
+        self.team = torch.tensor([0] * n + [1] * e, device=dev)
+        self.not_self = ~torch.eye(u, dtype=torch.bool, device=dev)
+        # rules no unit on the map uses are skipped
+        self.has_splash = any(t.splash_radius > 0 for t in units)
+        self.has_healer = any(t.healer for t in units)
+        self.has_shields = any(t.shield > 0 for t in units)
+        self.has_regen = any(t.health_regen > 0 for t in units)
+        opponents = self.team[:, None] != self.team[None, :]
+        self.hits = hit_table(units, units).to(dev) * opponents
+        types = torch.zeros(u, m.type_bits, device=dev)
+        for i, t in enumerate(units):
+            if m.types:
+                types[i, m.types.index(t.name)] = 1.0
+        self.types = types
+        self.ally_shield, self.enemy_shield = bool(m.ally_shield), bool(m.enemy_shield)
+        self.start = torch.cat([_block(n, ALLY_START, 1.5), _block(e, ENEMY_START, 1.5)]).to(dev)
+        self.attack_point = torch.tensor(ALLY_START, device=dev)
+        enemy = slice(n, u)
+        self.max_reward = (REWARD_KILL * e + REWARD_WIN
+                           + float((self.max_health[enemy] + self.max_shield[enemy]).sum()))
+        # the other allies each agent sees, in id order (SMAC skips the agent itself)
+        others = torch.arange(n, device=dev).expand(n, n)
+        self.others = others[~torch.eye(n, dtype=torch.bool, device=dev)].reshape(n, n - 1)
+        self.unit_index = torch.arange(u, device=dev)
+        self.moves = torch.tensor([[0.0, 1.0], [0.0, -1.0], [1.0, 0.0], [-1.0, 0.0]], device=dev)
+
+    # --- episodes --------------------------------------------------------------------------
+    def _spawn(self, b: int) -> SMACState:
+        dev, u, n = self.device, self.n_units, self.n_agents
+        jitter = torch.rand(b, u, 2, generator=self.rng, device=dev) - 0.5
+        zeros = torch.zeros(b, u, device=dev)
+        return SMACState(
+            pos=self.start.expand(b, u, 2) + jitter,
+            health=self.max_health.expand(b, u).clone(),
+            shield=self.max_shield.expand(b, u).clone(),
+            cooldown=zeros.clone(), energy=self.start_energy.expand(b, u).clone(),
+            quiet=zeros.clone(),
+            order=torch.zeros(b, u, dtype=torch.long, device=dev),
+            target=torch.zeros(b, u, dtype=torch.long, device=dev),
+            dest=torch.zeros(b, u, 2, device=dev),
+            last_action=torch.full((b, n), -1, dtype=torch.long, device=dev),
+            t=torch.zeros(b, dtype=torch.long, device=dev))
+
+    def _step(self, s: SMACState, actions: torch.Tensor):
+        n, e = self.n_agents, self.n_enemies
+        s = SMACState(**{k: v.clone() for k, v in vars(s).items()})
+        self._give_orders(s, actions)
+        before = s.health + s.shield
+        was_alive = s.health > 0
+        dist = torch.cdist(s.pos, s.pos)
+        for _ in range(STEP_LOOPS):
+            self._enemy_ai(s, dist[:, n:])
+            dist = self._loop(s)
+        alive = s.health > 0
+        s.last_action = actions
+        s.t += 1
+        enemy = slice(n, n + e)
+        damage = (before[:, enemy] - (s.health + s.shield)[:, enemy].clamp(min=0)).sum(-1)
+        kills = (was_alive[:, enemy] & ~alive[:, enemy]).sum(-1)
+        allies_left, enemies_left = alive[:, :n].any(-1), alive[:, enemy].any(-1)
+        won = ~enemies_left & allies_left
+        reward = (damage + REWARD_KILL * kills).abs() + REWARD_WIN * won
+        reward = reward / (self.max_reward / 20.0)
+        terminated = ~allies_left | ~enemies_left
+        truncated = ~terminated & (s.t >= self.spec.episode_limit)
+        info = {"won": won, "dead_allies": n - alive[:, :n].sum(-1),
+                "dead_enemies": e - alive[:, enemy].sum(-1)}
+        return s, (reward / n).unsqueeze(-1).expand(-1, n).contiguous(), terminated, \
+            truncated, info
+
+    def _give_orders(self, s: SMACState, actions: torch.Tensor) -> None:
+        n = self.n_agents
+        alive = s.health[:, :n] > 0
+        moving = (actions >= 2) & (actions < N_BASE_ACTIONS)
+        attacking = actions >= N_BASE_ACTIONS
+        step = self.moves[(actions - 2).clamp(0, 3)] * MOVE_AMOUNT
+        order = torch.where(attacking, ATTACK, torch.where(moving, MOVE, STOP))
+        s.order[:, :n] = torch.where(alive, order, NONE)
+        s.dest[:, :n] = torch.where(moving.unsqueeze(-1), s.pos[:, :n] + step, s.dest[:, :n])
+        j = (actions - N_BASE_ACTIONS).clamp(min=0)
+        # a Medivac's target j is ally j; everyone else's is enemy j
+        s.target[:, :n] = torch.where(self.healer[:n], j, j + n)
+
+    def _enemy_ai(self, s: SMACState, dist: torch.Tensor) -> None:
+        """Targets and orders of the enemies, from their distances to every unit ``[B, E, U]``
+        (measured at the end of the previous game loop)."""
+        n = self.n_agents
+        alive = s.health > 0
+        in_sight = alive[:, None, :] & (self.team == 0) & (dist < SIGHT)
+        target = dist.masked_fill(~in_sight, math.inf).argmin(-1)
+        has = in_sight.any(-1)
+        if self.has_healer:  # an enemy healer picks the most injured friendly unit in sight
+            friends = alive[:, None, :] & (self.team == 1) & (dist < SIGHT) & ~self.healer
+            hurt = (self.max_health - s.health)[:, None, :].masked_fill(~friends, -1.0)
+            healer = self.healer[n:]
+            target = torch.where(healer, hurt.argmax(-1), target)
+            has = torch.where(healer, hurt.max(-1).values > 0, has)
+        s.target[:, n:] = target
+        s.order[:, n:] = torch.where(alive[:, n:], torch.where(has, ATTACK, MOVE), NONE)
+        s.dest[:, n:] = self.attack_point
+
+    def _loop(self, s: SMACState) -> torch.Tensor:
+        """One game loop: move, fire, land hits, heal, regenerate, push apart. Returns the
+        distances between units ``[B, U, U]`` before the push."""
+        alive = s.health > 0
+        target_pos = s.pos.gather(1, s.target.unsqueeze(-1).expand(-1, -1, 2))
+        target_alive = alive.gather(1, s.target)
+        attacking = (s.order == ATTACK) & target_alive & alive
+        gap = (target_pos - s.pos).norm(dim=-1) - self.radius - self.radius[s.target]
+        in_range = attacking & (gap <= self.range)
+        # movement: towards the target until in range, or to the destination
+        goal = torch.where((s.order == ATTACK).unsqueeze(-1), target_pos, s.dest)
+        want = torch.where(attacking, (gap - self.range).clamp(min=0), 0.0)
+        to_dest = (s.dest - s.pos).norm(dim=-1)
+        want = torch.where((s.order == MOVE) & alive, to_dest, want)
+        delta = goal - s.pos
+        length = delta.norm(dim=-1, keepdim=True).clamp(min=1e-6)
+        stride = torch.minimum(want, self.speed).unsqueeze(-1)
+        s.pos = s.pos + delta / length * stride
+        # weapons (healers heal continuously instead); cooldowns run in whole game loops
+        s.cooldown = (s.cooldown - 1).clamp(min=0)
+        fire = in_range & (s.cooldown <= 0) & ~self.healer
+        s.cooldown = torch.where(fire, self.cooldown_loops, s.cooldown)
+        shots = fire.float() * self.attacks
+        if self.has_splash:
+            bombs = fire & (self.splash > 0)
+            shots = shots * ~bombs
+        per_hit = self.hits[self.unit_index, s.target]  # [B, U]
+        raw = torch.zeros_like(s.health).scatter_add_(1, s.target, shots * per_hit)
+        hits = torch.zeros_like(s.health).scatter_add_(1, s.target, shots)
+        if self.has_splash:  # Banelings: splash on every opponent near them, then they die
+            near = torch.cdist(s.pos, s.pos) <= SPLASH  # [B, bomber, victim]
+            blast = bombs.unsqueeze(-1) & near & alive.unsqueeze(1) & (self.hits > 0)
+            raw = raw + (blast * self.hits).sum(1)
+            hits = hits + blast.float().sum(1)
+            s.health = torch.where(bombs, torch.zeros_like(s.health), s.health)
+        health, shield = land_hits(s.health, s.shield, self.armour, raw, hits)
+        alive = health > 0  # decided before healing and regeneration: they revive no one
+        if self.has_healer:  # Medivacs heal their target while it is hurt and energy lasts
+            hurt = s.health.gather(1, s.target) < self.max_health[s.target]
+            heals = in_range & self.healer & hurt & (s.energy > 0)
+            amount = torch.minimum(self.heal.expand_as(s.energy), s.energy * 3) * heals
+            health = health + torch.zeros_like(health).scatter_add_(1, s.target, amount)
+            s.energy = (s.energy - amount / 3 + self.energy_regen).clamp(max=self.max_energy)
+        if self.has_regen:
+            health = health + self.health_regen
+        s.health = torch.where(alive, health.clamp(max=self.max_health), 0.0)
+        if self.has_shields:
+            s.quiet = torch.where(hits > 0, 0.0, s.quiet + 1)
+            shield = shield + torch.where(s.quiet >= SHIELD_DELAY, SHIELD_REGEN, 0.0)
+            s.shield = torch.where(alive, torch.minimum(shield.clamp(min=0), self.max_shield),
+                                   0.0)
+        s.pos, dist = self._push_apart(s.pos, alive)
+        return dist
+
+    def _push_apart(self, pos: torch.Tensor,
+                    alive: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Overlapping living ground units each move away by half the overlap; returns the
+        new positions and the distances before the push."""
+        solid = alive & self.ground
+        delta = pos.unsqueeze(2) - pos.unsqueeze(1)  # [B, U, U, 2]: i minus j
+        dist = delta.norm(dim=-1)
+        overlap = (self.radius[:, None] + self.radius[None, :] - dist).clamp(min=0)
+        pair = solid.unsqueeze(2) & solid.unsqueeze(1) & self.not_self
+        push = (overlap * pair / 2 / dist.clamp(min=1e-6)).unsqueeze(-1) * delta
+        return (pos + push.sum(2)).clamp(0.0, MAP_SIZE), dist
+
+    # --- what the agents see ---------------------------------------------------------------
+    def _observe(self, s: SMACState) -> Obs:
+        n, e = self.n_agents, self.n_enemies
+        b = s.pos.shape[0]
+        alive = s.health > 0
+        health = s.health / self.max_health
+        shield = s.shield / self.max_shield.clamp(min=1)
+        me = s.pos[:, :n]
+        avail = self._avail(s, alive)
+        # enemies seen by each agent
+        rel_e = s.pos[:, None, n:] - me[:, :, None]  # [B, N, E, 2]
+        dist_e = rel_e.norm(dim=-1)
+        seen_e = (dist_e < SIGHT) & alive[:, None, n:] & alive[:, :n, None]
+        enemy = [avail[:, :, N_BASE_ACTIONS:].float(), dist_e / SIGHT, rel_e[..., 0] / SIGHT,
+                 rel_e[..., 1] / SIGHT, health[:, None, n:].expand(b, n, e)]
+        if self.enemy_shield:
+            enemy.append(shield[:, None, n:].expand(b, n, e))
+        enemy_feats = torch.cat([f.unsqueeze(-1) for f in enemy]
+                                + [self.types[n:].expand(b, n, e, -1)], dim=-1)
+        enemy_feats = enemy_feats * seen_e.unsqueeze(-1)
+        # the other allies, in id order
+        others = self.others
+        rel_a = s.pos[:, others] - me[:, :, None]  # [B, N, N-1, 2]
+        dist_a = rel_a.norm(dim=-1)
+        seen_a = (dist_a < SIGHT) & alive[:, others] & alive[:, :n, None]
+        ally = [seen_a.float(), dist_a / SIGHT, rel_a[..., 0] / SIGHT, rel_a[..., 1] / SIGHT,
+                health[:, others]]
+        if self.ally_shield:
+            ally.append(shield[:, others])
+        ally_feats = torch.cat([f.unsqueeze(-1) for f in ally]
+                               + [self.types[others].expand(b, n, n - 1, -1)], dim=-1)
+        ally_feats = ally_feats * seen_a.unsqueeze(-1)
+        own = [health[:, :n, None]] + ([shield[:, :n, None]] if self.ally_shield else [])
+        own_feats = torch.cat(own + [self.types[:n].expand(b, n, -1)], dim=-1)
+        obs = torch.cat([avail[:, :, 2:N_BASE_ACTIONS].float(), enemy_feats.flatten(2),
+                         ally_feats.flatten(2), own_feats], dim=-1)
+        obs = obs * alive[:, :n, None]
+        return Obs(obs, self._state_vector(s, alive, health, shield), avail)
+
+    def _avail(self, s: SMACState, alive: torch.Tensor) -> torch.Tensor:
+        n = self.n_agents
+        b = s.pos.shape[0]
+        me = s.pos[:, :n]
+        steps = me[:, :, None, :] + self.moves * (MOVE_AMOUNT / 2)  # SMAC's can_move probe
+        inside = ((steps >= 0) & (steps <= MAP_SIZE)).all(-1)  # [B, N, 4]
+        # targets: enemies, or (for a Medivac) the other non-Medivac allies
+        dist = torch.cdist(me, s.pos)  # [B, N, U]
+        near = (dist <= SHOOT) & alive[:, None, :]
+        enemy_t = near[:, :, n:]
+        pad = self.n_enemies - n
+        ally_t = near[:, :, :n] & ~self.healer[None, None, :n]
+        if pad > 0:
+            ally_t = torch.cat([ally_t, ally_t.new_zeros(b, n, pad)], dim=-1)
+        targets = torch.where(self.healer[:n, None], ally_t[..., : self.n_enemies], enemy_t)
+        live = alive[:, :n, None]
+        avail = torch.cat([~live, live, inside & live, targets & live], dim=-1)
+        return avail
+
+    def _state_vector(self, s: SMACState, alive: torch.Tensor, health: torch.Tensor,
+                      shield: torch.Tensor) -> torch.Tensor:
+        n = self.n_agents
+        b = s.pos.shape[0]
+        rel = (s.pos - MAP_SIZE / 2) / MAP_SIZE
+        cooldown = torch.where(self.healer, s.energy / self.max_energy.clamp(min=1),
+                               s.cooldown / self.max_cooldown)
+        ally = [health[:, :n], cooldown[:, :n], rel[:, :n, 0], rel[:, :n, 1]]
+        if self.ally_shield:
+            ally.append(shield[:, :n])
+        ally_rows = torch.cat([f.unsqueeze(-1) for f in ally]
+                              + [self.types[:n].expand(b, n, -1)], dim=-1) * alive[:, :n, None]
+        enemy = [health[:, n:], rel[:, n:, 0], rel[:, n:, 1]]
+        if self.enemy_shield:
+            enemy.append(shield[:, n:])
+        enemy_rows = torch.cat([f.unsqueeze(-1) for f in enemy]
+                               + [self.types[n:].expand(b, self.n_enemies, -1)], dim=-1)
+        enemy_rows = enemy_rows * alive[:, n:, None]
+        last = torch.nn.functional.one_hot(s.last_action.clamp(min=0), self.spec.n_actions)
+        last = last * (s.last_action >= 0).unsqueeze(-1)
+        return torch.cat([ally_rows.flatten(1), enemy_rows.flatten(1), last.flatten(1).float()],
+                         dim=-1)

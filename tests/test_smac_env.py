@@ -1,0 +1,147 @@
+"""The built-in SMAC simulator: protocol, sizes, hand-computed fights, rewards, the enemy AI."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from marl.envs import make, parallel_env
+from marl.envs.smac import MAPS, SMACEnv
+from marl.envs.testing import check_parallel_env, check_vec_env
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+OPEN_MAPS = [m for m in MAPS if m != "corridor"]
+
+
+@pytest.mark.parametrize("name", OPEN_MAPS)
+def test_sizes_match_the_map(name):
+    env = make(f"smac:{name}", num_envs=2, seed=0)
+    o = env.reset(seed=0)
+    m = MAPS[name]
+    assert o.obs.shape == (2, m.n_agents, m.obs_size)
+    assert o.state.shape == (2, m.state_size)
+    assert o.avail.shape == (2, m.n_agents, m.n_actions)
+
+
+@pytest.mark.parametrize("name", ["3m", "2s3z", "MMM2", "bane_vs_bane"])
+def test_protocol(name):
+    check_vec_env(make(f"smac:{name}", num_envs=6, seed=0))
+
+
+def test_pettingzoo_face():
+    check_parallel_env(lambda: parallel_env("smac:3m"))
+
+
+def duel(name: str, ally: int, enemy: int, gap: float = 4.0) -> tuple[SMACEnv, object]:
+    """One copy of ``name`` where only ally ``ally`` and enemy ``enemy`` are alive, ``gap``
+    apart (centre to centre) in the middle of the map."""
+    env = make(f"smac:{name}", num_envs=1, seed=0, validate=False)
+    env.reset(seed=0)
+    s = env.state
+    n = env.n_agents
+    keep = torch.zeros(env.n_units, dtype=torch.bool)
+    keep[ally] = keep[n + enemy] = True
+    s = dataclasses.replace(s, health=s.health * keep, shield=s.shield * keep,
+                            pos=s.pos.clone())
+    s.pos[0, ally] = torch.tensor([16.0 - gap / 2, 16.0])
+    s.pos[0, n + enemy] = torch.tensor([16.0 + gap / 2, 16.0])
+    env.set_state(s)
+    return env, s
+
+
+def attack(env: SMACEnv, ally: int, target: int) -> torch.Tensor:
+    actions = torch.zeros(1, env.n_agents, dtype=torch.long)
+    actions[0, ally] = 6 + target
+    return actions
+
+
+def test_marine_duel_takes_eight_shots_each():
+    """Marines deal 6 a shot every 14 game loops (0.61 s at 22.4 loops/s, in whole loops):
+    the eighth shot, at loop 98, kills (45 health); a step is 8 loops, so both die in step 13
+    — a draw."""
+    env, _ = duel("3m", 0, 0)
+    for k in range(1, 14):
+        step = env.step(attack(env, 0, 0))
+        shots = (8 * k - 1) // 14 + 1
+        if k < 13:
+            assert env.state.health[0, 0] == pytest.approx(45 - 6 * shots)
+            assert env.state.health[0, 3] == pytest.approx(45 - 6 * shots)
+            assert not step.done.any()
+    assert step.terminated.all() and not step.info["won"].any()
+
+
+def test_stalker_shields_absorb_first_and_marauder_bonus_beats_armour():
+    env, _ = duel("2s3z", 0, 0)  # Stalker vs Stalker: 13 + 5 vs armoured
+    env.step(attack(env, 0, 0))
+    assert env.state.shield[0, 5] == pytest.approx(80 - 18)
+    assert env.state.health[0, 5] == pytest.approx(80)
+    env, _ = duel("MMM", 0, 0)  # Marauder vs Marauder: 10 + 10 vs armoured, minus 1 armour
+    env.step(attack(env, 0, 0))
+    assert env.state.health[0, 10] == pytest.approx(125 - 19)
+
+
+def test_medivac_heals_an_injured_ally():
+    env = make("smac:MMM", num_envs=1, seed=0, validate=False)
+    env.reset(seed=0)
+    s = env.state
+    n = env.n_agents
+    alive = torch.zeros(env.n_units, dtype=torch.bool)
+    alive[[2, 9]] = True  # a Marine and the Medivac; every enemy is gone except one far away
+    alive[n] = True
+    s = dataclasses.replace(s, health=s.health * alive, pos=s.pos.clone())
+    s.health[0, 2] = 20.0
+    s.pos[0, 2] = torch.tensor([8.0, 8.0])
+    s.pos[0, 9] = torch.tensor([8.0, 10.0])
+    s.pos[0, n] = torch.tensor([30.0, 30.0])
+    env.set_state(s)
+    actions = torch.ones(1, n, dtype=torch.long)  # stop
+    actions[0, 9] = 6 + 2  # heal ally 2
+    env.step(actions)
+    assert env.state.health[0, 2] == pytest.approx(20 + 12.6 * 8 / 22.4)
+    assert env.state.energy[0, 9] == pytest.approx(50 - 12.6 * 8 / 22.4 / 3 + 0.7875 * 8 / 22.4)
+
+
+def focus_fire(env: SMACEnv, obs) -> torch.Tensor:
+    """Every agent shoots the weakest enemy it can; with none in range it walks east."""
+    m, n = env.scenario, env.n_agents
+    start = n * m.ally_state_feats
+    rows = obs.state[:, start: start + m.n_enemies * m.enemy_state_feats]
+    health = rows.reshape(len(rows), m.n_enemies, -1)[..., 0]
+    targets = obs.avail[..., 6:]
+    weakest = health[:, None, :].expand_as(targets).masked_fill(~targets, 2.0).argmin(-1) + 6
+    walk = torch.where(obs.avail[..., 4], 4, obs.avail.float().argmax(-1))
+    return torch.where(targets.any(-1), weakest, walk)
+
+
+def first_episodes(name: str, policy, copies: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    env = make(f"smac:{name}", num_envs=copies, seed=0, validate=False)
+    obs = env.reset(seed=0)
+    g = torch.Generator().manual_seed(0)
+    ret = torch.zeros(copies)
+    won = torch.zeros(copies, dtype=torch.bool)
+    over = torch.zeros(copies, dtype=torch.bool)
+    for _ in range(env.spec.episode_limit):
+        if policy == "random":
+            actions = torch.rand(obs.avail.shape, generator=g).masked_fill(~obs.avail, -1)
+            actions = actions.argmax(-1)
+        else:
+            actions = focus_fire(env, obs)
+        step = env.step(actions)
+        ret += step.reward.sum(-1) * ~over
+        won |= step.info["won"] & ~over
+        over |= step.done
+        obs = step.obs
+    assert over.all()
+    return ret, won
+
+
+def test_random_rarely_wins_3m_and_focus_fire_wins_far_more_with_perfect_return_20():
+    _, random_won = first_episodes("3m", "random")
+    ret, focus_won = first_episodes("3m", "focus")
+    assert random_won.float().mean() <= 0.02
+    assert focus_won.float().mean() >= 0.1 + random_won.float().mean()
+    # a won 3m episode killed every enemy: the scaled return is SMAC's maximum, 20
+    assert ret[focus_won].sub(20).abs().max() <= 0.5
