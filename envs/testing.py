@@ -43,8 +43,11 @@ def _rollout(env: VecEnv, seed: int, steps: int) -> list[Step]:
     _check_obs(env, o, "reset")
     out = []
     for t in range(steps):
-        step = env.step(_random_available(o.avail, gen))
+        actions = _random_available(o.avail, gen)
+        sent = actions.clone()
+        step = env.step(actions)
         where = f"step {t}"
+        assert torch.equal(actions, sent), f"{where}: step() modified the caller's actions"
         _check_obs(env, step.obs, where)
         _check_obs(env, step.final_obs, where + " (final_obs)")
         b, n = env.num_envs, env.spec.n_agents

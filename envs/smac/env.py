@@ -176,7 +176,7 @@ class SMACEnv(BatchedEnv[SMACState]):
             self._enemy_ai(s, dist[:, n:])
             dist = self._loop(s)
         alive = s.health > 0
-        s.last_action = actions
+        s.last_action = actions.clone()  # the caller keeps its tensor: autoreset writes here
         s.t += 1
         enemy = slice(n, n + e)
         damage = (before[:, enemy] - (s.health + s.shield)[:, enemy].clamp(min=0)).sum(-1)
