@@ -145,3 +145,16 @@ def test_random_rarely_wins_3m_and_focus_fire_wins_far_more_with_perfect_return_
     assert focus_won.float().mean() >= 0.1 + random_won.float().mean()
     # a won 3m episode killed every enemy: the scaled return is SMAC's maximum, 20
     assert ret[focus_won].sub(20).abs().max() <= 0.5
+
+
+def test_render_draws_the_battle():
+    env = make("smac:2s3z", num_envs=2, seed=0)
+    obs = env.reset(seed=0)
+    first = env.render(1)
+    assert first.shape == (512, 512, 3) and first.dtype.name == "uint8"
+    for _ in range(5):
+        obs = env.step(torch.where(obs.avail[..., 4], 4, 1)).obs  # walk east (else stop)
+    assert (env.render(1) != first).any()
+    face = parallel_env("smac:3m", render_mode="rgb_array")
+    face.reset(seed=0)
+    assert face.render().shape == (512, 512, 3)

@@ -13,7 +13,7 @@ Dynamics, per environment step of 8 game loops, each loop for every unit of ever
 2. **Enemy AI** (our rule, in the spirit of SMAC's map trigger and the built-in AI): every
    enemy attacks the closest living ally within its sight (9); with none in sight it walks
    towards the allies' starting point. An enemy Medivac heals the most injured friendly unit
-   in sight.
+   in sight, and otherwise keeps with the closest friendly unit.
 3. **Movement.** A unit with a target out of range walks straight at it; a unit with a move
    order walks to its destination; at its speed, never past the goal. Overlapping ground units
    are pushed apart by half their overlap; positions stay inside the map.
@@ -37,6 +37,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from marl.batched_env import BatchedEnv
@@ -213,12 +214,16 @@ class SMACEnv(BatchedEnv[SMACState]):
         in_sight = alive[:, None, :] & (self.team == 0) & (dist < SIGHT)
         target = dist.masked_fill(~in_sight, math.inf).argmin(-1)
         has = in_sight.any(-1)
-        if self.has_healer:  # an enemy healer picks the most injured friendly unit in sight
-            friends = alive[:, None, :] & (self.team == 1) & (dist < SIGHT) & ~self.healer
-            hurt = (self.max_health - s.health)[:, None, :].masked_fill(~friends, -1.0)
+        if self.has_healer:  # an enemy healer heals the most injured friend in sight, or
+            # else keeps with the closest friend
+            friends = alive[:, None, :] & (self.team == 1) & ~self.healer
+            hurt = (self.max_health - s.health)[:, None, :].masked_fill(
+                ~friends | (dist >= SIGHT), 0.0)
+            closest = dist.masked_fill(~friends, math.inf).argmin(-1)
+            patient = torch.where(hurt.max(-1).values > 0, hurt.argmax(-1), closest)
             healer = self.healer[n:]
-            target = torch.where(healer, hurt.argmax(-1), target)
-            has = torch.where(healer, hurt.max(-1).values > 0, has)
+            target = torch.where(healer, patient, target)
+            has = torch.where(healer, friends.any(-1), has)
         s.target[:, n:] = target
         s.order[:, n:] = torch.where(alive[:, n:], torch.where(has, ATTACK, MOVE), NONE)
         s.dest[:, n:] = self.attack_point
@@ -288,6 +293,18 @@ class SMACEnv(BatchedEnv[SMACState]):
         pair = solid.unsqueeze(2) & solid.unsqueeze(1) & self.not_self
         push = (overlap * pair / 2 / dist.clamp(min=1e-6)).unsqueeze(-1) * delta
         return (pos + push.sum(2)).clamp(0.0, MAP_SIZE), dist
+
+    def render(self, index: int = 0) -> np.ndarray:
+        """An RGB picture ``[H, W, 3] uint8`` of copy ``index``."""
+        from marl.envs.smac.render import LETTERS, render_smac
+
+        s = self.state
+        units = self.scenario.ally_units + self.scenario.enemy_units
+        return render_smac(
+            MAP_SIZE, s.pos[index].tolist(), self.radius.tolist(), self.team.tolist(),
+            (s.health[index] / self.max_health).tolist(),
+            (s.shield[index] / self.max_shield.clamp(min=1)).tolist(),
+            [LETTERS[t.name] for t in units], [t.air for t in units])
 
     # --- what the agents see ---------------------------------------------------------------
     def _observe(self, s: SMACState) -> Obs:
