@@ -35,17 +35,23 @@ def test_pettingzoo_face():
     check_parallel_env(lambda: parallel_env("smac:3m"))
 
 
-def duel(name: str, ally: int, enemy: int, gap: float = 4.0) -> tuple[SMACEnv, object]:
-    """One copy of ``name`` where only ally ``ally`` and enemy ``enemy`` are alive, ``gap``
-    apart (centre to centre) in the middle of the map."""
+def only_alive(name: str, units: list[int]) -> tuple[SMACEnv, object]:
+    """One copy of ``name`` in which only the ``units`` (allies first) are alive; the state
+    is returned for the caller to change and ``set_state``."""
     env = make(f"smac:{name}", num_envs=1, seed=0, validate=False)
     env.reset(seed=0)
     s = env.state
-    n = env.n_agents
     keep = torch.zeros(env.n_units, dtype=torch.bool)
-    keep[ally] = keep[n + enemy] = True
-    s = dataclasses.replace(s, health=s.health * keep, shield=s.shield * keep,
-                            pos=s.pos.clone())
+    keep[units] = True
+    return env, dataclasses.replace(s, health=s.health * keep, shield=s.shield * keep,
+                                    pos=s.pos.clone())
+
+
+def duel(name: str, ally: int, enemy: int, gap: float = 4.0) -> tuple[SMACEnv, object]:
+    """Only ally ``ally`` and enemy ``enemy`` alive, ``gap`` apart (centre to centre) in the
+    middle of the map."""
+    n = MAPS[name].n_agents
+    env, s = only_alive(name, [ally, n + enemy])
     s.pos[0, ally] = torch.tensor([16.0 - gap / 2, 16.0])
     s.pos[0, n + enemy] = torch.tensor([16.0 + gap / 2, 16.0])
     env.set_state(s)
@@ -84,14 +90,9 @@ def test_stalker_shields_absorb_first_and_marauder_bonus_beats_armour():
 
 
 def test_medivac_heals_an_injured_ally():
-    env = make("smac:MMM", num_envs=1, seed=0, validate=False)
-    env.reset(seed=0)
-    s = env.state
-    n = env.n_agents
-    alive = torch.zeros(env.n_units, dtype=torch.bool)
-    alive[[2, 9]] = True  # a Marine and the Medivac; every enemy is gone except one far away
-    alive[n] = True
-    s = dataclasses.replace(s, health=s.health * alive, pos=s.pos.clone())
+    n = MAPS["MMM"].n_agents
+    # a Marine and the Medivac; every enemy is gone except one far away
+    env, s = only_alive("MMM", [2, 9, n])
     s.health[0, 2] = 20.0
     s.pos[0, 2] = torch.tensor([8.0, 8.0])
     s.pos[0, 9] = torch.tensor([8.0, 10.0])
@@ -158,3 +159,12 @@ def test_render_draws_the_battle():
     face = parallel_env("smac:3m", render_mode="rgb_array")
     face.reset(seed=0)
     assert face.render().shape == (512, 512, 3)
+
+
+def test_a_side_left_with_only_a_medivac_has_lost():
+    n = MAPS["MMM"].n_agents
+    env, s = only_alive("MMM", [2, n + 9])  # one allied Marine; the enemy Medivac
+    env.set_state(s)
+    step = env.step(torch.ones(1, n, dtype=torch.long) * env.last_obs.avail[0].long().argmax(-1))
+    assert step.terminated.all() and step.info["won"].all()
+    assert step.reward.sum() == pytest.approx(200 / (env.max_reward / 20))

@@ -26,10 +26,10 @@ Dynamics, per environment step of 8 game loops, each loop for every unit of ever
 5. **Regeneration.** Protoss shields regenerate 2.8 per second after 7 seconds without damage;
    Zerg health 0.38 per second; Medivac energy 0.7875 per second.
 
-The battle ends (``terminated``) when a side is wiped out; reaching the map's episode limit is
-``truncated`` (SMAC reports it as the end of the episode too). Positions are continuous on a
-32 × 32 open map; allies start in a block around (9, 16) and enemies around (23, 16), with a
-uniform jitter of ±0.5 per unit.
+The battle ends (``terminated``) when a side is wiped out or left with only Medivacs; reaching
+the map's episode limit is ``truncated`` (SMAC reports it as the end of the episode too).
+Positions are continuous on a 32 × 32 open map; allies start in a block around (9, 16) and
+enemies around (23, 16), with a uniform jitter of ±0.5 per unit.
 """
 
 from __future__ import annotations
@@ -182,7 +182,8 @@ class SMACEnv(BatchedEnv[SMACState]):
         enemy = slice(n, n + e)
         damage = (before[:, enemy] - (s.health + s.shield)[:, enemy].clamp(min=0)).sum(-1)
         kills = (was_alive[:, enemy] & ~alive[:, enemy]).sum(-1)
-        allies_left, enemies_left = alive[:, :n].any(-1), alive[:, enemy].any(-1)
+        fighting = alive & ~self.healer  # a side left with only Medivacs has lost (SMAC)
+        allies_left, enemies_left = fighting[:, :n].any(-1), fighting[:, enemy].any(-1)
         won = ~enemies_left & allies_left
         reward = (damage + REWARD_KILL * kills).abs() + REWARD_WIN * won
         reward = reward / (self.max_reward / 20.0)
