@@ -168,3 +168,17 @@ def test_a_side_left_with_only_a_medivac_has_lost():
     step = env.step(torch.ones(1, n, dtype=torch.long) * env.last_obs.avail[0].long().argmax(-1))
     assert step.terminated.all() and step.info["won"].all()
     assert step.reward.sum() == pytest.approx(200 / (env.max_reward / 20))
+
+
+def test_overlapping_units_are_pushed_apart():
+    n = MAPS["3m"].n_agents
+    env, s = only_alive("3m", [0, 1, n])
+    s.pos[0, 0] = torch.tensor([10.0, 10.0])
+    s.pos[0, 1] = torch.tensor([10.2, 10.0])  # Marines of radius 0.375: 0.55 of overlap
+    s.pos[0, n] = torch.tensor([30.0, 30.0])
+    env.set_state(s)
+    actions = torch.tensor([[1, 1, 0]])  # both stop; the third Marine is dead
+    env.step(actions)
+    pos = env.state.pos[0]
+    assert (pos[0] - pos[1]).norm() == pytest.approx(0.75, abs=1e-3)
+    assert pos[:2].mean(0).tolist() == pytest.approx([10.1, 10.0], abs=1e-4)  # both moved

@@ -125,6 +125,7 @@ class SMACEnv(BatchedEnv[SMACState]):
         self.ground = torch.tensor([not t.air for t in units], device=dev)
         self.team = torch.tensor([0] * n + [1] * e, device=dev)
         self.not_self = ~torch.eye(u, dtype=torch.bool, device=dev)
+        self.touching = self.radius[:, None] + self.radius[None, :]  # centre distance [U, U]
         # rules no unit on the map uses are skipped
         self.has_splash = any(t.splash_radius > 0 for t in units)
         self.has_healer = any(t.healer for t in units)
@@ -288,12 +289,13 @@ class SMACEnv(BatchedEnv[SMACState]):
         """Overlapping living ground units each move away by half the overlap; returns the
         new positions and the distances before the push."""
         solid = alive & self.ground
-        delta = pos.unsqueeze(2) - pos.unsqueeze(1)  # [B, U, U, 2]: i minus j
-        dist = delta.norm(dim=-1)
-        overlap = (self.radius[:, None] + self.radius[None, :] - dist).clamp(min=0)
+        dist = torch.cdist(pos, pos)  # [B, U, U]
         pair = solid.unsqueeze(2) & solid.unsqueeze(1) & self.not_self
-        push = (overlap * pair / 2 / dist.clamp(min=1e-6)).unsqueeze(-1) * delta
-        return (pos + push.sum(2)).clamp(0.0, MAP_SIZE), dist
+        # unit i moves by sum_j w_ij (p_i - p_j), w_ij = overlap / (2 distance): as a batched
+        # matrix product, without the [B, U, U, 2] differences
+        w = (self.touching - dist).clamp(min=0) * pair / (2 * dist.clamp(min=0.01))
+        push = pos * w.sum(-1, keepdim=True) - torch.bmm(w, pos)
+        return (pos + push).clamp(0.0, MAP_SIZE), dist
 
     def render(self, index: int = 0) -> np.ndarray:
         """An RGB picture ``[H, W, 3] uint8`` of copy ``index``."""
