@@ -13,10 +13,7 @@ from marl.envs.testing import check_parallel_env, check_vec_env
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-OPEN_MAPS = [m for m in MAPS if m != "corridor"]
-
-
-@pytest.mark.parametrize("name", OPEN_MAPS)
+@pytest.mark.parametrize("name", list(MAPS))
 def test_sizes_match_the_map(name):
     env = make(f"smac:{name}", num_envs=2, seed=0)
     o = env.reset(seed=0)
@@ -26,7 +23,7 @@ def test_sizes_match_the_map(name):
     assert o.avail.shape == (2, m.n_agents, m.n_actions)
 
 
-@pytest.mark.parametrize("name", ["3m", "2s3z", "MMM2", "bane_vs_bane"])
+@pytest.mark.parametrize("name", ["3m", "2s3z", "MMM2", "bane_vs_bane", "corridor"])
 def test_protocol(name):
     check_vec_env(make(f"smac:{name}", num_envs=6, seed=0))
 
@@ -182,3 +179,21 @@ def test_overlapping_units_are_pushed_apart():
     pos = env.state.pos[0]
     assert (pos[0] - pos[1]).norm() == pytest.approx(0.75, abs=1e-3)
     assert pos[:2].mean(0).tolist() == pytest.approx([10.1, 10.0], abs=1e-4)  # both moved
+
+
+def test_corridor_walls_block_movement_and_moves_into_them_are_unavailable():
+    env, s = only_alive("corridor", [0, MAPS["corridor"].n_agents])
+    s.pos[0, 0] = torch.tensor([10.5, 10.0])  # just west of the wall block x 11-21, y 0-14
+    env.set_state(s)
+    avail = env.last_obs.avail[0, 0]
+    assert not avail[4] and avail[2] and avail[3] and avail[5]  # east blocked; N, S, W open
+    wall_free = torch.tensor([[10.5, 15.0]])
+    assert env._open(wall_free).all() and not env._open(torch.tensor([[11.5, 10.0]])).any()
+    for _ in range(3):  # ordered east into the wall anyway (validation is off): it stays out
+        env.step(torch.tensor([[4] + [0] * 5]))
+    x, y = env.state.pos[0, 0].tolist()
+    assert 10.5 < x < 11 and y == pytest.approx(10.0)
+    env.step(torch.tensor([[2] + [0] * 5]))  # north, along the wall, is free
+    assert env.state.pos[0, 0, 1] > 11
+    # the passage itself is open all the way
+    assert env._open(torch.stack([torch.arange(11, 21) + 0.5, torch.full((10,), 16.5)], -1)).all()

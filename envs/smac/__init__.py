@@ -6,12 +6,12 @@ state and action sizes they give under SMAC's default flags), and ``marl.envs.sm
 SC2's damage rules (bonuses, shields before armour) as tensor code; ``marl.envs.smac.env`` the
 batched simulator (its docstring is the card: interface, dynamics, the enemy AI's rule).
 
-Ids: ``smac:<map>`` for every map of :data:`MAPS` on open ground. ``corridor`` is not
-registered yet: its walls (a static pathing grid) are not modelled.
+Ids: ``smac:<map>`` for every map of :data:`MAPS`.
 
 Versions
 --------
-- v1: open 32 × 32 ground, SMAC's interface with default flags.
+- v1: 32 × 32 ground, walls where the map has them (``corridor``), SMAC's interface with
+  default flags.
 """
 
 from __future__ import annotations
@@ -27,21 +27,17 @@ from marl.envs.smac.maps import MAPS, SMACMap
 
 __all__ = ["MAPS", "SMACEnv", "SMACMap", "SMACState"]
 
-# maps whose terrain the simulator does not model yet (corridor's walls): not registered
-_NEEDS_TERRAIN = ("corridor",)
-
-
 def make(name: str, num_envs: int = 1, device: str | torch.device = "cpu",
          **kwargs: Any) -> SMACEnv:
     """``smac:<map>`` as a batched environment."""
-    if name not in MAPS or name in _NEEDS_TERRAIN:
+    if name not in MAPS:
         raise unknown_id(f"smac:{name}", "SMAC ids are smac:<map>, e.g. smac:3m")
     check_kwargs(f"smac:{name}", SMACEnv, kwargs, reserved=("scenario", "num_envs", "device"))
     return SMACEnv(MAPS[name], num_envs, device, **kwargs)
 
 
 def catalogue() -> Iterator[str]:
-    return (name for name in MAPS if name not in _NEEDS_TERRAIN)
+    return iter(MAPS)
 
 
 register_family(EnvFamily(

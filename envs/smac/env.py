@@ -28,8 +28,11 @@ Dynamics, per environment step of 8 game loops, each loop for every unit of ever
 
 The battle ends (``terminated``) when a side is wiped out or left with only Medivacs; reaching
 the map's episode limit is ``truncated`` (SMAC reports it as the end of the episode too).
-Positions are continuous on a 32 × 32 open map; allies start in a block around (9, 16) and
-enemies around (23, 16), with a uniform jitter of ±0.5 per unit.
+Positions are continuous on a 32 × 32 map, open unless the map lists walls: ground units do not
+enter wall cells (a blocked move slides along the wall) and a move is available when the cell
+1 unit ahead is walkable (SMAC's ``can_move``). Allies start in a block around the map's ally
+start ((9, 16) by default) and enemies around its enemy start ((23, 16)), with a uniform jitter
+of ±0.5 per unit.
 """
 
 from __future__ import annotations
@@ -50,7 +53,6 @@ MAP_SIZE = 32.0
 SIGHT = 9.0  # SMAC: every unit sees 9
 SHOOT = 6.0  # SMAC: a target is available within 6 (centre to centre)
 MOVE_AMOUNT = 2.0
-ALLY_START, ENEMY_START = (9.0, 16.0), (23.0, 16.0)
 SHIELD_DELAY = 7.0 * LOOPS_PER_SECOND  # loops without damage before shields regenerate
 SHIELD_REGEN = 2.8 / LOOPS_PER_SECOND
 SPLASH = 2.2
@@ -139,8 +141,14 @@ class SMACEnv(BatchedEnv[SMACState]):
                 types[i, m.types.index(t.name)] = 1.0
         self.types = types
         self.ally_shield, self.enemy_shield = bool(m.ally_shield), bool(m.enemy_shield)
-        self.start = torch.cat([_block(n, ALLY_START, 1.5), _block(e, ENEMY_START, 1.5)]).to(dev)
-        self.attack_point = torch.tensor(ALLY_START, device=dev)
+        self.start = torch.cat([_block(n, m.ally_start, 1.5),
+                                _block(e, m.enemy_start, 1.5)]).to(dev)
+        self.attack_point = torch.tensor(m.ally_start, device=dev)
+        cells = int(MAP_SIZE)
+        self.walkable = torch.ones(cells, cells, dtype=torch.bool, device=dev)  # [x, y]
+        for x0, x1, y0, y1 in m.walls:
+            self.walkable[x0:x1, y0:y1] = False
+        self.has_walls = bool(m.walls)
         enemy = slice(n, u)
         self.max_reward = (REWARD_KILL * e + REWARD_WIN
                            + float((self.max_health[enemy] + self.max_shield[enemy]).sum()))
@@ -247,7 +255,8 @@ class SMACEnv(BatchedEnv[SMACState]):
         delta = goal - s.pos
         length = delta.norm(dim=-1, keepdim=True).clamp(min=1e-6)
         stride = torch.minimum(want, self.speed).unsqueeze(-1)
-        s.pos = s.pos + delta / length * stride
+        moved = s.pos + delta / length * stride
+        s.pos = self._slide(s.pos, moved) if self.has_walls else moved
         # weapons (healers heal continuously instead); cooldowns run in whole game loops
         s.cooldown = (s.cooldown - 1).clamp(min=0)
         fire = in_range & (s.cooldown <= 0) & ~self.healer
@@ -281,7 +290,8 @@ class SMACEnv(BatchedEnv[SMACState]):
             shield = shield + torch.where(s.quiet >= SHIELD_DELAY, SHIELD_REGEN, 0.0)
             s.shield = torch.where(alive, torch.minimum(shield.clamp(min=0), self.max_shield),
                                    0.0)
-        s.pos, dist = self._push_apart(s.pos, alive)
+        pushed, dist = self._push_apart(s.pos, alive)
+        s.pos = self._slide(s.pos, pushed) if self.has_walls else pushed
         return dist
 
     def _push_apart(self, pos: torch.Tensor,
@@ -297,6 +307,22 @@ class SMACEnv(BatchedEnv[SMACState]):
         push = pos * w.sum(-1, keepdim=True) - torch.bmm(w, pos)
         return (pos + push).clamp(0.0, MAP_SIZE), dist
 
+    def _open(self, pos: torch.Tensor) -> torch.Tensor:
+        """Whether the cells under ``pos [..., 2]`` are walkable (outside the map: no)."""
+        inside = ((pos >= 0) & (pos < MAP_SIZE)).all(-1)
+        cell = pos.floor().long().clamp(0, int(MAP_SIZE) - 1)
+        return inside & self.walkable[cell[..., 0], cell[..., 1]]
+
+    def _slide(self, old: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+        """``new`` positions of ground units kept out of walls: a blocked move keeps whichever
+        of its x and y parts stays walkable (sliding along the wall), else stays put."""
+        keep_x = torch.stack([new[..., 0], old[..., 1]], -1)
+        keep_y = torch.stack([old[..., 0], new[..., 1]], -1)
+        out = torch.where(self._open(keep_y).unsqueeze(-1), keep_y, old)
+        out = torch.where(self._open(keep_x).unsqueeze(-1), keep_x, out)
+        ok = self._open(new) | ~self.ground
+        return torch.where(ok.unsqueeze(-1), new, out)
+
     def render(self, index: int = 0) -> np.ndarray:
         """An RGB picture ``[H, W, 3] uint8`` of copy ``index``."""
         from marl.envs.smac.render import LETTERS, render_smac
@@ -307,7 +333,8 @@ class SMACEnv(BatchedEnv[SMACState]):
             MAP_SIZE, s.pos[index].tolist(), self.radius.tolist(), self.team.tolist(),
             (s.health[index] / self.max_health).tolist(),
             (s.shield[index] / self.max_shield.clamp(min=1)).tolist(),
-            [LETTERS[t.name] for t in units], [t.air for t in units])
+            [LETTERS[t.name] for t in units], [t.air for t in units],
+            [tuple(c) for c in (~self.walkable).nonzero().tolist()])
 
     # --- what the agents see ---------------------------------------------------------------
     def _observe(self, s: SMACState) -> Obs:
@@ -354,6 +381,8 @@ class SMACEnv(BatchedEnv[SMACState]):
         me = s.pos[:, :n]
         steps = me[:, :, None, :] + self.moves * (MOVE_AMOUNT / 2)  # SMAC's can_move probe
         inside = ((steps >= 0) & (steps <= MAP_SIZE)).all(-1)  # [B, N, 4]
+        if self.has_walls:
+            inside = inside & self._open(steps.clamp(0, MAP_SIZE - 1e-3))
         # targets: enemies, or (for a Medivac) the other non-Medivac allies
         dist = torch.cdist(me, s.pos)  # [B, N, U]
         near = (dist <= SHOOT) & alive[:, None, :]

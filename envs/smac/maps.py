@@ -7,6 +7,8 @@ is SMAC's for allies (e.g. Stalker, Zealot on ``2s3z``); SMAC encodes *enemy* ty
 another order on some maps (a known quirk of its custom-map unit ids), which we do not copy:
 both sides use the order below.
 
+Maps are 32 × 32 units; ``walls`` lists the cells (1 × 1) units cannot enter, if any.
+
 The sizes follow SMAC's size functions with its default flags (``obs_all_health``,
 ``obs_own_health``, ``state_last_action`` on; last action in the observation, pathing grid,
 terrain height and time step off).
@@ -31,6 +33,9 @@ class SMACMap:
     enemies: tuple[tuple[str, int], ...]
     limit: int
     types: tuple[str, ...] = ()  # type one-hot order; () on single-type maps
+    ally_start: tuple[float, float] = (9.0, 16.0)  # centre of the allies' starting block
+    enemy_start: tuple[float, float] = (23.0, 16.0)
+    walls: tuple[tuple[int, int, int, int], ...] = ()  # unwalkable cells [x0, x1) × [y0, y1)
 
     @property
     def ally_units(self) -> tuple[UnitType, ...]:
@@ -131,7 +136,10 @@ MAPS: dict[str, SMACMap] = {m.name: m for m in (
     SMACMap("3s_vs_4z", (("stalker", 3),), (("zealot", 4),), 200),
     SMACMap("3s_vs_5z", (("stalker", 3),), (("zealot", 5),), 250),
     SMACMap("2s_vs_1sc", (("stalker", 2),), (("spine_crawler", 1),), 300),
-    SMACMap("corridor", (("zealot", 6),), (("zergling", 24),), 400),
+    # open ground on both ends joined by a passage 5 cells wide and 10 long (our layout: the
+    # SMAC map file is not available here)
+    SMACMap("corridor", (("zealot", 6),), (("zergling", 24),), 400, ally_start=(6.0, 16.0),
+            enemy_start=(26.0, 16.0), walls=((11, 21, 0, 14), (11, 21, 19, 32))),
     SMACMap("6h_vs_8z", (("hydralisk", 6),), (("zealot", 8),), 150),
     _same("bane_vs_bane", (("baneling", 4), ("zergling", 20)), 200, ("baneling", "zergling")),
     SMACMap("so_many_baneling", (("zealot", 7),), (("baneling", 32),), 100),

@@ -1,8 +1,8 @@
 """Drawing a SMAC battle as an RGB array (no window system needed).
 
-Units are discs of their true radius in their team's colour (allies blue, enemies red; air
-units paler), with a health bar above (green, with shields in cyan on top) and their type's
-letter (:data:`LETTERS`) written on them. Dead units are not drawn.
+Walls are dark cells. Units are discs of their true radius in their team's colour (allies blue,
+enemies red; air units paler), with a health bar above (green, with shields in cyan on top) and
+their type's letter (:data:`LETTERS`) written on them. Dead units are not drawn.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw
 
 SCALE = 16  # pixels per map unit
 _BACKGROUND = (236, 232, 220)
+_WALL = (110, 100, 90)
 _GRID = (214, 208, 194)
 _TEAM = ((45, 105, 200), (205, 60, 50))
 _AIR = ((130, 165, 225), (230, 140, 130))
@@ -26,15 +27,20 @@ LETTERS = {"marine": "m", "marauder": "M", "medivac": "V", "stalker": "s", "zeal
 
 def render_smac(size: float, pos: Sequence[Sequence[float]], radius: Sequence[float],
                 team: Sequence[int], health: Sequence[float], shield: Sequence[float],
-                letters: Sequence[str], air: Sequence[bool]) -> np.ndarray:
+                letters: Sequence[str], air: Sequence[bool],
+                walls: Sequence[tuple[int, int]] = ()) -> np.ndarray:
     """``[size·16, size·16, 3]`` uint8 picture of one battle; ``health``/``shield`` are
-    fractions of the maximum (``shield`` 0 for units without shields)."""
+    fractions of the maximum (``shield`` 0 for units without shields); ``walls`` lists the
+    unwalkable cells ``(x, y)``."""
     px = int(size * SCALE)
     image = Image.new("RGB", (px, px), _BACKGROUND)
     draw = ImageDraw.Draw(image)
     for k in range(0, int(size) + 1, 4):
         draw.line([(k * SCALE, 0), (k * SCALE, px)], fill=_GRID)
         draw.line([(0, k * SCALE), (px, k * SCALE)], fill=_GRID)
+    for x, y in walls:
+        draw.rectangle((x * SCALE, px - (y + 1) * SCALE, (x + 1) * SCALE - 1,
+                        px - y * SCALE - 1), fill=_WALL)
     for (x, y), r, side, h, s, letter, flying in zip(pos, radius, team, health, shield, letters,
                                                      air, strict=True):
         if h <= 0:
