@@ -10,10 +10,11 @@ Dynamics, per environment step of 8 game loops, each loop for every unit of ever
 1. **Orders.** An agent's action sets its order for the step: stop (hold still), move 2 units
    north/south/east/west, or attack enemy ``j`` (a Medivac: heal ally ``j``). Allied units
    never act on their own (SMAC's allies are passive).
-2. **Enemy AI** (our rule, in the spirit of SMAC's map trigger and the built-in AI): every
-   enemy attacks the closest living ally within its sight (9); with none in sight it walks
-   towards the allies' starting point. An enemy Medivac heals the most injured friendly unit
-   in sight, and otherwise keeps with the closest friendly unit.
+2. **Enemy AI** (our rule, in the spirit of SMAC's map trigger, which sends the enemies at
+   the allies, and the built-in AI): every enemy attacks the closest living ally, walking to
+   it wherever it is, so running away does not stall the battle. An enemy Medivac heals the
+   most injured friendly unit in sight (9), and otherwise keeps with the closest friendly
+   unit.
 3. **Movement.** A unit with a target out of range walks straight at it; a unit with a move
    order walks to its destination; at its speed, never past the goal. Overlapping ground units
    are pushed apart by half their overlap; positions stay inside the map.
@@ -143,7 +144,6 @@ class SMACEnv(BatchedEnv[SMACState]):
         self.ally_shield, self.enemy_shield = bool(m.ally_shield), bool(m.enemy_shield)
         self.start = torch.cat([_block(n, m.ally_start, 1.5),
                                 _block(e, m.enemy_start, 1.5)]).to(dev)
-        self.attack_point = torch.tensor(m.ally_start, device=dev)
         cells = int(MAP_SIZE)
         self.walkable = torch.ones(cells, cells, dtype=torch.bool, device=dev)  # [x, y]
         for x0, x1, y0, y1 in m.walls:
@@ -221,9 +221,9 @@ class SMACEnv(BatchedEnv[SMACState]):
         (measured at the end of the previous game loop)."""
         n = self.n_agents
         alive = s.health > 0
-        in_sight = alive[:, None, :] & (self.team == 0) & (dist < SIGHT)
-        target = dist.masked_fill(~in_sight, math.inf).argmin(-1)
-        has = in_sight.any(-1)
+        foes = alive[:, None, :] & (self.team == 0)
+        target = dist.masked_fill(~foes, math.inf).argmin(-1)
+        has = foes.any(-1)
         if self.has_healer:  # an enemy healer heals the most injured friend in sight, or
             # else keeps with the closest friend
             friends = alive[:, None, :] & (self.team == 1) & ~self.healer
@@ -235,8 +235,7 @@ class SMACEnv(BatchedEnv[SMACState]):
             target = torch.where(healer, patient, target)
             has = torch.where(healer, friends.any(-1), has)
         s.target[:, n:] = target
-        s.order[:, n:] = torch.where(alive[:, n:], torch.where(has, ATTACK, MOVE), NONE)
-        s.dest[:, n:] = self.attack_point
+        s.order[:, n:] = torch.where(alive[:, n:] & has, ATTACK, NONE)
 
     def _loop(self, s: SMACState) -> torch.Tensor:
         """One game loop: move, fire, land hits, heal, regenerate, push apart. Returns the
