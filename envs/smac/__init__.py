@@ -27,6 +27,7 @@ from marl.envs.smac.maps import MAPS, SMACMap
 
 __all__ = ["MAPS", "SMACEnv", "SMACMap", "SMACState"]
 
+
 def make(name: str, num_envs: int = 1, device: str | torch.device = "cpu",
          **kwargs: Any) -> SMACEnv:
     """``smac:<map>`` as a batched environment."""
@@ -37,6 +38,7 @@ def make(name: str, num_envs: int = 1, device: str | torch.device = "cpu",
 
 
 def catalogue() -> Iterator[str]:
+    """Every SMAC map."""
     return iter(MAPS)
 
 
