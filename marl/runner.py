@@ -69,6 +69,14 @@ class EpisodeStats:
             out["win_rate"] = float(self.won) / n
         return out
 
+    def take(self) -> dict[str, float]:
+        """:meth:`summary`, then start the sums again from zero."""
+        out = self.summary()
+        for total in (self.count, self.ret, self.ret_sq, self.length, self.won):
+            total.zero_()
+        self.has_won = False
+        return out
+
 
 class EpisodeRunner:
     """Steps ``env`` with ``learner.act`` (exploring) and stores finished episodes in ``replay``."""
@@ -143,9 +151,7 @@ class EpisodeRunner:
 
     def take_stats(self) -> dict[str, float]:
         """Statistics of the episodes finished since the last call (one host read)."""
-        out = self.stats.summary()
-        self.stats = EpisodeStats.zeros(self.device)
-        return out
+        return self.stats.take()
 
     def state_dict(self) -> dict:
         env_state = self.env.state_dict() if hasattr(self.env, "state_dict") else None
@@ -232,9 +238,7 @@ class RolloutRunner:
 
     def take_stats(self) -> dict[str, float]:
         """Statistics of the episodes finished since the last call (one host read)."""
-        out = self.stats.summary()
-        self.stats = EpisodeStats.zeros(self.device)
-        return out
+        return self.stats.take()
 
     def state_dict(self) -> dict:
         env_state = self.env.state_dict() if hasattr(self.env, "state_dict") else None
