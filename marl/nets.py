@@ -164,7 +164,6 @@ class ConvEncoder(nn.Module):
         )
         self.flat = channels * ((h + 1) // 2) * ((w + 1) // 2)
         self.fc = _linear(n_agents, self.flat, out_dim, shared)
-        self.out_dim = out_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lead, n = x.shape[:-4], x.shape[-4]
