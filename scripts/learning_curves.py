@@ -50,14 +50,15 @@ def launch(algo: str, env: str, seed: int, args: argparse.Namespace) -> dict:
     return summary
 
 
-def test_curve(run_dir: Path) -> list[tuple[int, float]]:
+def test_curve(run_dir: Path, tag: str) -> list[tuple[int, float]]:
+    """``(env step, value)`` of the scalar ``tag`` (e.g. ``test/return_mean``) of a run."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     acc = EventAccumulator(str(run_dir))
     acc.Reload()
-    if "test/return_mean" not in acc.Tags()["scalars"]:
+    if tag not in acc.Tags()["scalars"]:
         return []
-    return [(e.step, e.value) for e in acc.Scalars("test/return_mean")]
+    return [(e.step, e.value) for e in acc.Scalars(tag)]
 
 
 def main() -> None:
@@ -78,22 +79,27 @@ def main() -> None:
     curves: dict[str, dict] = {}
     for (algo, env, seed), summary in zip(jobs, summaries, strict=True):
         key = f"{algo} {env}"
+        run_dir = Path(args.runs_dir) / run_name(algo, env, seed)
         entry = curves.setdefault(key, {"algo": algo, "env": env, "runs": []})
         entry["runs"].append({"seed": seed, "wall_s": summary["wall_s"],
                               "steps_per_s": summary["steps_per_s"],
                               "final": summary["test_return_mean"],
-                              "curve": test_curve(Path(args.runs_dir) /
-                                                  run_name(algo, env, seed))})
+                              "final_win_rate": summary.get("test_win_rate"),
+                              "curve": test_curve(run_dir, "test/return_mean"),
+                              "win_curve": test_curve(run_dir, "test/win_rate")})
     for key, entry in curves.items():
         runs = entry["runs"]
-        steps = sorted({s for r in runs for s, _ in r["curve"]})
         walls = ", ".join(f"{r['wall_s']:.0f}s" for r in runs)
-        print(f"\n{key}: greedy test return (mean over {len(runs)} seeds), "
-              f"wall-clock per run {walls}")
-        for step in steps:
-            vals = [v for r in runs for s, v in r["curve"] if s == step]
-            print(f"  {step:>9,d} steps  {sum(vals) / len(vals):.3f}  "
-                  f"({', '.join(f'{v:.2f}' for v in vals)})")
+        for field, what in (("curve", "greedy test return"), ("win_curve", "test win rate")):
+            steps = sorted({s for r in runs for s, _ in r[field]})
+            if not steps:
+                continue
+            print(f"\n{key}: {what} (mean over {len(runs)} seeds), "
+                  f"wall-clock per run {walls}")
+            for step in steps:
+                vals = [v for r in runs for s, v in r[field] if s == step]
+                print(f"  {step:>9,d} steps  {sum(vals) / len(vals):.3f}  "
+                      f"({', '.join(f'{v:.2f}' for v in vals)})")
     print(json.dumps({"bench": "learning_curves", "steps": args.steps,
                       "num_envs": args.num_envs, "curves": list(curves.values())}))
 

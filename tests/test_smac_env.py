@@ -164,7 +164,9 @@ def test_a_side_left_with_only_a_medivac_has_lost():
     env.set_state(s)
     step = env.step(torch.ones(1, n, dtype=torch.long) * env.last_obs.avail[0].long().argmax(-1))
     assert step.terminated.all() and step.info["won"].all()
-    assert step.reward.sum() == pytest.approx(200 / (env.max_reward / 20))
+    enemies = MAPS["MMM"].enemy_units
+    max_reward = 10 * len(enemies) + 200 + sum(t.health + t.shield for t in enemies)
+    assert step.reward.sum() == pytest.approx(200 / (max_reward / 20))
 
 
 def test_overlapping_units_are_pushed_apart():

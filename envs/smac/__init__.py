@@ -6,16 +6,21 @@ state and action sizes they give under SMAC's default flags), and ``marl.envs.sm
 SC2's damage rules (bonuses, shields before armour) as tensor code; ``marl.envs.smac.env`` the
 batched simulator (its docstring is the card: interface, dynamics, the enemy AI's rule).
 
-Ids: ``smac:<map>`` for every map of :data:`MAPS`.
+Ids: ``smac:<map>`` for every map of :data:`MAPS`; ``smacv2:<race>_<n>_vs_<m>`` for SMACv2-style
+generated scenarios (:mod:`marl.envs.smac.generated`), e.g. ``smacv2:protoss_5_vs_5``; the
+catalogue lists SMACv2's published sizes (5_vs_5, 10_vs_10, 20_vs_20, 10_vs_11, 20_vs_23) for
+each race, and any ``n <= m`` works.
 
 Versions
 --------
 - v1: 32 × 32 ground, walls where the map has them (``corridor``), SMAC's interface with
-  default flags.
+  default flags. smacv2: SMACv2's team and start distributions and its configured flags
+  (own position, per-type sight and attack ranges).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,9 +28,10 @@ import torch
 
 from marl.envs.registry import EnvFamily, check_kwargs, register_family, unknown_id
 from marl.envs.smac.env import SMACEnv, SMACState
+from marl.envs.smac.generated import RACES, SIZES, GeneratedScenario
 from marl.envs.smac.maps import MAPS, SMACMap
 
-__all__ = ["MAPS", "SMACEnv", "SMACMap", "SMACState"]
+__all__ = ["MAPS", "GeneratedScenario", "SMACEnv", "SMACMap", "SMACState"]
 
 
 def make(name: str, num_envs: int = 1, device: str | torch.device = "cpu",
@@ -41,6 +47,31 @@ def catalogue() -> Iterator[str]:
     """Every SMAC map."""
     return iter(MAPS)
 
+
+def make_generated(name: str, num_envs: int = 1, device: str | torch.device = "cpu",
+                   **kwargs: Any) -> SMACEnv:
+    """``smacv2:<race>_<n>_vs_<m>`` as a batched environment."""
+    match = re.fullmatch(r"(\w+?)_(\d+)_vs_(\d+)", name)
+    if match is None or match[1] not in RACES or not 1 <= int(match[2]) <= int(match[3]):
+        raise unknown_id(f"smacv2:{name}", "SMACv2 ids are smacv2:<race>_<n>_vs_<m> with race "
+                         f"one of {sorted(RACES)} and 1 <= n <= m, e.g. smacv2:protoss_5_vs_5")
+    check_kwargs(f"smacv2:{name}", SMACEnv, kwargs, reserved=("scenario", "num_envs", "device"))
+    scenario = GeneratedScenario(match[1], int(match[2]), int(match[3]))
+    return SMACEnv(scenario, num_envs, device, **kwargs)
+
+
+def catalogue_generated() -> Iterator[str]:
+    """SMACv2's published scenarios for every race."""
+    return (f"{race}_{n}_vs_{m}" for race in RACES for n, m in SIZES)
+
+
+register_family(EnvFamily(
+    prefix="smacv2",
+    summary="SMACv2-style generated StarCraft battles (random unit types and starts)",
+    pattern="smacv2:<race>_<n>_vs_<m>",
+    make=make_generated,
+    catalogue=catalogue_generated,
+))
 
 register_family(EnvFamily(
     prefix="smac",

@@ -45,14 +45,14 @@ import numpy as np
 import torch
 
 from marl.batched_env import BatchedEnv
+from marl.envs.smac.columns import UnitColumns
 from marl.envs.smac.combat import hit_table, land_hits
+from marl.envs.smac.generated import GeneratedScenario
 from marl.envs.smac.maps import N_BASE_ACTIONS, SMACMap
 from marl.envs.smac.units import LOOPS_PER_SECOND, STEP_LOOPS
 from marl.spec import EnvSpec, Obs
 
 MAP_SIZE = 32.0
-SIGHT = 9.0  # SMAC: every unit sees 9
-SHOOT = 6.0  # SMAC: a target is available within 6 (centre to centre)
 MOVE_AMOUNT = 2.0
 SHIELD_DELAY = 7.0 * LOOPS_PER_SECOND  # loops without damage before shields regenerate
 SHIELD_REGEN = 2.8 / LOOPS_PER_SECOND
@@ -77,125 +77,98 @@ class SMACState:
     dest: torch.Tensor  # float [B, U, 2], destination (MOVE)
     last_action: torch.Tensor  # int64 [B, N], -1 at the start
     t: torch.Tensor  # int64 [B], environment steps taken
+    kind: torch.Tensor  # int64 [B, U], each unit's type (index into the scenario's kinds)
 
 
-def _block(n: int, centre: tuple[float, float], spacing: float) -> torch.Tensor:
-    """``n`` positions in a roughly square block around ``centre``."""
-    cols = math.ceil(math.sqrt(n))
-    i = torch.arange(n)
-    x = (i // cols).float() - (math.ceil(n / cols) - 1) / 2
-    y = (i % cols).float() - (min(n, cols) - 1) / 2
-    return torch.stack([centre[0] + x * spacing, centre[1] + y * spacing], dim=-1)
+def _at(column: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``column`` (``[U]`` or ``[B, U]``) at the unit indices ``index [B, U]``."""
+    return column[index] if column.dim() < index.dim() else column.gather(-1, index)
 
 
 class SMACEnv(BatchedEnv[SMACState]):
-    """``num_envs`` copies of the SMAC map ``scenario``."""
+    """``num_envs`` copies of the SMAC map (or generated SMACv2 scenario) ``scenario``."""
 
-    def __init__(self, scenario: SMACMap, num_envs: int = 1,
+    def __init__(self, scenario: SMACMap | GeneratedScenario, num_envs: int = 1,
                  device: str | torch.device = "cpu", *, validate: bool = True,
                  seed: int | None = None) -> None:
         super().__init__(num_envs, device, validate=validate, seed=seed)
         self.scenario = m = scenario
         dev = self.device
-        units = m.ally_units + m.enemy_units
+        kinds = m.kinds
         self.n_agents, self.n_enemies = n, e = m.n_agents, m.n_enemies
         self.n_units = u = n + e
         self.spec = EnvSpec(
             n_agents=n, obs_shape=(m.obs_size,), state_shape=(m.state_size,),
-            n_actions=m.n_actions, episode_limit=m.limit,
-            agent_names=tuple(f"{t.name}_{i}" for i, t in enumerate(m.ally_units)),
+            n_actions=m.n_actions, episode_limit=m.limit, agent_names=m.agent_names,
             action_names=ACTION_NAMES_BASE + tuple(f"target_{j}" for j in range(e)))
-
-        def col(values: list[float]) -> torch.Tensor:
-            return torch.tensor(values, dtype=torch.float32, device=dev)
-
-        self.max_health = col([t.health for t in units])
-        self.max_shield = col([t.shield for t in units])
-        self.armour = col([t.armour for t in units])
-        self.cooldown_loops = col([t.cooldown_loops for t in units])
-        self.range = col([t.range for t in units])
-        self.speed = col([t.speed / LOOPS_PER_SECOND for t in units])
-        self.radius = col([t.radius for t in units])
-        self.attacks = col([float(t.attacks) for t in units])
-        self.heal = col([t.heal_rate / LOOPS_PER_SECOND for t in units])
-        self.healer = self.heal > 0
-        self.max_energy = col([t.max_energy for t in units])
-        self.start_energy = col([t.start_energy for t in units])
-        self.energy_regen = col([t.energy_regen / LOOPS_PER_SECOND for t in units])
-        self.health_regen = col([t.health_regen / LOOPS_PER_SECOND for t in units])
-        self.max_cooldown = col([t.max_cooldown for t in units])
-        self.splash = col([SPLASH if t.splash_radius > 0 else 0.0 for t in units])
-        self.ground = torch.tensor([not t.air for t in units], device=dev)
+        self.table = UnitColumns.of(kinds, m.types, [m.ranges(t) for t in kinds], dev)
+        self.kind_hits = hit_table(kinds, kinds).to(dev)  # damage per hit [K, K]
+        if m.fixed:  # the same unit in every slot: [U] columns, built once
+            self.fixed = self.table.take(m.draw(1, self.rng, dev)[0][0])
         self.team = torch.tensor([0] * n + [1] * e, device=dev)
+        self.opponents = self.team[:, None] != self.team[None, :]
         self.not_self = ~torch.eye(u, dtype=torch.bool, device=dev)
-        self.touching = self.radius[:, None] + self.radius[None, :]  # centre distance [U, U]
-        # rules no unit on the map uses are skipped
-        self.has_splash = any(t.splash_radius > 0 for t in units)
-        self.has_healer = any(t.healer for t in units)
-        self.has_shields = any(t.shield > 0 for t in units)
-        self.has_regen = any(t.health_regen > 0 for t in units)
-        opponents = self.team[:, None] != self.team[None, :]
-        self.hits = hit_table(units, units).to(dev) * opponents
-        types = torch.zeros(u, m.type_bits, device=dev)
-        for i, t in enumerate(units):
-            if m.types:
-                types[i, m.types.index(t.name)] = 1.0
-        self.types = types
+        # rules no unit of the scenario uses are skipped
+        self.has_splash = any(t.splash_radius > 0 for t in kinds)
+        self.has_healer = any(t.healer for t in kinds)
+        self.has_shields = any(t.shield > 0 for t in kinds)
+        self.has_regen = any(t.health_regen > 0 for t in kinds)
         self.ally_shield, self.enemy_shield = bool(m.ally_shield), bool(m.enemy_shield)
-        self.start = torch.cat([_block(n, m.ally_start, 1.5),
-                                _block(e, m.enemy_start, 1.5)]).to(dev)
         cells = int(MAP_SIZE)
         self.walkable = torch.ones(cells, cells, dtype=torch.bool, device=dev)  # [x, y]
         for x0, x1, y0, y1 in m.walls:
             self.walkable[x0:x1, y0:y1] = False
         self.has_walls = bool(m.walls)
-        enemy = slice(n, u)
-        self.max_reward = (REWARD_KILL * e + REWARD_WIN
-                           + float((self.max_health[enemy] + self.max_shield[enemy]).sum()))
         # the other allies each agent sees, in id order (SMAC skips the agent itself)
         others = torch.arange(n, device=dev).expand(n, n)
         self.others = others[~torch.eye(n, dtype=torch.bool, device=dev)].reshape(n, n - 1)
-        self.unit_index = torch.arange(u, device=dev)
         self.moves = torch.tensor([[0.0, 1.0], [0.0, -1.0], [1.0, 0.0], [-1.0, 0.0]], device=dev)
+
+    def columns(self, s: SMACState) -> UnitColumns:
+        """The statistics of every unit: ``[U]`` on a fixed map, ``[B, U]`` otherwise."""
+        return self.fixed if self.scenario.fixed else self.table.take(s.kind)
 
     # --- episodes --------------------------------------------------------------------------
     def _spawn(self, b: int) -> SMACState:
         dev, u, n = self.device, self.n_units, self.n_agents
-        jitter = torch.rand(b, u, 2, generator=self.rng, device=dev) - 0.5
+        kind, pos = self.scenario.draw(b, self.rng, dev)
+        k = self.table.take(kind)
         zeros = torch.zeros(b, u, device=dev)
         return SMACState(
-            pos=self.start.expand(b, u, 2) + jitter,
-            health=self.max_health.expand(b, u).clone(),
-            shield=self.max_shield.expand(b, u).clone(),
-            cooldown=zeros.clone(), energy=self.start_energy.expand(b, u).clone(),
-            quiet=zeros.clone(),
+            pos=pos, health=k.max_health.clone(), shield=k.max_shield.clone(),
+            cooldown=zeros.clone(), energy=k.start_energy.clone(), quiet=zeros.clone(),
             order=torch.zeros(b, u, dtype=torch.long, device=dev),
             target=torch.zeros(b, u, dtype=torch.long, device=dev),
             dest=torch.zeros(b, u, 2, device=dev),
             last_action=torch.full((b, n), -1, dtype=torch.long, device=dev),
-            t=torch.zeros(b, dtype=torch.long, device=dev))
+            t=torch.zeros(b, dtype=torch.long, device=dev), kind=kind.contiguous())
 
     def _step(self, s: SMACState, actions: torch.Tensor):
         n, e = self.n_agents, self.n_enemies
-        s = SMACState(**{k: v.clone() for k, v in vars(s).items()})
-        self._give_orders(s, actions)
+        s = SMACState(**{f: v.clone() for f, v in vars(s).items()})
+        k = self.columns(s)
+        self._give_orders(s, k, actions)
         before = s.health + s.shield
         was_alive = s.health > 0
         dist = torch.cdist(s.pos, s.pos)
         for _ in range(STEP_LOOPS):
-            self._enemy_ai(s, dist[:, n:])
-            dist = self._loop(s)
+            self._enemy_ai(s, k, dist[:, n:])
+            dist = self._loop(s, k)
         alive = s.health > 0
         s.last_action = actions.clone()  # the caller keeps its tensor: autoreset writes here
         s.t += 1
         enemy = slice(n, n + e)
         damage = (before[:, enemy] - (s.health + s.shield)[:, enemy].clamp(min=0)).sum(-1)
         kills = (was_alive[:, enemy] & ~alive[:, enemy]).sum(-1)
-        fighting = alive & ~self.healer  # a side left with only Medivacs has lost (SMAC)
+        fighting = alive & ~k.healer  # a side left with only Medivacs has lost (SMAC)
         allies_left, enemies_left = fighting[:, :n].any(-1), fighting[:, enemy].any(-1)
         won = ~enemies_left & allies_left
         reward = (damage + REWARD_KILL * kills).abs() + REWARD_WIN * won
-        reward = reward / (self.max_reward / 20.0)
+        # SMAC scales by the first episode's maximum; we by each battle's own (the same on a
+        # fixed map), so that a perfect generated battle also returns 20
+        max_reward = (REWARD_KILL * e + REWARD_WIN
+                      + (k.max_health + k.max_shield)[..., enemy].sum(-1))
+        reward = reward / (max_reward / 20.0)
         terminated = ~allies_left | ~enemies_left
         truncated = ~terminated & (s.t >= self.spec.episode_limit)
         info = {"won": won, "dead_allies": n - alive[:, :n].sum(-1),
@@ -203,7 +176,7 @@ class SMACEnv(BatchedEnv[SMACState]):
         return s, (reward / n).unsqueeze(-1).expand(-1, n).contiguous(), terminated, \
             truncated, info
 
-    def _give_orders(self, s: SMACState, actions: torch.Tensor) -> None:
+    def _give_orders(self, s: SMACState, k: UnitColumns, actions: torch.Tensor) -> None:
         n = self.n_agents
         alive = s.health[:, :n] > 0
         moving = (actions >= 2) & (actions < N_BASE_ACTIONS)
@@ -214,9 +187,9 @@ class SMACEnv(BatchedEnv[SMACState]):
         s.dest[:, :n] = torch.where(moving.unsqueeze(-1), s.pos[:, :n] + step, s.dest[:, :n])
         j = (actions - N_BASE_ACTIONS).clamp(min=0)
         # a Medivac's target j is ally j; everyone else's is enemy j
-        s.target[:, :n] = torch.where(self.healer[:n], j, j + n)
+        s.target[:, :n] = torch.where(k.healer[..., :n], j, j + n)
 
-    def _enemy_ai(self, s: SMACState, dist: torch.Tensor) -> None:
+    def _enemy_ai(self, s: SMACState, k: UnitColumns, dist: torch.Tensor) -> None:
         """Targets and orders of the enemies, from their distances to every unit ``[B, E, U]``
         (measured at the end of the previous game loop)."""
         n = self.n_agents
@@ -226,83 +199,85 @@ class SMACEnv(BatchedEnv[SMACState]):
         has = foes.any(-1)
         if self.has_healer:  # an enemy healer heals the most injured friend in sight, or
             # else keeps with the closest friend
-            friends = alive[:, None, :] & (self.team == 1) & ~self.healer
-            hurt = (self.max_health - s.health)[:, None, :].masked_fill(
-                ~friends | (dist >= SIGHT), 0.0)
+            friends = alive[:, None, :] & (self.team == 1) & ~k.healer.unsqueeze(-2)
+            hurt = (k.max_health - s.health)[:, None, :].masked_fill(
+                ~friends | (dist >= k.sight[..., n:, None]), 0.0)
             closest = dist.masked_fill(~friends, math.inf).argmin(-1)
             patient = torch.where(hurt.max(-1).values > 0, hurt.argmax(-1), closest)
-            healer = self.healer[n:]
+            healer = k.healer[..., n:]
             target = torch.where(healer, patient, target)
             has = torch.where(healer, friends.any(-1), has)
         s.target[:, n:] = target
         s.order[:, n:] = torch.where(alive[:, n:] & has, ATTACK, NONE)
 
-    def _loop(self, s: SMACState) -> torch.Tensor:
+    def _loop(self, s: SMACState, k: UnitColumns) -> torch.Tensor:
         """One game loop: move, fire, land hits, heal, regenerate, push apart. Returns the
         distances between units ``[B, U, U]`` before the push."""
         alive = s.health > 0
         target_pos = s.pos.gather(1, s.target.unsqueeze(-1).expand(-1, -1, 2))
         target_alive = alive.gather(1, s.target)
         attacking = (s.order == ATTACK) & target_alive & alive
-        gap = (target_pos - s.pos).norm(dim=-1) - self.radius - self.radius[s.target]
-        in_range = attacking & (gap <= self.range)
+        gap = (target_pos - s.pos).norm(dim=-1) - k.radius - _at(k.radius, s.target)
+        in_range = attacking & (gap <= k.range)
         # movement: towards the target until in range, or to the destination
         goal = torch.where((s.order == ATTACK).unsqueeze(-1), target_pos, s.dest)
-        want = torch.where(attacking, (gap - self.range).clamp(min=0), 0.0)
+        want = torch.where(attacking, (gap - k.range).clamp(min=0), 0.0)
         to_dest = (s.dest - s.pos).norm(dim=-1)
         want = torch.where((s.order == MOVE) & alive, to_dest, want)
         delta = goal - s.pos
         length = delta.norm(dim=-1, keepdim=True).clamp(min=1e-6)
-        stride = torch.minimum(want, self.speed).unsqueeze(-1)
+        stride = torch.minimum(want, k.speed).unsqueeze(-1)
         moved = s.pos + delta / length * stride
-        s.pos = self._slide(s.pos, moved) if self.has_walls else moved
+        s.pos = self._slide(s.pos, moved, k.ground) if self.has_walls else moved
         # weapons (healers heal continuously instead); cooldowns run in whole game loops
         s.cooldown = (s.cooldown - 1).clamp(min=0)
-        fire = in_range & (s.cooldown <= 0) & ~self.healer
-        s.cooldown = torch.where(fire, self.cooldown_loops, s.cooldown)
-        shots = fire.float() * self.attacks
+        fire = in_range & (s.cooldown <= 0) & ~k.healer
+        s.cooldown = torch.where(fire, k.cooldown_loops, s.cooldown)
+        shots = fire.float() * k.attacks
         if self.has_splash:
-            bombs = fire & (self.splash > 0)
+            bombs = fire & k.splash
             shots = shots * ~bombs
-        per_hit = self.hits[self.unit_index, s.target]  # [B, U]
+        per_hit = self.kind_hits[s.kind, s.kind.gather(1, s.target)]  # [B, U]
         raw = torch.zeros_like(s.health).scatter_add_(1, s.target, shots * per_hit)
         hits = torch.zeros_like(s.health).scatter_add_(1, s.target, shots)
         if self.has_splash:  # Banelings: splash on every opponent near them, then they die
             near = torch.cdist(s.pos, s.pos) <= SPLASH  # [B, bomber, victim]
-            blast = bombs.unsqueeze(-1) & near & alive.unsqueeze(1) & (self.hits > 0)
-            raw = raw + (blast * self.hits).sum(1)
+            pair = self.kind_hits[s.kind.unsqueeze(-1), s.kind.unsqueeze(-2)] * self.opponents
+            blast = bombs.unsqueeze(-1) & near & alive.unsqueeze(1) & (pair > 0)
+            raw = raw + (blast * pair).sum(1)
             hits = hits + blast.float().sum(1)
             s.health = torch.where(bombs, torch.zeros_like(s.health), s.health)
-        health, shield = land_hits(s.health, s.shield, self.armour, raw, hits)
+        health, shield = land_hits(s.health, s.shield, k.armour, raw, hits)
         alive = health > 0  # decided before healing and regeneration: they revive no one
         if self.has_healer:  # Medivacs heal their target while it is hurt and energy lasts
-            hurt = s.health.gather(1, s.target) < self.max_health[s.target]
-            heals = in_range & self.healer & hurt & (s.energy > 0)
-            amount = torch.minimum(self.heal.expand_as(s.energy), s.energy * 3) * heals
+            hurt = s.health.gather(1, s.target) < _at(k.max_health, s.target)
+            heals = in_range & k.healer & hurt & (s.energy > 0)
+            amount = torch.minimum(k.heal.expand_as(s.energy), s.energy * 3) * heals
             health = health + torch.zeros_like(health).scatter_add_(1, s.target, amount)
-            s.energy = (s.energy - amount / 3 + self.energy_regen).clamp(max=self.max_energy)
+            s.energy = torch.minimum(s.energy - amount / 3 + k.energy_regen, k.max_energy)
         if self.has_regen:
-            health = health + self.health_regen
-        s.health = torch.where(alive, health.clamp(max=self.max_health), 0.0)
+            health = health + k.health_regen
+        s.health = torch.where(alive, torch.minimum(health, k.max_health), 0.0)
         if self.has_shields:
             s.quiet = torch.where(hits > 0, 0.0, s.quiet + 1)
             shield = shield + torch.where(s.quiet >= SHIELD_DELAY, SHIELD_REGEN, 0.0)
-            s.shield = torch.where(alive, torch.minimum(shield.clamp(min=0), self.max_shield),
+            s.shield = torch.where(alive, torch.minimum(shield.clamp(min=0), k.max_shield),
                                    0.0)
-        pushed, dist = self._push_apart(s.pos, alive)
-        s.pos = self._slide(s.pos, pushed) if self.has_walls else pushed
+        pushed, dist = self._push_apart(s.pos, alive, k)
+        s.pos = self._slide(s.pos, pushed, k.ground) if self.has_walls else pushed
         return dist
 
-    def _push_apart(self, pos: torch.Tensor,
-                    alive: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _push_apart(self, pos: torch.Tensor, alive: torch.Tensor,
+                    k: UnitColumns) -> tuple[torch.Tensor, torch.Tensor]:
         """Overlapping living ground units each move away by half the overlap; returns the
         new positions and the distances before the push."""
-        solid = alive & self.ground
+        solid = alive & k.ground
         dist = torch.cdist(pos, pos)  # [B, U, U]
         pair = solid.unsqueeze(2) & solid.unsqueeze(1) & self.not_self
+        touching = k.radius.unsqueeze(-1) + k.radius.unsqueeze(-2)  # centre distance
         # unit i moves by sum_j w_ij (p_i - p_j), w_ij = overlap / (2 distance): as a batched
         # matrix product, without the [B, U, U, 2] differences
-        w = (self.touching - dist).clamp(min=0) * pair / (2 * dist.clamp(min=0.01))
+        w = (touching - dist).clamp(min=0) * pair / (2 * dist.clamp(min=0.01))
         push = pos * w.sum(-1, keepdim=True) - torch.bmm(w, pos)
         return (pos + push).clamp(0.0, MAP_SIZE), dist
 
@@ -312,14 +287,15 @@ class SMACEnv(BatchedEnv[SMACState]):
         cell = pos.floor().long().clamp(0, int(MAP_SIZE) - 1)
         return inside & self.walkable[cell[..., 0], cell[..., 1]]
 
-    def _slide(self, old: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+    def _slide(self, old: torch.Tensor, new: torch.Tensor,
+               ground: torch.Tensor) -> torch.Tensor:
         """``new`` positions of ground units kept out of walls: a blocked move keeps whichever
         of its x and y parts stays walkable (sliding along the wall), else stays put."""
         keep_x = torch.stack([new[..., 0], old[..., 1]], -1)
         keep_y = torch.stack([old[..., 0], new[..., 1]], -1)
         out = torch.where(self._open(keep_y).unsqueeze(-1), keep_y, old)
         out = torch.where(self._open(keep_x).unsqueeze(-1), keep_x, out)
-        ok = self._open(new) | ~self.ground
+        ok = self._open(new) | ~ground
         return torch.where(ok.unsqueeze(-1), new, out)
 
     def render(self, index: int = 0) -> np.ndarray:
@@ -327,11 +303,13 @@ class SMACEnv(BatchedEnv[SMACState]):
         from marl.envs.smac.render import LETTERS, render_smac
 
         s = self.state
-        units = self.scenario.ally_units + self.scenario.enemy_units
+        kinds = self.scenario.kinds
+        units = [kinds[i] for i in s.kind[index].tolist()]
+        k = self.table.take(s.kind[index])
         return render_smac(
-            MAP_SIZE, s.pos[index].tolist(), self.radius.tolist(), self.team.tolist(),
-            (s.health[index] / self.max_health).tolist(),
-            (s.shield[index] / self.max_shield.clamp(min=1)).tolist(),
+            MAP_SIZE, s.pos[index].tolist(), k.radius.tolist(), self.team.tolist(),
+            (s.health[index] / k.max_health).tolist(),
+            (s.shield[index] / k.max_shield.clamp(min=1)).tolist(),
             [LETTERS[t.name] for t in units], [t.air for t in units],
             [tuple(c) for c in (~self.walkable).nonzero().tolist()])
 
@@ -339,42 +317,46 @@ class SMACEnv(BatchedEnv[SMACState]):
     def _observe(self, s: SMACState) -> Obs:
         n, e = self.n_agents, self.n_enemies
         b = s.pos.shape[0]
+        k = self.columns(s)
         alive = s.health > 0
-        health = s.health / self.max_health
-        shield = s.shield / self.max_shield.clamp(min=1)
+        health = s.health / k.max_health
+        shield = s.shield / k.max_shield.clamp(min=1)
+        types = k.types.expand(b, -1, -1)  # [B, U, T]
+        sight = k.sight[..., :n, None]  # each agent's own sight range
         me = s.pos[:, :n]
-        avail = self._avail(s, alive)
+        avail = self._avail(s, k, alive)
         # enemies seen by each agent
         rel_e = s.pos[:, None, n:] - me[:, :, None]  # [B, N, E, 2]
         dist_e = rel_e.norm(dim=-1)
-        seen_e = (dist_e < SIGHT) & alive[:, None, n:] & alive[:, :n, None]
-        enemy = [avail[:, :, N_BASE_ACTIONS:].float(), dist_e / SIGHT, rel_e[..., 0] / SIGHT,
-                 rel_e[..., 1] / SIGHT, health[:, None, n:].expand(b, n, e)]
+        seen_e = (dist_e < sight) & alive[:, None, n:] & alive[:, :n, None]
+        enemy = [avail[:, :, N_BASE_ACTIONS:].float(), dist_e / sight, rel_e[..., 0] / sight,
+                 rel_e[..., 1] / sight, health[:, None, n:].expand(b, n, e)]
         if self.enemy_shield:
             enemy.append(shield[:, None, n:].expand(b, n, e))
         enemy_feats = torch.cat([f.unsqueeze(-1) for f in enemy]
-                                + [self.types[n:].expand(b, n, e, -1)], dim=-1)
+                                + [types[:, None, n:].expand(b, n, e, -1)], dim=-1)
         enemy_feats = enemy_feats * seen_e.unsqueeze(-1)
         # the other allies, in id order
         others = self.others
         rel_a = s.pos[:, others] - me[:, :, None]  # [B, N, N-1, 2]
         dist_a = rel_a.norm(dim=-1)
-        seen_a = (dist_a < SIGHT) & alive[:, others] & alive[:, :n, None]
-        ally = [seen_a.float(), dist_a / SIGHT, rel_a[..., 0] / SIGHT, rel_a[..., 1] / SIGHT,
+        seen_a = (dist_a < sight) & alive[:, others] & alive[:, :n, None]
+        ally = [seen_a.float(), dist_a / sight, rel_a[..., 0] / sight, rel_a[..., 1] / sight,
                 health[:, others]]
         if self.ally_shield:
             ally.append(shield[:, others])
-        ally_feats = torch.cat([f.unsqueeze(-1) for f in ally]
-                               + [self.types[others].expand(b, n, n - 1, -1)], dim=-1)
+        ally_feats = torch.cat([f.unsqueeze(-1) for f in ally] + [types[:, others]], dim=-1)
         ally_feats = ally_feats * seen_a.unsqueeze(-1)
         own = [health[:, :n, None]] + ([shield[:, :n, None]] if self.ally_shield else [])
-        own_feats = torch.cat(own + [self.types[:n].expand(b, n, -1)], dim=-1)
+        if self.scenario.own_pos:
+            own.append(me / MAP_SIZE)
+        own_feats = torch.cat(own + [types[:, :n]], dim=-1)
         obs = torch.cat([avail[:, :, 2:N_BASE_ACTIONS].float(), enemy_feats.flatten(2),
                          ally_feats.flatten(2), own_feats], dim=-1)
         obs = obs * alive[:, :n, None]
-        return Obs(obs, self._state_vector(s, alive, health, shield), avail)
+        return Obs(obs, self._state_vector(s, k, alive, health, shield), avail)
 
-    def _avail(self, s: SMACState, alive: torch.Tensor) -> torch.Tensor:
+    def _avail(self, s: SMACState, k: UnitColumns, alive: torch.Tensor) -> torch.Tensor:
         n = self.n_agents
         b = s.pos.shape[0]
         me = s.pos[:, :n]
@@ -384,36 +366,36 @@ class SMACEnv(BatchedEnv[SMACState]):
             inside = inside & self._open(steps.clamp(0, MAP_SIZE - 1e-3))
         # targets: enemies, or (for a Medivac) the other non-Medivac allies
         dist = torch.cdist(me, s.pos)  # [B, N, U]
-        near = (dist <= SHOOT) & alive[:, None, :]
+        near = (dist <= k.shoot[..., :n, None]) & alive[:, None, :]
         enemy_t = near[:, :, n:]
+        healer = k.healer[..., :n]
+        ally_t = near[:, :, :n] & ~healer.unsqueeze(-2)
         pad = self.n_enemies - n
-        ally_t = near[:, :, :n] & ~self.healer[None, None, :n]
         if pad > 0:
             ally_t = torch.cat([ally_t, ally_t.new_zeros(b, n, pad)], dim=-1)
-        targets = torch.where(self.healer[:n, None], ally_t[..., : self.n_enemies], enemy_t)
+        targets = torch.where(healer.unsqueeze(-1), ally_t[..., : self.n_enemies], enemy_t)
         live = alive[:, :n, None]
-        avail = torch.cat([~live, live, inside & live, targets & live], dim=-1)
-        return avail
+        return torch.cat([~live, live, inside & live, targets & live], dim=-1)
 
-    def _state_vector(self, s: SMACState, alive: torch.Tensor, health: torch.Tensor,
-                      shield: torch.Tensor) -> torch.Tensor:
+    def _state_vector(self, s: SMACState, k: UnitColumns, alive: torch.Tensor,
+                      health: torch.Tensor, shield: torch.Tensor) -> torch.Tensor:
         n = self.n_agents
         b = s.pos.shape[0]
+        types = k.types.expand(b, -1, -1)
         rel = (s.pos - MAP_SIZE / 2) / MAP_SIZE
-        cooldown = torch.where(self.healer, s.energy / self.max_energy.clamp(min=1),
-                               s.cooldown / self.max_cooldown)
+        cooldown = torch.where(k.healer, s.energy / k.max_energy.clamp(min=1),
+                               s.cooldown / k.max_cooldown)
         ally = [health[:, :n], cooldown[:, :n], rel[:, :n, 0], rel[:, :n, 1]]
         if self.ally_shield:
             ally.append(shield[:, :n])
-        ally_rows = torch.cat([f.unsqueeze(-1) for f in ally]
-                              + [self.types[:n].expand(b, n, -1)], dim=-1) * alive[:, :n, None]
+        ally_rows = torch.cat([f.unsqueeze(-1) for f in ally] + [types[:, :n]], dim=-1)
+        ally_rows = ally_rows * alive[:, :n, None]
         enemy = [health[:, n:], rel[:, n:, 0], rel[:, n:, 1]]
         if self.enemy_shield:
             enemy.append(shield[:, n:])
-        enemy_rows = torch.cat([f.unsqueeze(-1) for f in enemy]
-                               + [self.types[n:].expand(b, self.n_enemies, -1)], dim=-1)
+        enemy_rows = torch.cat([f.unsqueeze(-1) for f in enemy] + [types[:, n:]], dim=-1)
         enemy_rows = enemy_rows * alive[:, n:, None]
         last = torch.nn.functional.one_hot(s.last_action.clamp(min=0), self.spec.n_actions)
         last = last * (s.last_action >= 0).unsqueeze(-1)
-        return torch.cat([ally_rows.flatten(1), enemy_rows.flatten(1), last.flatten(1).float()],
-                         dim=-1)
+        return torch.cat([ally_rows.flatten(1), enemy_rows.flatten(1),
+                          last.flatten(1).float()], dim=-1)

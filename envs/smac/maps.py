@@ -16,55 +16,37 @@ terrain height and time step off).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+
+import torch
 
 from marl.envs.smac.units import UNITS, UnitType
 
 N_MOVE_FEATS = 4  # availability of the four moves
 N_BASE_ACTIONS = 6  # no-op, stop, north, south, east, west
+SIGHT = 9.0  # SMAC: every unit sees 9
+SHOOT = 6.0  # SMAC: a target is available within 6 (centre to centre)
 
 
-@dataclass(frozen=True)
-class SMACMap:
-    """One scenario: ``allies``/``enemies`` as ``((unit, count), ...)`` in unit-id order."""
+class ScenarioLayout:
+    """SMAC's observation, state and action sizes, from a scenario's team sizes and flags.
 
-    name: str
-    allies: tuple[tuple[str, int], ...]
-    enemies: tuple[tuple[str, int], ...]
-    limit: int
-    types: tuple[str, ...] = ()  # type one-hot order; () on single-type maps
-    ally_start: tuple[float, float] = (9.0, 16.0)  # centre of the allies' starting block
-    enemy_start: tuple[float, float] = (23.0, 16.0)
-    walls: tuple[tuple[int, int, int, int], ...] = ()  # unwalkable cells [x0, x1) × [y0, y1)
+    A scenario (a fixed :class:`SMACMap`, or a generated SMACv2 one) provides ``n_agents``,
+    ``n_enemies``, ``types`` (the type one-hot order, ``()`` without one), ``ally_shield``,
+    ``enemy_shield`` and ``own_pos`` (SMACv2: the agent's own position in its features).
+    """
 
-    @property
-    def ally_units(self) -> tuple[UnitType, ...]:
-        return tuple(UNITS[u] for u, k in self.allies for _ in range(k))
-
-    @property
-    def enemy_units(self) -> tuple[UnitType, ...]:
-        return tuple(UNITS[u] for u, k in self.enemies for _ in range(k))
-
-    @property
-    def n_agents(self) -> int:
-        return sum(k for _, k in self.allies)
-
-    @property
-    def n_enemies(self) -> int:
-        return sum(k for _, k in self.enemies)
+    n_agents: int
+    n_enemies: int
+    types: tuple[str, ...]
+    ally_shield: int
+    enemy_shield: int
+    own_pos: bool
 
     @property
     def type_bits(self) -> int:
         return len(self.types)
-
-    @property
-    def ally_shield(self) -> int:
-        """1 when the allies are Protoss (their features carry a shield), else 0."""
-        return int(self.ally_units[0].race == "P")
-
-    @property
-    def enemy_shield(self) -> int:
-        return int(self.enemy_units[0].race == "P")
 
     @property
     def n_actions(self) -> int:
@@ -83,8 +65,8 @@ class SMACMap:
 
     @property
     def own_feats(self) -> int:
-        """Own health, (shield), type one-hot."""
-        return 1 + self.ally_shield + self.type_bits
+        """Own health, (shield), (x, y), type one-hot."""
+        return 1 + self.ally_shield + 2 * self.own_pos + self.type_bits
 
     @property
     def obs_size(self) -> int:
@@ -105,6 +87,83 @@ class SMACMap:
     def state_size(self) -> int:
         return (self.n_agents * self.ally_state_feats + self.n_enemies * self.enemy_state_feats
                 + self.n_agents * self.n_actions)
+
+
+def block(n: int, centre: tuple[float, float], spacing: float) -> torch.Tensor:
+    """``n`` positions ``[n, 2]`` in a roughly square block around ``centre``."""
+    cols = math.ceil(math.sqrt(n))
+    i = torch.arange(n)
+    x = (i // cols).float() - (math.ceil(n / cols) - 1) / 2
+    y = (i % cols).float() - (min(n, cols) - 1) / 2
+    return torch.stack([centre[0] + x * spacing, centre[1] + y * spacing], dim=-1)
+
+
+@dataclass(frozen=True)
+class SMACMap(ScenarioLayout):
+    """One scenario: ``allies``/``enemies`` as ``((unit, count), ...)`` in unit-id order."""
+
+    name: str
+    allies: tuple[tuple[str, int], ...]
+    enemies: tuple[tuple[str, int], ...]
+    limit: int
+    types: tuple[str, ...] = ()  # type one-hot order; () on single-type maps
+    ally_start: tuple[float, float] = (9.0, 16.0)  # centre of the allies' starting block
+    enemy_start: tuple[float, float] = (23.0, 16.0)
+    walls: tuple[tuple[int, int, int, int], ...] = ()  # unwalkable cells [x0, x1) × [y0, y1)
+    own_pos = False  # SMAC's default flags
+    fixed = True  # the same units every episode
+
+    @property
+    def ally_units(self) -> tuple[UnitType, ...]:
+        return tuple(UNITS[u] for u, k in self.allies for _ in range(k))
+
+    @property
+    def enemy_units(self) -> tuple[UnitType, ...]:
+        return tuple(UNITS[u] for u, k in self.enemies for _ in range(k))
+
+    @property
+    def kinds(self) -> tuple[UnitType, ...]:
+        """The unit types on the map, each once (the simulator's type indices)."""
+        names = dict.fromkeys(u for u, _ in self.allies + self.enemies)
+        return tuple(UNITS[u] for u in names)
+
+    @property
+    def agent_names(self) -> tuple[str, ...]:
+        return tuple(f"{t.name}_{i}" for i, t in enumerate(self.ally_units))
+
+    @property
+    def n_agents(self) -> int:  # type: ignore[override]
+        return sum(k for _, k in self.allies)
+
+    @property
+    def n_enemies(self) -> int:  # type: ignore[override]
+        return sum(k for _, k in self.enemies)
+
+    @property
+    def ally_shield(self) -> int:  # type: ignore[override]
+        """1 when the allies are Protoss (their features carry a shield), else 0."""
+        return int(self.ally_units[0].race == "P")
+
+    @property
+    def enemy_shield(self) -> int:  # type: ignore[override]
+        return int(self.enemy_units[0].race == "P")
+
+    def ranges(self, unit: UnitType) -> tuple[float, float]:
+        """SMAC: every unit sees 9 and may be ordered to attack a target within 6."""
+        return SIGHT, SHOOT
+
+    def draw(self, b: int, generator: torch.Generator,
+             device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Unit types ``[b, U]`` (indices into :attr:`kinds`) and starting positions
+        ``[b, U, 2]`` of ``b`` new battles: each side in a block (1.5 apart) around its start,
+        each unit jittered uniformly by ±0.5."""
+        names = [t.name for t in self.kinds]
+        kind = torch.tensor([names.index(t.name) for t in self.ally_units + self.enemy_units],
+                            device=device)
+        start = torch.cat([block(self.n_agents, self.ally_start, 1.5),
+                           block(self.n_enemies, self.enemy_start, 1.5)]).to(device)
+        jitter = torch.rand(b, len(kind), 2, generator=generator, device=device) - 0.5
+        return kind.expand(b, -1), start + jitter
 
 
 def _same(name: str, units: tuple[tuple[str, int], ...], limit: int,

@@ -44,6 +44,7 @@ class UnitType:
     energy_regen: float = 0.0  # energy per second
     health_regen: float = 0.0  # health per second (Zerg)
     splash_radius: float = 0.0  # Baneling: damage to every enemy within it, then it dies
+    sight: float = 9.0  # SC2 sight range; SMAC gives every unit 9, SMACv2 uses this
 
     @property
     def healer(self) -> bool:
@@ -67,25 +68,27 @@ def _unit(name: str, race: str, health: float, shield: float, armour: float, dam
 
 
 UNITS: dict[str, UnitType] = {u.name: u for u in (
-    _unit("marine", "T", 45, 0, 0, 6, 1, 0.61, 5, 3.15, 0.375, ("light", "biological"), 15),
+    _unit("marine", "T", 45, 0, 0, 6, 1, 0.61, 5, 3.15, 0.375, ("light", "biological"), 15,
+          sight=9),
     _unit("marauder", "T", 125, 0, 1, 10, 1, 1.07, 6, 3.15, 0.5625, ("armoured", "biological"),
-          25, bonus={"armoured": 10}),
+          25, bonus={"armoured": 10}, sight=10),
     _unit("medivac", "T", 150, 0, 1, 0, 0, 0.0, 4, 3.5, 0.75, ("armoured", "mechanical"), 200,
-          air=True, heal_rate=12.6, max_energy=200, start_energy=50, energy_regen=0.7875),
+          air=True, heal_rate=12.6, max_energy=200, start_energy=50, energy_regen=0.7875,
+          sight=11),
     _unit("stalker", "P", 80, 80, 1, 13, 1, 1.34, 6, 4.13, 0.625, ("armoured", "mechanical"), 35,
-          bonus={"armoured": 5}),
+          bonus={"armoured": 5}, sight=10),
     _unit("zealot", "P", 100, 50, 1, 8, 2, 0.86, MELEE_RANGE, 3.15, 0.5,
-          ("light", "biological"), 22),
+          ("light", "biological"), 22, sight=9),
     _unit("colossus", "P", 200, 150, 1, 10, 2, 1.07, 7, 3.15, 1.0,
-          ("armoured", "mechanical", "massive"), 24, bonus={"light": 5}),
+          ("armoured", "mechanical", "massive"), 24, bonus={"light": 5}, sight=10),
     _unit("zergling", "Z", 35, 0, 0, 5, 1, 0.497, MELEE_RANGE, 4.13, 0.375,
-          ("light", "biological"), 11, health_regen=0.38),
+          ("light", "biological"), 11, health_regen=0.38, sight=8),
     _unit("baneling", "Z", 30, 0, 0, 16, 1, 0.833, 0.25, 3.15, 0.375, ("biological",), 1,
-          bonus={"light": 19}, splash_radius=2.2, health_regen=0.38),
+          bonus={"light": 19}, splash_radius=2.2, health_regen=0.38, sight=8),
     _unit("hydralisk", "Z", 90, 0, 0, 12, 1, 0.59, 5, 3.15, 0.625, ("light", "biological"), 10,
-          health_regen=0.38),
+          health_regen=0.38, sight=9),
     # enemy-only: SMAC has no cooldown normaliser for it (enemy state rows carry no cooldown)
     _unit("spine_crawler", "Z", 300, 0, 2, 25, 1, 1.32, 7, 0.0, 1.0,
           ("armoured", "biological", "structure"), 1.32 * LOOPS_PER_SECOND,
-          bonus={"armoured": 5}),
+          bonus={"armoured": 5}, sight=11),
 )}
