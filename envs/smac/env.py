@@ -115,14 +115,29 @@ class SMACEnv(BatchedEnv[SMACState]):
         self.has_regen = any(t.health_regen > 0 for t in kinds)
         self.ally_shield, self.enemy_shield = bool(m.ally_shield), bool(m.enemy_shield)
         cells = int(MAP_SIZE)
-        self.walkable = torch.ones(cells, cells, dtype=torch.bool, device=dev)  # [x, y]
+        walkable = torch.ones(cells, cells, dtype=torch.bool)  # [x, y]
         for x0, x1, y0, y1 in m.walls:
-            self.walkable[x0:x1, y0:y1] = False
-        self.has_walls = bool(m.walls)
+            walkable[x0:x1, y0:y1] = False
+        self.set_terrain(walkable, (MAP_SIZE, MAP_SIZE))
         # the other allies each agent sees, in id order (SMAC skips the agent itself)
         others = torch.arange(n, device=dev).expand(n, n)
         self.others = others[~torch.eye(n, dtype=torch.bool, device=dev)].reshape(n, n - 1)
         self.moves = torch.tensor([[0.0, 1.0], [0.0, -1.0], [1.0, 0.0], [-1.0, 0.0]], device=dev)
+
+    def set_terrain(self, walkable: torch.Tensor, playable: tuple[float, float]) -> None:
+        """The map: its pathing grid ``walkable [X, Y]`` (bool, one cell per unit of
+        distance; the map's bounds are its size) and the size of its playable area, which
+        the global state divides positions by (measured from the map's centre), as SMAC."""
+        dev = self.device
+        self.walkable = walkable.to(device=dev, dtype=torch.bool)
+        self.bounds = torch.tensor(walkable.shape, dtype=torch.float32, device=dev)
+        self.centre = self.bounds / 2
+        self.playable = torch.tensor(playable, dtype=torch.float32, device=dev)
+        self.has_walls = not bool(self.walkable.all())
+
+    def observe(self, state: SMACState) -> Obs:
+        """What the agents see in ``state`` (a simulated one, or one read off the game)."""
+        return self._observe(state)
 
     def columns(self, s: SMACState) -> UnitColumns:
         """The statistics of every unit: ``[U]`` on a fixed map, ``[B, U]`` otherwise."""
@@ -144,21 +159,29 @@ class SMACEnv(BatchedEnv[SMACState]):
             t=torch.zeros(b, dtype=torch.long, device=dev), kind=kind.contiguous())
 
     def _step(self, s: SMACState, actions: torch.Tensor):
-        n, e = self.n_agents, self.n_enemies
+        n = self.n_agents
+        before = s
         s = SMACState(**{f: v.clone() for f, v in vars(s).items()})
         k = self.columns(s)
         self._give_orders(s, k, actions)
-        before = s.health + s.shield
-        was_alive = s.health > 0
         dist = torch.cdist(s.pos, s.pos)
         for _ in range(STEP_LOOPS):
             self._enemy_ai(s, k, dist[:, n:])
             dist = self._loop(s, k)
-        alive = s.health > 0
         s.last_action = actions.clone()  # the caller keeps its tensor: autoreset writes here
         s.t += 1
+        return (s, *self.outcome(before, s))
+
+    def outcome(self, before: SMACState, after: SMACState) -> tuple[
+            torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """SMAC's reward for going from ``before`` to ``after`` (split evenly over the
+        agents, ``[B, N]``), whether the battle ended, whether the time ran out, and info."""
+        n, e = self.n_agents, self.n_enemies
+        k = self.columns(after)
         enemy = slice(n, n + e)
-        damage = (before[:, enemy] - (s.health + s.shield)[:, enemy].clamp(min=0)).sum(-1)
+        was_alive, alive = before.health > 0, after.health > 0
+        damage = ((before.health + before.shield)[:, enemy]
+                  - (after.health + after.shield)[:, enemy].clamp(min=0)).sum(-1)
         kills = (was_alive[:, enemy] & ~alive[:, enemy]).sum(-1)
         fighting = alive & ~k.healer  # a side left with only Medivacs has lost (SMAC)
         allies_left, enemies_left = fighting[:, :n].any(-1), fighting[:, enemy].any(-1)
@@ -170,11 +193,11 @@ class SMACEnv(BatchedEnv[SMACState]):
                       + (k.max_health + k.max_shield)[..., enemy].sum(-1))
         reward = reward / (max_reward / 20.0)
         terminated = ~allies_left | ~enemies_left
-        truncated = ~terminated & (s.t >= self.spec.episode_limit)
+        truncated = ~terminated & (after.t >= self.spec.episode_limit)
         info = {"won": won, "dead_allies": n - alive[:, :n].sum(-1),
                 "dead_enemies": e - alive[:, enemy].sum(-1)}
-        return s, (reward / n).unsqueeze(-1).expand(-1, n).contiguous(), terminated, \
-            truncated, info
+        return (reward / n).unsqueeze(-1).expand(-1, n).contiguous(), terminated, truncated, \
+            info
 
     def _give_orders(self, s: SMACState, k: UnitColumns, actions: torch.Tensor) -> None:
         n = self.n_agents
@@ -279,12 +302,12 @@ class SMACEnv(BatchedEnv[SMACState]):
         # matrix product, without the [B, U, U, 2] differences
         w = (touching - dist).clamp(min=0) * pair / (2 * dist.clamp(min=0.01))
         push = pos * w.sum(-1, keepdim=True) - torch.bmm(w, pos)
-        return (pos + push).clamp(0.0, MAP_SIZE), dist
+        return torch.minimum((pos + push).clamp(min=0.0), self.bounds), dist
 
     def _open(self, pos: torch.Tensor) -> torch.Tensor:
         """Whether the cells under ``pos [..., 2]`` are walkable (outside the map: no)."""
-        inside = ((pos >= 0) & (pos < MAP_SIZE)).all(-1)
-        cell = pos.floor().long().clamp(0, int(MAP_SIZE) - 1)
+        inside = ((pos >= 0) & (pos < self.bounds)).all(-1)
+        cell = torch.minimum(pos.clamp(min=0), self.bounds - 1).long()
         return inside & self.walkable[cell[..., 0], cell[..., 1]]
 
     def _slide(self, old: torch.Tensor, new: torch.Tensor,
@@ -307,7 +330,7 @@ class SMACEnv(BatchedEnv[SMACState]):
         units = [kinds[i] for i in s.kind[index].tolist()]
         k = self.table.take(s.kind[index])
         return render_smac(
-            MAP_SIZE, s.pos[index].tolist(), k.radius.tolist(), self.team.tolist(),
+            float(self.bounds.max()), s.pos[index].tolist(), k.radius.tolist(), self.team.tolist(),
             (s.health[index] / k.max_health).tolist(),
             (s.shield[index] / k.max_shield.clamp(min=1)).tolist(),
             [LETTERS[t.name] for t in units], [t.air for t in units],
@@ -349,7 +372,7 @@ class SMACEnv(BatchedEnv[SMACState]):
         ally_feats = ally_feats * seen_a.unsqueeze(-1)
         own = [health[:, :n, None]] + ([shield[:, :n, None]] if self.ally_shield else [])
         if self.scenario.own_pos:
-            own.append(me / MAP_SIZE)
+            own.append(me / self.bounds)
         own_feats = torch.cat(own + [types[:, :n]], dim=-1)
         obs = torch.cat([avail[:, :, 2:N_BASE_ACTIONS].float(), enemy_feats.flatten(2),
                          ally_feats.flatten(2), own_feats], dim=-1)
@@ -361,9 +384,9 @@ class SMACEnv(BatchedEnv[SMACState]):
         b = s.pos.shape[0]
         me = s.pos[:, :n]
         steps = me[:, :, None, :] + self.moves * (MOVE_AMOUNT / 2)  # SMAC's can_move probe
-        inside = ((steps >= 0) & (steps <= MAP_SIZE)).all(-1)  # [B, N, 4]
+        inside = ((steps >= 0) & (steps <= self.bounds)).all(-1)  # [B, N, 4]
         if self.has_walls:
-            inside = inside & self._open(steps.clamp(0, MAP_SIZE - 1e-3))
+            inside = inside & self._open(torch.minimum(steps.clamp(min=0), self.bounds - 1e-3))
         # targets: enemies, or (for a Medivac) the other non-Medivac allies
         dist = torch.cdist(me, s.pos)  # [B, N, U]
         near = (dist <= k.shoot[..., :n, None]) & alive[:, None, :]
@@ -382,7 +405,7 @@ class SMACEnv(BatchedEnv[SMACState]):
         n = self.n_agents
         b = s.pos.shape[0]
         types = k.types.expand(b, -1, -1)
-        rel = (s.pos - MAP_SIZE / 2) / MAP_SIZE
+        rel = (s.pos - self.centre) / self.playable
         cooldown = torch.where(k.healer, s.energy / k.max_energy.clamp(min=1),
                                s.cooldown / k.max_cooldown)
         ally = [health[:, :n], cooldown[:, :n], rel[:, :n, 0], rel[:, :n, 1]]
