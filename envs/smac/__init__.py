@@ -9,7 +9,8 @@ batched simulator (its docstring is the card: interface, dynamics, the enemy AI'
 Ids: ``smac:<map>`` for every map of :data:`MAPS`; ``smacv2:<race>_<n>_vs_<m>`` for SMACv2-style
 generated scenarios (:mod:`marl.envs.smac.generated`), e.g. ``smacv2:protoss_5_vs_5``; the
 catalogue lists SMACv2's published sizes (5_vs_5, 10_vs_10, 20_vs_20, 10_vs_11, 20_vs_23) for
-each race, and any ``n <= m`` works.
+each race, and any ``n <= m`` works; ``sc2:<map>`` for the same maps in the real game
+(:mod:`marl.envs.smac.sc2`).
 
 Versions
 --------
@@ -71,6 +72,25 @@ register_family(EnvFamily(
     pattern="smacv2:<race>_<n>_vs_<m>",
     make=make_generated,
     catalogue=catalogue_generated,
+))
+
+def make_sc2(name: str, num_envs: int = 1, device: str | torch.device = "cpu",
+             **kwargs: Any) -> Any:
+    """``sc2:<map>``: the map in the real game (needs pysc2, StarCraft II and SMAC's maps)."""
+    from marl.envs.smac.sc2 import SC2Env
+
+    if name not in MAPS:
+        raise unknown_id(f"sc2:{name}", "StarCraft II ids are sc2:<SMAC map>, e.g. sc2:3m")
+    check_kwargs(f"sc2:{name}", SC2Env, kwargs, reserved=("scenario", "num_envs", "device"))
+    return SC2Env(MAPS[name], num_envs, device, **kwargs)
+
+
+register_family(EnvFamily(
+    prefix="sc2",
+    summary="SMAC maps in the real StarCraft II game via pysc2 (extra 'sc2'; needs the game)",
+    pattern="sc2:<map>",
+    make=make_sc2,
+    catalogue=catalogue,
 ))
 
 register_family(EnvFamily(
