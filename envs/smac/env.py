@@ -3,7 +3,11 @@
 Interface (SMAC's, default flags): observations, state, actions and availability as laid out
 in :mod:`marl.envs.smac.maps`; the team reward is SMAC's (damage dealt to enemy health and
 shields, +10 per kill, +200 for a win, scaled so a perfect episode returns 20) split evenly
-over the agents, so the agents' rewards sum to SMAC's scalar; ``info["won"]``.
+over the agents, so the agents' rewards sum to SMAC's scalar; ``info["won"]``. The same
+simulator plays SMACv2-style generated scenarios (:mod:`marl.envs.smac.generated`: unit types
+and starts drawn per copy and episode, per-type sight and attack ranges); there the reward is
+scaled by each battle's own enemies (SMAC scales by the first episode's), so that a perfect
+battle returns 20 whatever was drawn.
 
 Dynamics, per environment step of 8 game loops, each loop for every unit of every copy at once:
 
@@ -34,6 +38,9 @@ enter wall cells (a blocked move slides along the wall) and a move is available 
 1 unit ahead is walkable (SMAC's ``can_move``). Allies start in a block around the map's ally
 start ((9, 16) by default) and enemies around its enemy start ((23, 16)), with a uniform jitter
 of ±0.5 per unit.
+
+:meth:`SMACEnv.observe` and :meth:`SMACEnv.outcome` also serve the real-game bridge
+(:mod:`marl.envs.smac.sc2`), which reads the game's units into a :class:`SMACState`.
 """
 
 from __future__ import annotations
