@@ -4,7 +4,13 @@ Every learner offers ``act(obs, memory, explore, t_env) -> (actions, memory)``,
 ``update(batch) -> metrics``, ``state_dict()`` / ``load_state_dict()``. IQL, VDN and QMIX are one
 Q-learner (:mod:`marl.algos.qlearner`) with different mixers, trained from an episode replay;
 IPPO and MAPPO one PPO learner (:mod:`marl.algos.ppo`) with different critics, trained from
-on-policy rollouts (``on_policy``). Their defaults live in ``configs/algos/<name>.yaml``.
+on-policy rollouts (``on_policy``); MANSA (:mod:`marl.algos.mansa`) composes an independent
+and a centralised Q-learner with a switcher. Their defaults live in
+``configs/algos/<name>.yaml``.
+
+A replay learner may add replay fields of its own, recorded each step from its memory under
+the same name, and an ``observe_step(step)`` method that sees every step's result (MANSA's
+switch bit and on-policy switcher); a ``summary()`` method adds figures to a run's summary.
 """
 
 from __future__ import annotations
@@ -97,3 +103,20 @@ register_algorithm(Algorithm("ippo", "independent PPO: each agent's critic value
                              "observation", _ippo_config, _ppo_learner, on_policy=True))
 register_algorithm(Algorithm("mappo", "multi-agent PPO: a centralised critic values the "
                              "global state", _mappo_config, _ppo_learner, on_policy=True))
+
+
+def _mansa_learner(spec: EnvSpec, cfg: Any, device: torch.device, seed: int) -> Any:
+    from marl.algos.mansa import MANSALearner
+
+    return MANSALearner(spec, cfg, device=device, seed=seed)
+
+
+def _mansa_config() -> Any:
+    from marl.algos.mansa import MANSAConfig
+
+    return MANSAConfig()
+
+
+register_algorithm(Algorithm("mansa", "MANSA: independent learners, and a switcher that calls "
+                             "centralised learning (QMIX) where it pays, under a budget",
+                             _mansa_config, _mansa_learner))

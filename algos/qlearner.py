@@ -163,8 +163,11 @@ class QLearner:
         return actions, {"hidden": hidden, "last_action": actions}
 
     # --- learning --------------------------------------------------------------------------
-    def update(self, batch: EpisodeBatch) -> dict[str, torch.Tensor]:
-        """One gradient step on a batch of episodes; returns metrics as 0-dim tensors."""
+    def update(self, batch: EpisodeBatch,
+               only: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """One gradient step on a batch of episodes; returns metrics as 0-dim tensors.
+        ``only [B, L]`` (bool) keeps the loss to those transitions (MANSA's centralised
+        learner learns where it was called); targets still use whole episodes."""
         cfg = self.cfg
         actions = batch["actions"]  # [B, L, N]
         filled = batch["filled"]  # [B, L]
@@ -201,6 +204,8 @@ class QLearner:
         targets = td_lambda_targets(reward.unsqueeze(-1), terminated.unsqueeze(-1), mask,
                                     next_q, cfg.gamma, cfg.td_lambda)
         td_error = chosen - targets.detach()
+        if only is not None:
+            mask = (filled & only).unsqueeze(-1)
         loss = masked_mean(td_error.square(), mask)
 
         self.optimiser.zero_grad(set_to_none=True)

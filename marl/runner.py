@@ -29,6 +29,12 @@ def _obs_to(obs: Obs, device: torch.device) -> Obs:
     return Obs(obs.obs.to(device), obs.state.to(device), obs.avail.to(device))
 
 
+def _memory_to(memory: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """A learner's memory (tensors, or dicts of them for composite learners) on ``device``."""
+    return {k: _memory_to(v, device) if isinstance(v, dict) else v.to(device)
+            for k, v in memory.items()}
+
+
 @dataclass
 class EpisodeStats:
     """Sums over finished episodes, on the device: read them only when logging."""
@@ -78,8 +84,15 @@ class EpisodeStats:
         return out
 
 
+STEP_FIELDS = ("obs", "state", "avail", "actions", "reward", "terminated")
+
+
 class EpisodeRunner:
-    """Steps ``env`` with ``learner.act`` (exploring) and stores finished episodes in ``replay``."""
+    """Steps ``env`` with ``learner.act`` (exploring) and stores finished episodes in ``replay``.
+
+    A replay field beyond the standard ones (``STEP_FIELDS``) is recorded each step from the
+    learner's memory under the same name (MANSA's switch bit); a learner with an
+    ``observe_step(step)`` method sees every step's result (MANSA's on-policy switcher)."""
 
     def __init__(self, env: VecEnv, learner: Any, replay: EpisodeReplay,
                  device: torch.device) -> None:
@@ -97,6 +110,8 @@ class EpisodeRunner:
         self.stats = EpisodeStats.zeros(device)
         self.obs: Obs | None = None
         self.memory: dict[str, torch.Tensor] = {}
+        self.recorded = [name for name in replay.fields if name not in STEP_FIELDS]
+        self.observe_step = getattr(learner, "observe_step", None)
 
     def start(self, seed: int) -> None:
         """Reset every copy (seeded) and begin new episodes."""
@@ -123,7 +138,11 @@ class EpisodeRunner:
             actions, self.memory = self.learner.act(self.obs, self.memory, explore=True,
                                                     t_env=t_env + i * b)
             step = self.env.step(actions)
+            if self.observe_step is not None:
+                self.observe_step(step)
             reward = step.reward.to(self.device)
+            for name in self.recorded:
+                self.stage[name][self.rows, self.t] = self.memory[name]
             self.stage["actions"][self.rows, self.t] = actions
             self.stage["reward"][self.rows, self.t] = reward
             self.stage["terminated"][self.rows, self.t] = step.terminated.to(self.device)
@@ -169,7 +188,7 @@ class EpisodeRunner:
             self.stage[name].copy_(v)
         self.t.copy_(state["t"])
         self.ep_return.copy_(state["ep_return"])
-        self.memory = {k: v.to(self.device) for k, v in state["memory"].items()}
+        self.memory = _memory_to(state["memory"], self.device)
         self.obs = _obs_to(state["obs"], self.device)
         return True
 
@@ -255,7 +274,7 @@ class RolloutRunner:
         self.t.copy_(state["t"])
         self.ep_return.copy_(state["ep_return"])
         self.starts.copy_(state["starts"])
-        self.memory = {k: v.to(self.device) for k, v in state["memory"].items()}
+        self.memory = _memory_to(state["memory"], self.device)
         self.obs = _obs_to(state["obs"], self.device)
         return True
 

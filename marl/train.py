@@ -306,6 +306,8 @@ class Trainer:
         }
         if "win_rate" in final:
             summary["test_win_rate"] = final["win_rate"]
+        if hasattr(self.learner, "summary"):  # figures of the learner's own (MANSA: CL calls)
+            summary.update(self.learner.summary())
         return summary
 
 

@@ -8,6 +8,9 @@ The task is ``lbf:5x5-2p-1f`` (two agents, one food; return 1 = the food eaten).
 - IPPO, MAPPO: ``configs/quick/lbf_5x5_ppo.yaml``: 40,000 env steps over 8 copies, EPyMARL's
   on-policy defaults with lr 1e-3. Measured here (one torch thread, seeds 1/2/3): IPPO
   0.94/1.00/0.96, MAPPO 0.98/0.99/0.91.
+- MANSA: ``configs/quick/lbf_5x5_mansa.yaml``: the IQL/QMIX quick schedules for both of its
+  learners, 25,000 env steps over 8 copies. Measured here (one torch thread, seeds 1/2):
+  0.97/0.99, with CL called at 6.2%/8.0% of steps.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from marl.train import train
 
 QUICK = Path(__file__).parent.parent / "configs" / "quick"
 BUDGET = {"iql": ("lbf_5x5.yaml", 25_000), "qmix": ("lbf_5x5.yaml", 25_000),
-          "ippo": ("lbf_5x5_ppo.yaml", 40_000), "mappo": ("lbf_5x5_ppo.yaml", 40_000)}
+          "ippo": ("lbf_5x5_ppo.yaml", 40_000), "mappo": ("lbf_5x5_ppo.yaml", 40_000),
+          "mansa": ("lbf_5x5_mansa.yaml", 25_000)}
 
 
 @pytest.mark.parametrize("algo", list(BUDGET))

@@ -19,6 +19,10 @@ SMALL = {
 }
 SMALL["iql"] = SMALL["qmix"] + ("hidden_dim=16",)
 SMALL["vdn"] = SMALL["qmix"]
+SMALL["mansa"] = ("batch_size=4", "buffer_size=16", "il.hidden_dim=16", "cl.hidden_dim=16",
+                  "il.target_update_interval=5", "cl.target_update_interval=5",
+                  "il.epsilon_anneal_time=400", "cl.epsilon_anneal_time=400",
+                  "switcher_rollout=7", "switch_cost=0.0")
 
 
 def _config(algo: str, tmp_path, name: str, steps: int, save_interval: int = 0):
@@ -53,7 +57,7 @@ def _assert_same(a, b, where: str = "") -> None:
         assert a == b, where
 
 
-@pytest.mark.parametrize("algo", ["qmix", "iql", "mappo"])
+@pytest.mark.parametrize("algo", ["qmix", "iql", "mappo", "mansa"])
 def test_resume_equals_unbroken_run(tmp_path, algo):
     n = 800
     straight = train(_config(algo, tmp_path, "straight", 2 * n, save_interval=n))
@@ -63,8 +67,8 @@ def test_resume_equals_unbroken_run(tmp_path, algo):
     assert resumed["env_steps"] == straight["env_steps"] == 2 * n
     assert resumed["updates"] == straight["updates"]
     a, b = _final(tmp_path / "straight"), _final(tmp_path / "broken")
-    parts = {"qmix": ("learner", "runner", "replay", "sample_rng"), "iql": ("learner", "runner",
-             "replay", "sample_rng"), "mappo": ("learner", "runner")}[algo]
+    replay = ("learner", "runner", "replay", "sample_rng")
+    parts = {"qmix": replay, "iql": replay, "mansa": replay, "mappo": ("learner", "runner")}[algo]
     assert set(parts) | {"config", "identity", "counters"} == set(a)
     for part in parts:
         _assert_same(a[part], b[part], part)

@@ -14,16 +14,19 @@ from marl.cli import main
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 SCRIPTS = Path(__file__).parent.parent / "scripts"
-SMALL = {"q": ["learner.batch_size=2", "buffer_size=8"], "ppo": ["rollout_steps=10"]}
+SMALL = {"q": ["learner.batch_size=2", "buffer_size=8", "hidden_dim=8"],
+         "ppo": ["rollout_steps=10", "hidden_dim=8"],
+         "mansa": ["learner.batch_size=2", "buffer_size=8", "il.hidden_dim=8", "cl.hidden_dim=8",
+                   "switcher_rollout=5"]}
 
 
-@pytest.mark.parametrize("algo", ["iql", "vdn", "qmix", "ippo", "mappo"])
+@pytest.mark.parametrize("algo", ["iql", "vdn", "qmix", "ippo", "mappo", "mansa"])
 def test_train_script_smoke(tmp_path, capsys, monkeypatch, algo):
-    small = SMALL["ppo" if algo.endswith("ppo") else "q"]
+    small = SMALL["ppo" if algo.endswith("ppo") else "mansa" if algo == "mansa" else "q"]
     monkeypatch.setattr(sys, "argv", [
         f"train_{algo}.py", "--env", "lbf:5x5-2p-1f", "--steps", "200", "--num-envs", "2",
         "--runs-dir", str(tmp_path), "--name", algo, "--no-progress", "test_episodes=2",
-        "hidden_dim=8", *small])
+        *small])
     with pytest.raises(SystemExit) as exit_:
         runpy.run_path(str(SCRIPTS / f"train_{algo}.py"), run_name="__main__")
     assert exit_.value.code == 0
