@@ -15,50 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from marl.sweep import Job, run_all, scalar_curve
 
 
 def run_name(algo: str, env: str, seed: int) -> str:
     return f"{algo}_{env.replace(':', '-')}_seed{seed}"
-
-
-def launch(algo: str, env: str, seed: int, args: argparse.Namespace) -> dict:
-    name = run_name(algo, env, seed)
-    summary_file = Path(args.runs_dir) / name / "summary.json"
-    if summary_file.is_file():
-        return json.loads(summary_file.read_text())
-    run_dir = Path(args.runs_dir) / name
-    if (run_dir / "checkpoints").is_dir():  # an interrupted run: continue it
-        cmd = [sys.executable, "-m", "marl.cli", "train", "--resume", str(run_dir),
-               "--steps", str(args.steps), "--no-progress"]
-    else:
-        cmd = [sys.executable, "-m", "marl.cli", "train", "--algo", algo, "--env", env,
-               "--steps", str(args.steps), "--seed", str(seed), "--num-envs",
-               str(args.num_envs), "--runs-dir", args.runs_dir, "--name", name,
-               "--no-progress", "threads=1", f"test_interval={args.test_interval}",
-               *args.overrides]
-    out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ},
-                         check=False)
-    if out.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stderr[-2000:]}")
-    summary = json.loads(out.stdout.strip().splitlines()[-1])
-    summary_file.write_text(json.dumps(summary))
-    return summary
-
-
-def test_curve(run_dir: Path, tag: str) -> list[tuple[int, float]]:
-    """``(env step, value)`` of the scalar ``tag`` (e.g. ``test/return_mean``) of a run."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    acc = EventAccumulator(str(run_dir))
-    acc.Reload()
-    if tag not in acc.Tags()["scalars"]:
-        return []
-    return [(e.step, e.value) for e in acc.Scalars(tag)]
 
 
 def main() -> None:
@@ -73,11 +36,13 @@ def main() -> None:
     parser.add_argument("--runs-dir", default="runs/curves")
     parser.add_argument("overrides", nargs="*", metavar="key=value")
     args = parser.parse_args()
-    jobs = [(a, e, s) for e in args.envs for a in args.algos for s in args.seeds]
-    with ThreadPoolExecutor(args.jobs) as pool:
-        summaries = list(pool.map(lambda j: launch(*j, args), jobs))
+    jobs = [Job(run_name(a, e, s), a, e, s, args.steps, args.num_envs,
+                (f"test_interval={args.test_interval}", *args.overrides))
+            for e in args.envs for a in args.algos for s in args.seeds]
+    summaries = run_all(jobs, args.runs_dir, args.jobs)
     curves: dict[str, dict] = {}
-    for (algo, env, seed), summary in zip(jobs, summaries, strict=True):
+    for job, summary in zip(jobs, summaries, strict=True):
+        algo, env, seed = job.algo, job.env, job.seed
         key = f"{algo} {env}"
         run_dir = Path(args.runs_dir) / run_name(algo, env, seed)
         entry = curves.setdefault(key, {"algo": algo, "env": env, "runs": []})
@@ -85,8 +50,8 @@ def main() -> None:
                               "steps_per_s": summary["steps_per_s"],
                               "final": summary["test_return_mean"],
                               "final_win_rate": summary.get("test_win_rate"),
-                              "curve": test_curve(run_dir, "test/return_mean"),
-                              "win_curve": test_curve(run_dir, "test/win_rate")})
+                              "curve": scalar_curve(run_dir, "test/return_mean"),
+                              "win_curve": scalar_curve(run_dir, "test/win_rate")})
     for key, entry in curves.items():
         runs = entry["runs"]
         walls = ", ".join(f"{r['wall_s']:.0f}s" for r in runs)

@@ -56,3 +56,20 @@ def test_image_observations_train_eval_and_render(tmp_path, capsys):
     gif = tmp_path / "cnn.gif"
     assert main(["render", "--checkpoint", str(run), "--out", str(gif)]) == 0
     assert gif.stat().st_size > 0
+
+
+def test_report_mansa_runs_a_sweep_with_its_baselines_and_draws_it(tmp_path, capsys,
+                                                                   monkeypatch):
+    monkeypatch.setattr(sys, "argv", [
+        "report_mansa.py", "--env", "lbf:5x5-2p-1f", "--costs", "0.0", "--seeds", "1",
+        "--steps", "200", "--num-envs", "2", "--jobs", "2", "--runs-dir", str(tmp_path),
+        "--out", str(tmp_path / "mansa.png"), "test_episodes=2", "learner.batch_size=2"])
+    runpy.run_path(str(SCRIPTS / "report_mansa.py"), run_name="__main__")
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    methods = [row["method"].split()[0] for row in report["rows"]]
+    assert methods == ["mansa", "iql", "qmix", "random"]
+    mansa, iql, qmix, random = report["rows"]
+    assert iql["cl_fraction"] == 0.0 and qmix["cl_fraction"] == 1.0
+    assert 0 < mansa["cl_fraction"] < 1 and random["method"].startswith(
+        f"random p={mansa['cl_fraction']:.4f}")
+    assert (tmp_path / "mansa.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
