@@ -94,8 +94,12 @@ def test_each_agent_sees_and_shoots_with_its_own_types_ranges():
 
 
 @pytest.mark.parametrize("name", ["protoss_5_vs_5", "terran_5_vs_7", "zerg_10_vs_11"])
-def test_protocol(name):
-    check_vec_env(make(f"smacv2:{name}", num_envs=6, seed=0))
+def test_protocol_and_render(name):
+    env = make(f"smacv2:{name}", num_envs=6, seed=0)
+    check_vec_env(env)
+    env.reset(seed=1)
+    frames = [env.render(i) for i in range(2)]
+    assert frames[0].shape == (512, 512, 3) and (frames[0] != frames[1]).any()
 
 
 def test_pettingzoo_face():
