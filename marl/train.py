@@ -249,7 +249,7 @@ class Trainer:
         logger.text("config", to_yaml(cfg))
         b = self.env.num_envs
         metric_sums: dict[str, torch.Tensor] = {}
-        metric_count = 0
+        metric_counts: dict[str, int] = {}  # a metric is averaged over the updates reporting it
         start = time.perf_counter()
         window = session = (start, c.t_env, c.updates)
         next_bar = c.t_env
@@ -261,7 +261,7 @@ class Trainer:
                 for metrics in self.data.iterate(c):
                     for k, v in metrics.items():
                         metric_sums[k] = metric_sums.get(k, 0) + v
-                    metric_count += 1
+                        metric_counts[k] = metric_counts.get(k, 0) + 1
                 if c.t_env >= c.next_log:
                     now = time.perf_counter()
                     dt = max(now - window[0], 1e-9)
@@ -269,10 +269,10 @@ class Trainer:
                     if train:
                         logger.log("train", {k: v for k, v in train.items()
                                              if k != "episodes"}, c.t_env)
-                    if metric_count:
-                        logger.log("learner", {k: v / metric_count
+                    if metric_sums:
+                        logger.log("learner", {k: v / metric_counts[k]
                                                for k, v in metric_sums.items()}, c.t_env)
-                    metric_sums, metric_count = {}, 0
+                    metric_sums, metric_counts = {}, {}
                     logger.log("explore", self.learner.exploration(c.t_env), c.t_env)
                     logger.log("speed", {"env_steps_per_s": (c.t_env - window[1]) / dt,
                                          "updates_per_s": (c.updates - window[2]) / dt},

@@ -8,6 +8,7 @@ import torch
 
 from marl.algos.switcher import DQNSwitcher, PPOSwitcher, SwitchRollout, decision_logp
 from marl.config import ConfigError, load_config
+from marl.sweep import scalar_curve
 from marl.train import Trainer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -16,9 +17,10 @@ SMALL = ("batch_size=8", "buffer_size=2000", "il.hidden_dim=16", "cl.hidden_dim=
 
 
 def trainer(tmp_path, steps: int, *overrides: str, algo: str = "mansa", name: str = "run",
-            small: tuple[str, ...] = SMALL) -> Trainer:
+            small: tuple[str, ...] = SMALL, tensorboard: bool = False) -> Trainer:
     cfg = load_config(algo, "lbf:5x5-2p-1f", flags=dict(
-        steps=steps, num_envs=8, seed=4, progress=False, tensorboard=False, test_interval=0,
+        steps=steps, num_envs=8, seed=4, progress=False, tensorboard=tensorboard,
+        test_interval=0, log_interval=200,
         test_episodes=8, runs_dir=str(tmp_path), name=name), overrides=(*small, *overrides))
     return Trainer(cfg)
 
@@ -71,8 +73,15 @@ def test_a_huge_switching_cost_never_calls_cl_and_is_iql_exactly(tmp_path):
 
 
 def test_a_free_cl_with_no_budget_may_be_called_everywhere(tmp_path):
-    t = trainer(tmp_path, 1000, "switcher=random", "random_rate=1.0", "switch_cost=0.0")
+    t = trainer(tmp_path, 1000, "switcher=random", "random_rate=1.0", "switch_cost=0.0",
+                "budget_run=5000", tensorboard=True)
     assert t.run()["cl_fraction"] == 1.0
+    for tag, value in (("explore/cl_fraction", 1.0), ("explore/cl_budget_left", 4000.0),
+                       ("explore/cl_calls_total", 1000.0)):
+        assert scalar_curve(t.run_dir, tag)[-1] == (1000, value), tag
+    for tag in ("explore/cl_calls_per_episode", "explore/switcher_entropy", "learner/cl_loss",
+                "learner/loss", "test/return_mean"):
+        assert scalar_curve(t.run_dir, tag), tag
     ppo = trainer(tmp_path, 1000, "switch_cost=0.0", name="ppo")
     assert 0.3 < ppo.run()["cl_fraction"] < 0.7  # an untrained PPO switcher: a coin flip
 
