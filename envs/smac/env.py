@@ -111,7 +111,7 @@ class SMACEnv(BatchedEnv[SMACState]):
         self.table = UnitColumns.of(kinds, m.types, [m.ranges(t) for t in kinds], dev)
         self.kind_hits = hit_table(kinds, kinds).to(dev)  # damage per hit [K, K]
         if m.fixed:  # the same unit in every slot: [U] columns, built once
-            self.fixed = self.table.take(m.draw(1, self.rng, dev)[0][0])
+            self.fixed = self.table.take(torch.tensor(m.slot_kinds, device=dev))
         self.team = torch.tensor([0] * n + [1] * e, device=dev)
         self.opponents = self.team[:, None] != self.team[None, :]
         self.not_self = ~torch.eye(u, dtype=torch.bool, device=dev)

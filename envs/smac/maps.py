@@ -128,6 +128,12 @@ class SMACMap(ScenarioLayout):
         return tuple(UNITS[u] for u in names)
 
     @property
+    def slot_kinds(self) -> tuple[int, ...]:
+        """Each unit slot's type, as an index into :attr:`kinds` (allies first)."""
+        names = [t.name for t in self.kinds]
+        return tuple(names.index(t.name) for t in self.ally_units + self.enemy_units)
+
+    @property
     def agent_names(self) -> tuple[str, ...]:
         return tuple(f"{t.name}_{i}" for i, t in enumerate(self.ally_units))
 
@@ -157,9 +163,7 @@ class SMACMap(ScenarioLayout):
         """Unit types ``[b, U]`` (indices into :attr:`kinds`) and starting positions
         ``[b, U, 2]`` of ``b`` new battles: each side in a block (1.5 apart) around its start,
         each unit jittered uniformly by ±0.5."""
-        names = [t.name for t in self.kinds]
-        kind = torch.tensor([names.index(t.name) for t in self.ally_units + self.enemy_units],
-                            device=device)
+        kind = torch.tensor(self.slot_kinds, device=device)
         start = torch.cat([block(self.n_agents, self.ally_start, 1.5),
                            block(self.n_enemies, self.enemy_start, 1.5)]).to(device)
         jitter = torch.rand(b, len(kind), 2, generator=generator, device=device) - 0.5

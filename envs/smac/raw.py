@@ -78,9 +78,8 @@ class RawBattle:
                              f"generated scenarios ({sim.scenario.name})")
         self.sim = sim
         self.scenario = m = sim.scenario
-        self.kind_names = [t.name for t in m.kinds]
         self.slot_names = [t.name for t in m.ally_units + m.enemy_units]
-        self.kinds = torch.tensor([self.kind_names.index(k) for k in self.slot_names])
+        self.kinds = torch.tensor(m.slot_kinds)
         self.tags: list[int] = []  # the unit in each slot, allies first
 
     def set_terrain(self, game_info: Any) -> None:
