@@ -216,7 +216,6 @@ class MANSALearner:
         il_actions, il_memory = self.il.act(obs, memory["il"], explore=explore, t_env=t_env)
         if not explore:
             return il_actions, {**memory, "il": il_memory}
-        cl_actions, cl_memory = self.cl.act(obs, memory["cl"], explore=True, t_env=t_env)
         used, t = memory["used"], memory["t"]
         feats = self._features(obs.state, used, t)
         allowed = self._allowed(used)
@@ -234,7 +233,12 @@ class MANSALearner:
         if self.cfg.budget_run >= 0:  # the last calls of the run go to the first copies
             left = self.cfg.budget_run - self.calls_total
             switch = wanted & (wanted.cumsum(0) <= left)
-        actions = torch.where(switch[:, None], cl_actions, il_actions)
+        # a recurrent CL acts every step to keep its memory; a feed-forward one only when called
+        cl_memory = memory["cl"]
+        actions = il_actions
+        if self.cfg.cl.use_rnn or bool(switch.any()):
+            cl_actions, cl_memory = self.cl.act(obs, memory["cl"], explore=True, t_env=t_env)
+            actions = torch.where(switch[:, None], cl_actions, il_actions)
         # both learners' memories carry the action actually taken
         il_memory = {**il_memory, "last_action": actions}
         cl_memory = {**cl_memory, "last_action": actions}
