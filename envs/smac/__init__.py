@@ -35,13 +35,18 @@ from marl.envs.smac.maps import MAPS, SMACMap
 __all__ = ["MAPS", "GeneratedScenario", "SMACEnv", "SMACMap", "SMACState"]
 
 
+def _build(env_id: str, cls: type, scenario: Any, num_envs: int, device: str | torch.device,
+           kwargs: dict[str, Any]) -> Any:
+    check_kwargs(env_id, cls, kwargs, reserved=("scenario", "num_envs", "device"))
+    return cls(scenario, num_envs, device, **kwargs)
+
+
 def make(name: str, num_envs: int = 1, device: str | torch.device = "cpu",
          **kwargs: Any) -> SMACEnv:
     """``smac:<map>`` as a batched environment."""
     if name not in MAPS:
         raise unknown_id(f"smac:{name}", "SMAC ids are smac:<map>, e.g. smac:3m")
-    check_kwargs(f"smac:{name}", SMACEnv, kwargs, reserved=("scenario", "num_envs", "device"))
-    return SMACEnv(MAPS[name], num_envs, device, **kwargs)
+    return _build(f"smac:{name}", SMACEnv, MAPS[name], num_envs, device, kwargs)
 
 
 def catalogue() -> Iterator[str]:
@@ -56,14 +61,23 @@ def make_generated(name: str, num_envs: int = 1, device: str | torch.device = "c
     if match is None or match[1] not in RACES or not 1 <= int(match[2]) <= int(match[3]):
         raise unknown_id(f"smacv2:{name}", "SMACv2 ids are smacv2:<race>_<n>_vs_<m> with race "
                          f"one of {sorted(RACES)} and 1 <= n <= m, e.g. smacv2:protoss_5_vs_5")
-    check_kwargs(f"smacv2:{name}", SMACEnv, kwargs, reserved=("scenario", "num_envs", "device"))
     scenario = GeneratedScenario(match[1], int(match[2]), int(match[3]))
-    return SMACEnv(scenario, num_envs, device, **kwargs)
+    return _build(f"smacv2:{name}", SMACEnv, scenario, num_envs, device, kwargs)
 
 
 def catalogue_generated() -> Iterator[str]:
     """SMACv2's published scenarios for every race."""
     return (f"{race}_{n}_vs_{m}" for race in RACES for n, m in SIZES)
+
+
+def make_sc2(name: str, num_envs: int = 1, device: str | torch.device = "cpu",
+             **kwargs: Any) -> Any:
+    """``sc2:<map>``: the map in the real game (needs pysc2, StarCraft II and SMAC's maps)."""
+    from marl.envs.smac.sc2 import SC2Env
+
+    if name not in MAPS:
+        raise unknown_id(f"sc2:{name}", "StarCraft II ids are sc2:<SMAC map>, e.g. sc2:3m")
+    return _build(f"sc2:{name}", SC2Env, MAPS[name], num_envs, device, kwargs)
 
 
 register_family(EnvFamily(
@@ -73,17 +87,6 @@ register_family(EnvFamily(
     make=make_generated,
     catalogue=catalogue_generated,
 ))
-
-def make_sc2(name: str, num_envs: int = 1, device: str | torch.device = "cpu",
-             **kwargs: Any) -> Any:
-    """``sc2:<map>``: the map in the real game (needs pysc2, StarCraft II and SMAC's maps)."""
-    from marl.envs.smac.sc2 import SC2Env
-
-    if name not in MAPS:
-        raise unknown_id(f"sc2:{name}", "StarCraft II ids are sc2:<SMAC map>, e.g. sc2:3m")
-    check_kwargs(f"sc2:{name}", SC2Env, kwargs, reserved=("scenario", "num_envs", "device"))
-    return SC2Env(MAPS[name], num_envs, device, **kwargs)
-
 
 register_family(EnvFamily(
     prefix="sc2",
