@@ -32,8 +32,13 @@ class Job:
 
 
 def run_or_read(job: Job, runs_dir: str | Path) -> dict:
-    """The run's summary: read when it finished before, else run (or resume) it first."""
-    run_dir = Path(runs_dir) / job.name
+    """The run's summary: read when it finished before, else run (or resume) it first.
+
+    The job runs inside ``runs_dir`` (paths made absolute), so that a source checkout in the
+    caller's folder cannot shadow the installed package."""
+    runs_dir = Path(runs_dir).resolve()
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = runs_dir / job.name
     summary_file = run_dir / "summary.json"
     if summary_file.is_file():
         return json.loads(summary_file.read_text())
@@ -45,7 +50,8 @@ def run_or_read(job: Job, runs_dir: str | Path) -> dict:
                "--steps", str(job.steps), "--seed", str(job.seed), "--num-envs",
                str(job.num_envs), "--runs-dir", str(runs_dir), "--name", job.name,
                "--no-progress", "threads=1", *job.overrides]
-    out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ}, check=False)
+    out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ}, cwd=runs_dir,
+                         check=False)
     if out.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stderr[-2000:]}")
     summary = json.loads(out.stdout.strip().splitlines()[-1])
