@@ -117,12 +117,12 @@ class GeneratedScenario(ScenarioLayout):
             return torch.zeros(b, 0, dtype=torch.long, device=device)
         team = torch.multinomial(w, k, replacement=True, generator=generator)
         banned = torch.tensor([t in exceptions for t in self.types], device=device)
-        while True:
-            bad = banned[team].all(-1)
-            if not exceptions or not bad.any():
-                return team
+        bad = banned[team].all(-1)
+        while bool(bad.any()):
             redo = torch.multinomial(w, k, replacement=True, generator=generator)
             team = torch.where(bad[:, None], redo, team)
+            bad = banned[team].all(-1)
+        return team
 
     def _reflected(self, b: int, generator: torch.Generator,
                    device: torch.device) -> torch.Tensor:

@@ -115,6 +115,7 @@ class SC2Env:
         self.games: list[Game] = []
         self._closers: list[Callable[[], None]] = []
         self.states: list = []
+        self.last_obs: Obs | None = None  # what the agents saw last (validates the next step)
 
     # --- the game ----------------------------------------------------------------------------
     def _start(self, seed: int | None) -> None:
@@ -173,7 +174,8 @@ class SC2Env:
             self.states = [None] * self.num_envs
         for i in range(self.num_envs):
             self._new_episode(i, first)
-        return self._observe()
+        self.last_obs = self._observe()
+        return self.last_obs
 
     def step(self, actions: torch.Tensor) -> Step:
         if not self.games:
@@ -182,7 +184,7 @@ class SC2Env:
         expected = (self.num_envs, self.spec.n_agents)
         if tuple(actions.shape) != expected:
             raise ValueError(f"actions have shape {list(actions.shape)}, not {list(expected)}")
-        avail = self._observe().avail.cpu()
+        avail = self.last_obs.avail.cpu()
         if not avail.gather(-1, actions.clamp(0, self.spec.n_actions - 1)[..., None]).all() \
                 or (actions < 0).any() or (actions >= self.spec.n_actions).any():
             raise ValueError("an agent chose an unavailable action")
@@ -204,6 +206,7 @@ class SC2Env:
         for i in done.nonzero().flatten().tolist():
             self._new_episode(i, first=False)
         obs = self._observe() if done.any() else final
+        self.last_obs = obs
         info = {"won": torch.cat(won), "dead_allies": torch.cat(dead_a),
                 "dead_enemies": torch.cat(dead_e)}
         return Step(obs=obs, reward=torch.cat(rewards), terminated=torch.cat(terminated),
