@@ -157,8 +157,8 @@ class BatchedEnv(ABC, Generic[S]):
         def fields(s: Any) -> dict[str, torch.Tensor]:
             return {f.name: getattr(s, f.name).clone() for f in dataclasses.fields(s)}
 
-        pool = None if self._pool is None else (fields(self._pool[0]), self._pool[1])
-        return {"state": fields(self._state), "last_obs": self._last_obs, "pool": pool,
+        pool = None if self._pool is None else (fields(self._pool[0]), self._pool[1].to_dict())
+        return {"state": fields(self._state), "last_obs": self._last_obs.to_dict(), "pool": pool,
                 "pool_used": self._pool_used, "pool_size": self._pool_size,
                 "rng": self.rng.get_state()}
 
@@ -169,9 +169,10 @@ class BatchedEnv(ABC, Generic[S]):
         if getattr(state, dataclasses.fields(state)[0].name).shape[0] != self.num_envs:
             raise ValueError(f"{type(self).__name__}.load_state_dict: the saved state holds a "
                              f"different number of copies than num_envs={self.num_envs}")
-        self._state, self._last_obs = state, sd["last_obs"]
+        self._state, self._last_obs = state, Obs.from_dict(sd["last_obs"])
         pool = sd["pool"]
-        self._pool = None if pool is None else (dataclasses.replace(template, **pool[0]), pool[1])
+        self._pool = None if pool is None else (dataclasses.replace(template, **pool[0]),
+                                                Obs.from_dict(pool[1]))
         self._pool_used, self._pool_size = sd["pool_used"], sd["pool_size"]
         self.rng.set_state(sd["rng"])
 

@@ -8,6 +8,13 @@ the same folder plus ``os.replace``, so a crash mid-save never destroys the prev
 checkpoint. ``identity`` (algorithm, environment, agent count, shapes, ...) is stored next to
 the payload so resuming a run with a mismatched configuration fails loudly instead of loading
 weights into the wrong model.
+
+Loading is safe on files from anyone: the body is read with ``torch.load(weights_only=True)``,
+which rebuilds tensors and plain values (dicts, lists, strings, numbers) and refuses anything
+else *before* running it. marl writes nothing else into a checkpoint (observations, generator
+states and configs are stored as tensors and dicts), so a file that needs a class or a
+function was forged or altered, and is refused with :class:`CheckpointError`. The digest only
+detects damage: anyone can write a valid header, so it is no proof of origin.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import pickle
 import re
 import struct
 import tempfile
@@ -214,11 +222,20 @@ def load_checkpoint(
     path = Path(path)
     body = _read_body(path)
     try:
-        record = torch.load(io.BytesIO(body), map_location=map_location, weights_only=False)
+        record = torch.load(io.BytesIO(body), map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        lines = [line.strip() for line in str(err).splitlines()]
+        reason = next((line for line in lines if "unsupported" in line.lower()),
+                      "objects a weights-only load does not admit")
+        raise CheckpointError(
+            f"checkpoint {path} was refused: it holds more than tensors and plain values "
+            f"({reason}). marl checkpoints never do, so this file was not written by marl or "
+            "was altered; it was not loaded and nothing in it ran"
+        ) from None
     except Exception as err:
         raise CheckpointError(
             f"checkpoint {path} passed its digest check but torch.load failed: {err!r}; "
-            "it may need classes or a torch version that are not available here"
+            "it may need a torch version that is not available here"
         ) from err
     if not (
         isinstance(record, dict)

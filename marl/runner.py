@@ -175,7 +175,7 @@ class EpisodeRunner:
     def state_dict(self) -> dict:
         env_state = self.env.state_dict() if hasattr(self.env, "state_dict") else None
         return {"stage": {k: v.clone() for k, v in self.stage.items()}, "t": self.t.clone(),
-                "ep_return": self.ep_return.clone(), "memory": self.memory, "obs": self.obs,
+                "ep_return": self.ep_return.clone(), "memory": self.memory, "obs": self.obs.to_dict(),
                 "env": env_state}
 
     def load_state_dict(self, state: dict) -> bool:
@@ -189,7 +189,7 @@ class EpisodeRunner:
         self.t.copy_(state["t"])
         self.ep_return.copy_(state["ep_return"])
         self.memory = _memory_to(state["memory"], self.device)
-        self.obs = _obs_to(state["obs"], self.device)
+        self.obs = _obs_to(Obs.from_dict(state["obs"]), self.device)
         return True
 
 
@@ -262,7 +262,7 @@ class RolloutRunner:
     def state_dict(self) -> dict:
         env_state = self.env.state_dict() if hasattr(self.env, "state_dict") else None
         return {"t": self.t.clone(), "ep_return": self.ep_return.clone(),
-                "starts": self.starts.clone(), "memory": self.memory, "obs": self.obs,
+                "starts": self.starts.clone(), "memory": self.memory, "obs": self.obs.to_dict(),
                 "env": env_state}
 
     def load_state_dict(self, state: dict) -> bool:
@@ -275,7 +275,7 @@ class RolloutRunner:
         self.ep_return.copy_(state["ep_return"])
         self.starts.copy_(state["starts"])
         self.memory = _memory_to(state["memory"], self.device)
-        self.obs = _obs_to(state["obs"], self.device)
+        self.obs = _obs_to(Obs.from_dict(state["obs"]), self.device)
         return True
 
 

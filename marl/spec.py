@@ -52,6 +52,15 @@ class Obs:
     state: torch.Tensor
     avail: torch.Tensor
 
+    def to_dict(self) -> dict[str, torch.Tensor]:
+        """Plain form, for checkpoints (which load with ``weights_only``: no classes)."""
+        return {"obs": self.obs, "state": self.state, "avail": self.avail}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, torch.Tensor]) -> Obs:
+        """The inverse of :meth:`to_dict`."""
+        return cls(data["obs"], data["state"], data["avail"])
+
 
 @dataclass
 class Step:
