@@ -38,7 +38,7 @@ from marl.algos.switcher import (
     SwitchRollout,
     decision_logp,
 )
-from marl.config import require
+from marl.config import require, require_device
 from marl.logger import register_tags
 from marl.replay import EpisodeBatch, Field
 from marl.spec import EnvSpec, Obs, Step
@@ -118,6 +118,7 @@ class MANSAConfig:
             require(0 <= getattr(self, key) <= 1, key, getattr(self, key), "in [0, 1]")
         require(self.buffer_size >= self.batch_size, "buffer_size", self.buffer_size,
                 f"at least batch_size ({self.batch_size})")
+        require_device("replay_device", self.replay_device, optional=True)
 
 
 class MANSALearner:

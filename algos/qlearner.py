@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from marl.algos.mixers import MIXERS, make_mixer
-from marl.config import require
+from marl.config import require, require_device
 from marl.nets import AgentNet, agent_inputs, input_dim
 from marl.replay import EpisodeBatch, Field
 from marl.returns import td_lambda_targets
@@ -70,6 +70,7 @@ class QLearnerConfig:
         require(self.hypernet_layers in (1, 2), "hypernet_layers", self.hypernet_layers, "1 or 2")
         require(self.buffer_size >= self.batch_size, "buffer_size", self.buffer_size,
                 f"at least batch_size ({self.batch_size})")
+        require_device("replay_device", self.replay_device, optional=True)
         for key in ("lr", "grad_norm_clip"):
             require(getattr(self, key) > 0, key, getattr(self, key), "a number > 0")
         for key in ("gamma", "td_lambda", "target_tau", "epsilon_start", "epsilon_finish"):

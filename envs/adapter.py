@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from marl.batched_env import check_actions
+from marl.devices import available_device
 from marl.spec import EnvSpec, Obs, Step
 
 WORKER_KINDS = ("inprocess", "subprocess")
@@ -229,7 +230,7 @@ class ParallelVecEnv:
         if workers not in WORKER_KINDS:
             raise ValueError(f"workers must be one of {WORKER_KINDS}, got {workers!r}")
         self.num_envs = num_envs
-        self.device = torch.device(device)
+        self.device = available_device(device)
         self.validate = validate
         if workers == "inprocess":
             if num_workers is not None:

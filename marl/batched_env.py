@@ -23,6 +23,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 import torch
 
+from marl.devices import available_device
 from marl.spec import EnvSpec, Obs, Step
 
 S = TypeVar("S")
@@ -65,7 +66,7 @@ class BatchedEnv(ABC, Generic[S]):
         if not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
         self.num_envs = num_envs
-        self.device = torch.device(device)
+        self.device = available_device(device)
         self.validate = validate
         self.autoreset = True  # False: finished copies stay at their final state until reset()
         self.rng = torch.Generator(device=self.device)

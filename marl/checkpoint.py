@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import pickle
 import re
 import struct
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -36,37 +38,105 @@ MAGIC = b"MARLCKPT"
 _FORMAT = "marl-checkpoint"
 # magic, version (uint32), body length (uint64), SHA-256 digest of the body; big-endian.
 _HEADER = struct.Struct(">8sIQ32s")
-_STEP_RE = re.compile(r"^step_(\d+)\.pt$")
+_STEP_RE = re.compile(r"^step_(\d+)(?:-(\d+))?\.pt$")
+_TEMP_RE = re.compile(r"^\.(step_\d+(?:-\d+)?\.pt|lineage\.json)\..+\.tmp$")
+LINEAGE = "lineage.json"  # the checkpoints of a run folder in the order they were written
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint could not be loaded; the message names the file, the problem and a fix."""
 
 
-def checkpoint_name(t_env: int) -> str:
-    """File name for a checkpoint at ``t_env`` steps, zero-padded so names sort like steps."""
+def checkpoint_name(t_env: int, copy: int = 1) -> str:
+    """File name for a checkpoint at ``t_env`` steps, zero-padded so names sort like steps;
+    ``copy`` > 1 names a later checkpoint at the same step (a run resumed from an earlier
+    checkpoint reaches steps its abandoned branch had saved, and must not overwrite them)."""
     if t_env < 0:
         raise ValueError(f"t_env must be >= 0, got {t_env}")
-    return f"step_{t_env:09d}.pt"
+    return f"step_{t_env:09d}.pt" if copy == 1 else f"step_{t_env:09d}-{copy}.pt"
+
+
+def _step_key(path: Path) -> tuple[int, int]:
+    match = _STEP_RE.match(path.name)
+    assert match is not None
+    return int(match.group(1)), int(match.group(2) or 1)
 
 
 def checkpoints(folder: str | os.PathLike) -> list[Path]:
-    """The ``step_<int>.pt`` files in ``folder``, oldest step first (by number, not mtime)."""
+    """The ``step_<int>.pt`` files in ``folder``, by step (not by the order they were written)."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    found = []
-    for entry in folder.iterdir():
-        match = _STEP_RE.match(entry.name)
-        if match and entry.is_file():
-            found.append((int(match.group(1)), entry))
-    return [path for _, path in sorted(found)]
+    found = [p for p in folder.iterdir() if _STEP_RE.match(p.name) and p.is_file()]
+    return sorted(found, key=_step_key)
+
+
+def _lineage(folder: Path) -> list[dict[str, Any]]:
+    """The entries of ``folder``'s lineage file, oldest written first; [] when there is none.
+
+    Only entries naming a ``step_*.pt`` file of this folder are kept: the file is data, and a
+    name in it must never point outside the folder (pruning deletes what it names)."""
+    path = folder / LINEAGE
+    if not path.is_file():
+        return []
+    try:
+        entries = json.loads(path.read_text())["written"]
+        return [e for e in entries if isinstance(e, dict)
+                and isinstance(e.get("file"), str) and _STEP_RE.match(e["file"])]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        warnings.warn(f"{path} is unreadable ({err}); checkpoints are taken in step order",
+                      stacklevel=3)
+        return []
+
+
+def written_order(folder: str | os.PathLike) -> list[Path]:
+    """The checkpoints in ``folder``, oldest *written* first.
+
+    The lineage file records the order of writing; files it does not name (runs from before
+    it existed) count as older than every recorded one, in step order. So after a rollback
+    (resuming from an earlier checkpoint) the newest checkpoint is the new branch's, not the
+    abandoned branch's higher step."""
+    folder = Path(folder)
+    present = {p.name: p for p in checkpoints(folder)}
+    recorded = [e["file"] for e in _lineage(folder) if e["file"] in present]
+    last_write = {name: i for i, name in enumerate(recorded)}  # a name's latest entry wins
+    unrecorded = [p for name, p in present.items() if name not in last_write]
+    return unrecorded + [present[name] for name in sorted(last_write, key=last_write.get)]
 
 
 def latest_checkpoint(folder: str | os.PathLike) -> Path | None:
-    """The newest ``step_<int>.pt`` in ``folder`` by step number (not mtime); None if none."""
-    found = checkpoints(folder)
+    """The checkpoint in ``folder`` written last (see :func:`written_order`); None if none."""
+    found = written_order(folder)
     return found[-1] if found else None
+
+
+def record_written(path: str | os.PathLike, parent: str | None) -> None:
+    """Append ``path`` to its folder's lineage file (written atomically), with the checkpoint
+    its run continued from (``parent``: a file name in the folder, or a path outside it)."""
+    path = Path(path)
+    entries = _lineage(path.parent)
+    entries.append({"file": path.name, "parent": parent})
+    _write_atomic(path.parent / LINEAGE, json.dumps({"written": entries}, indent=1).encode())
+
+
+def prune_checkpoints(folder: str | os.PathLike, keep: int) -> list[Path]:
+    """Delete all but the ``keep`` checkpoints written last; returns the deleted files."""
+    order = written_order(folder)
+    old = order[: max(0, len(order) - keep)]
+    for path in old:
+        path.unlink(missing_ok=True)
+    return old
+
+
+def remove_temp_files(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files of saves that were killed before their rename."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    stale = [p for p in folder.iterdir() if _TEMP_RE.match(p.name) and p.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def save_checkpoint(
@@ -87,12 +157,17 @@ def save_checkpoint(
     )
     body = buffer.getvalue()
     header = _HEADER.pack(MAGIC, FORMAT_VERSION, len(body), hashlib.sha256(body).digest())
+    _write_atomic(path, header + body)
+    return path
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temp file beside ``path``, fsync it and rename it over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(header)
-            handle.write(body)
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes it private; a checkpoint is not
@@ -104,7 +179,6 @@ def save_checkpoint(
             pass
         raise
     _fsync_dir(path.parent)
-    return path
 
 
 def _umask() -> int:
@@ -136,11 +210,17 @@ def _missing_message(path: Path) -> str:
         return f"checkpoint {path} does not exist and {folder} holds no .pt checkpoints"
     return (
         f"checkpoint {path} does not exist; checkpoints in {folder}: {', '.join(found)} "
-        "(pass one of these, or use latest_checkpoint(folder))"
+        "(pass one of these)"
     )
 
 
-_EARLIER = "load an earlier checkpoint (see latest_checkpoint) or copy the file again"
+def _earlier(path: Path) -> str:
+    """What a command-line user can do instead of loading the damaged ``path``."""
+    others = [p for p in written_order(path.parent) if p.name != path.name]
+    if not others:
+        return f"no other checkpoint is in {path.parent}; copy the file again or start a new run"
+    return (f"pass an earlier checkpoint file instead, e.g. --resume {others[-1]} (or "
+            f"--checkpoint {others[-1]} for eval and render), or copy the file again")
 
 
 def _read_body(path: Path) -> bytes:
@@ -160,7 +240,7 @@ def _read_body(path: Path) -> bytes:
     if size < _HEADER.size:
         raise CheckpointError(
             f"checkpoint {path} is truncated ({size} bytes, the header alone needs "
-            f"{_HEADER.size}); the save was interrupted - {_EARLIER}"
+            f"{_HEADER.size}); the save was interrupted - {_earlier(path)}"
         )
     _, version, length, digest = _HEADER.unpack_from(data)
     if version != FORMAT_VERSION:
@@ -173,12 +253,12 @@ def _read_body(path: Path) -> bytes:
         problem = "truncated" if len(body) < length else "corrupt (trailing bytes)"
         raise CheckpointError(
             f"checkpoint {path} is {problem}: header promises a {length}-byte body, file holds "
-            f"{len(body)}; {_EARLIER}"
+            f"{len(body)}; {_earlier(path)}"
         )
     if hashlib.sha256(body).digest() != digest:
         raise CheckpointError(
             f"checkpoint {path} is corrupt: SHA-256 digest mismatch (bytes changed after "
-            f"saving); {_EARLIER}"
+            f"saving); {_earlier(path)}"
         )
     return body
 

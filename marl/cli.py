@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
+import warnings
+from pathlib import Path
 from typing import Any
 
 from marl import __version__
@@ -43,19 +46,33 @@ def _train_flags(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from marl.config import load_config
-    from marl.train import print_summary, train
+    from marl.config import ConfigError, load_config
+    from marl.train import RunInterrupted, TrainingDiverged, print_summary, train
 
     flags = _train_flags(args)
-    if args.resume:
-        summary = train(None, resume=args.resume, flags=flags,  # type: ignore[arg-type]
-                        overrides=tuple(args.overrides))
-    else:
-        if not args.algo or not args.env:
-            raise SystemExit("marl train: --algo and --env are required (or --resume RUN)")
-        cfg = load_config(args.algo, args.env, files=tuple(args.config), flags=flags,
-                          overrides=tuple(args.overrides))
-        summary = train(cfg)
+    try:
+        if args.resume:
+            if args.config:
+                raise ConfigError("--config cannot be used with --resume: a resumed run keeps "
+                                  "its saved config (change what may change with flags or "
+                                  "key=value)")
+            flags.update(algo=args.algo, env=args.env)  # refused unless they match the run
+            summary = train(None, resume=args.resume, flags=flags,  # type: ignore[arg-type]
+                            overrides=tuple(args.overrides))
+        else:
+            if not args.algo or not args.env:
+                raise ConfigError("--algo and --env are required (or --resume RUN)")
+            cfg = load_config(args.algo, args.env, files=tuple(args.config), flags=flags,
+                              overrides=tuple(args.overrides))
+            summary = train(cfg)
+    except RunInterrupted as stop:
+        saved = f"checkpoint {stop.checkpoint}" if stop.checkpoint else "no new checkpoint"
+        print(f"marl train: {stop}; {saved}. Continue with: marl train --resume "
+              f"{stop.run_dir}", file=sys.stderr)
+        return 128 + stop.signum
+    except TrainingDiverged as e:
+        print(f"marl train: error: {e}", file=sys.stderr)
+        return 1
     print_summary(summary)
     return 0
 
@@ -73,7 +90,7 @@ def _policy(args: argparse.Namespace, num_envs: int) -> tuple[Any, Any, Any]:
 
     flags = {"device": args.device} if args.device else None
     cfg, payload, file = load_run(args.checkpoint, flags=flags)
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device)  # the run's device may not exist on this machine
     env = build_env(cfg, num_envs, device)
     check_identity(file, payload["identity"], identity(cfg, env.spec))
     learner = build_learner(cfg, env.spec, device)
@@ -82,11 +99,12 @@ def _policy(args: argparse.Namespace, num_envs: int) -> tuple[Any, Any, Any]:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    from marl.config import ConfigError
     from marl.runner import evaluate
     from marl.train import test_summary
 
     if args.episodes < 1:
-        raise SystemExit("marl eval: --episodes must be >= 1")
+        raise ConfigError(f"--episodes {args.episodes} is not allowed: expected >= 1")
     cfg, env, learner = _policy(args, min(args.episodes, 1024))
     summary = test_summary(evaluate(env, learner, args.episodes, seed=args.seed))
     lo = summary["return_mean"] - summary["return_ci95"]
@@ -105,6 +123,14 @@ def _render(args: argparse.Namespace) -> int:
     from marl.config import ConfigError
     from marl.render import save_gif
 
+    out = Path(args.out)
+    if not (math.isfinite(args.fps) and args.fps > 0):
+        raise ConfigError(f"--fps {args.fps} is not allowed: expected a number > 0")
+    if out.suffix.lower() != ".gif":
+        raise ConfigError(f"--out {out}: an episode is written as an animated GIF, so the "
+                          "file name must end in .gif")
+    if not out.parent.is_dir():
+        raise ConfigError(f"--out {out}: folder {out.parent} does not exist")
     cfg, env, learner = _policy(args, 1)
     if not hasattr(env, "render"):
         raise ConfigError(f"{cfg.env} cannot render frames (its batched form has no render())")
@@ -120,7 +146,7 @@ def _render(args: argparse.Namespace) -> int:
         obs = step.obs
         if bool(step.done.any()):
             break
-    path = save_gif(frames, args.out, fps=args.fps)
+    path = save_gif(frames, out, fps=args.fps)
     print(json.dumps({"algo": cfg.algo, "env": cfg.env, "out": str(path),
                       "frames": len(frames), "return": total}))
     return 0
@@ -150,8 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--runs-dir", help="where runs are written (default runs/)")
     tr.add_argument("--resume", help="continue a run from its folder or a checkpoint file")
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
-    tr.add_argument("overrides", nargs="*", metavar="key=value")
-    tr.set_defaults(run=_train)
+    tr.set_defaults(run=_train, overrides=[])
 
     for name, helptext in (("eval", "greedy returns of a checkpoint"),
                            ("render", "a greedy episode of a checkpoint as a GIF")):
@@ -167,7 +192,15 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--fps", type=float, default=4.0)
             p.set_defaults(run=_render)
 
-    args = parser.parse_args(argv)
+    tr.usage = "marl train [options] [key=value ...]"
+    args, rest = parser.parse_known_args(argv)
+    # key=value overrides may stand anywhere among the options, as users type them
+    overrides = [a for a in rest if "=" in a and not a.startswith("-")]
+    unknown = [a for a in rest if a not in overrides]
+    if unknown or (overrides and args.command != "train"):
+        parser.error(f"unrecognized arguments: {' '.join(unknown or overrides)}")
+    args.overrides = overrides
+    warnings.formatwarning = lambda message, *_, **__: f"marl {args.command}: warning: {message}\n"
     from marl.checkpoint import CheckpointError
     from marl.config import ConfigError
     from marl.envs.registry import UnknownEnvId

@@ -17,7 +17,9 @@ what is allowed (with the closest valid key for a misspelt one).
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -25,6 +27,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+
+from marl.devices import ALLOWED, parse_device
+
+SEED_MAX = 2**32 - 1  # seeds of derived streams (tests, replay sampling) stay within int64
 
 
 class ConfigError(ValueError):
@@ -39,6 +45,25 @@ def require(ok: bool, key: str, value: Any, allowed: str) -> None:
     """Raise :class:`ConfigError` for ``key=value`` unless ``ok``; ``allowed`` says what is."""
     if not ok:
         raise ConfigError(f"{key}={value!r} is not allowed: expected {allowed}", key)
+
+
+def require_device(key: str, value: str, *, optional: bool = False) -> None:
+    """A device name (``""`` too when ``optional``); whether this machine has it is checked
+    when the run starts, so a config written here can name a GPU of another machine."""
+    if optional and value == "":
+        return
+    try:
+        parse_device(value)
+    except ValueError:
+        raise ConfigError(f"{key}={value!r} is not allowed: expected {ALLOWED}"
+                          + (', or "" for the training device' if optional else ""),
+                          key) from None
+
+
+def is_run_name(name: str) -> bool:
+    """A run name is one folder name: no separators, not ``.`` or ``..``, not absolute."""
+    return (name not in ("", ".", "..") and "/" not in name and "\\" not in name
+            and "\0" not in name and Path(name).name == name)
 
 
 @dataclass
@@ -70,8 +95,10 @@ class TrainConfig:
             require(getattr(self, key) >= 1, key, getattr(self, key), "an integer >= 1")
         for key in ("threads", "test_interval", "save_interval"):
             require(getattr(self, key) >= 0, key, getattr(self, key), "an integer >= 0")
-        require(self.device == "cpu" or self.device.startswith(("cuda", "mps")), "device",
-                self.device, "cpu, cuda, cuda:<index> or mps")
+        require_device("device", self.device)
+        require(0 <= self.seed <= SEED_MAX, "seed", self.seed, f"an integer in [0, {SEED_MAX}]")
+        require(self.name == "" or is_run_name(self.name), "name", self.name,
+                "a folder name without '/' or '\\' (not '.' or '..'); runs go under runs_dir")
 
 
 def config_file(kind: str, name: str) -> Path | None:
@@ -102,6 +129,7 @@ def _leaves(layer: Any, prefix: str = "") -> list[str]:
 def _merge(base: DictConfig, layer: Any, source: str, origins: Origins) -> DictConfig:
     """``base`` overridden by ``layer``; keys and types are checked here, values at the end
     (a value rule may depend on a key that a later layer sets)."""
+    _refuse_interpolation(layer, source)
     try:
         merged = OmegaConf.merge(base, layer)
     except ConfigKeyError as e:
@@ -120,16 +148,47 @@ def _merge(base: DictConfig, layer: Any, source: str, origins: Origins) -> DictC
     return merged  # type: ignore[return-value]
 
 
+def _refuse_interpolation(layer: Any, source: str, prefix: str = "") -> None:
+    """Values are literal: ``${...}`` would let a shared file read the environment
+    (``${oc.env:HOME}``) or other keys, so no layer may hold one."""
+    if isinstance(layer, DictConfig):
+        layer = OmegaConf.to_container(layer, resolve=False)
+    if isinstance(layer, dict):
+        for k, v in layer.items():
+            _refuse_interpolation(v, source, f"{prefix}{k}.")
+    elif isinstance(layer, list):
+        for i, v in enumerate(layer):
+            _refuse_interpolation(v, source, f"{prefix}{i}.")
+    elif isinstance(layer, str) and "${" in layer:
+        raise ConfigError(f"{source}: {prefix.rstrip('.')}={layer!r} is not allowed: config "
+                          "values are taken literally, and '${...}' interpolation is switched "
+                          "off (write the value itself)", prefix.rstrip("."))
+
+
 def _validate(cfg: DictConfig, origins: Origins) -> TrainConfig:
     """The config as dataclasses, running their value rules; errors name the layer."""
     try:
-        return OmegaConf.to_object(cfg)  # type: ignore[return-value]
+        result = OmegaConf.to_object(cfg)
+        _require_finite(result)
+        return result  # type: ignore[return-value]
     except (ConfigError, OmegaConfBaseException) as e:
         error = e if isinstance(e, ConfigError) else e.__cause__
         if not isinstance(error, ConfigError):
             raise ConfigError(str(e)) from None
         source = origins.get(f"learner.{error.key}") or origins.get(str(error.key)) or "defaults"
         raise ConfigError(f"{source}: {error}", error.key) from None
+
+
+def _require_finite(value: Any, key: str = "") -> None:
+    """No number in a config may be infinite or NaN (``lr=inf`` would train on NaN)."""
+    if dataclasses.is_dataclass(value):
+        for f in dataclasses.fields(value):
+            _require_finite(getattr(value, f.name), f.name if not key else f"{key}.{f.name}")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _require_finite(v, f"{key}.{k}" if key else str(k))
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{key}={value!r} is not allowed: expected a finite number", key)
 
 
 def _load_yaml(path: Path, source: str) -> DictConfig:

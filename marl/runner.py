@@ -175,8 +175,8 @@ class EpisodeRunner:
     def state_dict(self) -> dict:
         env_state = self.env.state_dict() if hasattr(self.env, "state_dict") else None
         return {"stage": {k: v.clone() for k, v in self.stage.items()}, "t": self.t.clone(),
-                "ep_return": self.ep_return.clone(), "memory": self.memory, "obs": self.obs.to_dict(),
-                "env": env_state}
+                "ep_return": self.ep_return.clone(), "memory": self.memory,
+                "obs": self.obs.to_dict(), "env": env_state}
 
     def load_state_dict(self, state: dict) -> bool:
         """Restore a collection in progress; ``False`` when the env cannot be restored exactly

@@ -1,8 +1,9 @@
 """Local sweeps: run ``marl train`` jobs in subprocesses, or read the ones already finished.
 
 Each job is one run folder ``<runs_dir>/<name>``; a finished one has ``summary.json`` and is
-read back instead of run again, an interrupted one (checkpoints, no summary) is resumed, so a
-sweep can be extended or continued. Each job gets one torch thread; ``jobs`` run at a time.
+read back instead of run again, an interrupted one (checkpoints, no summary) is resumed, and
+one killed before its first checkpoint starts again, so a sweep can be extended or continued.
+Each job gets one torch thread; ``jobs`` run at a time.
 Scripts such as ``learning_curves.py`` and ``report_mansa.py`` are built on it.
 """
 
@@ -10,12 +11,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from marl.checkpoint import latest_checkpoint
 
 
 @dataclass(frozen=True)
@@ -42,10 +46,11 @@ def run_or_read(job: Job, runs_dir: str | Path) -> dict:
     summary_file = run_dir / "summary.json"
     if summary_file.is_file():
         return json.loads(summary_file.read_text())
-    if (run_dir / "checkpoints").is_dir():  # an interrupted run: continue it
+    if latest_checkpoint(run_dir / "checkpoints") is not None:  # an interrupted run: continue
         cmd = [sys.executable, "-m", "marl.cli", "train", "--resume", str(run_dir),
                "--steps", str(job.steps), "--no-progress"]
-    else:
+    else:  # a job killed before its first checkpoint left nothing to continue: start again
+        shutil.rmtree(run_dir, ignore_errors=True)
         cmd = [sys.executable, "-m", "marl.cli", "train", "--algo", job.algo, "--env", job.env,
                "--steps", str(job.steps), "--seed", str(job.seed), "--num-envs",
                str(job.num_envs), "--runs-dir", str(runs_dir), "--name", job.name,

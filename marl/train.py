@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import json
 import math
+import signal
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -31,35 +33,64 @@ from marl.checkpoint import (
     CheckpointError,
     check_identity,
     checkpoint_name,
-    checkpoints,
     latest_checkpoint,
     load_checkpoint,
+    prune_checkpoints,
+    record_written,
+    remove_temp_files,
     save_checkpoint,
 )
-from marl.config import ConfigError, TrainConfig, from_dict, to_dict, to_yaml, with_overrides
+from marl.config import (
+    ConfigError,
+    TrainConfig,
+    from_dict,
+    to_dict,
+    to_yaml,
+    with_overrides,
+)
+from marl.devices import available_device
 from marl.logger import RunLogger
 from marl.replay import EpisodeReplay
 from marl.rollout import RolloutBuffer
 from marl.runner import EpisodeRunner, RolloutRunner, evaluate
 
+# What a resumed run may change; everything else defines the run and is refused.
+RESUMABLE = ("steps", "device", "threads", "test_interval", "test_episodes", "log_interval",
+             "save_interval", "keep_checkpoints", "save_replay", "progress", "tensorboard")
+PAYLOAD_KEYS = ("config", "identity", "counters", "learner")  # what every run checkpoint holds
 
-def resolve_device(name: str) -> torch.device:
+
+class RunInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM stopped a run after it saved a checkpoint (``checkpoint``)."""
+
+    def __init__(self, signum: int, checkpoint: Path | None, run_dir: Path) -> None:
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum, self.checkpoint, self.run_dir = signum, checkpoint, run_dir
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss or a parameter became NaN or infinite; the run stopped before saving it."""
+
+
+def resolve_device(name: str, key: str = "device") -> torch.device:
     """``name`` as a device, or a :class:`ConfigError` when this machine does not have it."""
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device={name!r} is not allowed: CUDA is not available here "
-                          "(use device=cpu)")
-    return device
+    try:
+        return available_device(name, key)
+    except ValueError as e:
+        raise ConfigError(str(e), key) from None
 
 
 def build_env(cfg: TrainConfig, num_envs: int, device: torch.device) -> Any:
     """The run's environment; it is seeded by ``reset(seed=...)`` where the run starts."""
-    from marl.envs import make
+    from marl.envs import UnknownEnvId, make
 
     try:
         return make(cfg.env, num_envs=num_envs, device=device, **cfg.env_args)
-    except TypeError as e:  # an argument the environment does not take
-        raise ConfigError(f"env_args: {e}") from None
+    except UnknownEnvId:
+        raise
+    except (TypeError, ValueError) as e:  # an argument the environment does not take or allow
+        args = ", ".join(f"{k}={v!r}" for k, v in cfg.env_args.items()) or "none"
+        raise ConfigError(f"env_args ({args}) for {cfg.env}: {e}") from None
 
 
 def build_learner(cfg: TrainConfig, spec: Any, device: torch.device) -> Any:
@@ -107,7 +138,8 @@ class ReplayTraining:
     def __init__(self, cfg: TrainConfig, env: Any, learner: Any, device: torch.device) -> None:
         lc = cfg.learner
         self.cfg, self.learner, self.device = cfg, learner, device
-        replay_device = resolve_device(lc.replay_device) if lc.replay_device else device
+        replay_device = (resolve_device(lc.replay_device, "replay_device") if lc.replay_device
+                         else device)
         self.replay = EpisodeReplay(learner.replay_fields(), lc.buffer_size,
                                     env.spec.episode_limit, device=replay_device)
         self.sample_rng = torch.Generator(device=replay_device)
@@ -171,6 +203,26 @@ class RolloutTraining:
         return self.runner.load_state_dict(state["runner"])
 
 
+def run_name(cfg: TrainConfig) -> str:
+    """``cfg.name``, or a new name from the algorithm, environment, seed and time."""
+    return cfg.name or (f"{cfg.algo}_{cfg.env.replace(':', '-')}_seed{cfg.seed}_"
+                        f"{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def check_new_run_dir(run_dir: Path) -> None:
+    """Refuse to start a run in a folder that already holds anything (another run's config,
+    TensorBoard files or checkpoints would be overwritten or mixed with this one's)."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"run folder {run_dir} is a file; pick another --name")
+    held = sorted(p.name for p in run_dir.iterdir()) if run_dir.is_dir() else []
+    if held:
+        what = ", ".join(held[:5]) + (", ..." if len(held) > 5 else "")
+        hint = ("continue it with --resume" if (run_dir / "checkpoints").is_dir()
+                else "it holds no checkpoint to resume")
+        raise ConfigError(f"run folder {run_dir} already holds a run ({what}): {hint}, or "
+                          "pick another --name")
+
+
 class Trainer:
     """Owns a run: environments, learner, its data (replay or rollouts), logger, checkpoints."""
 
@@ -190,13 +242,16 @@ class Trainer:
         self.runner = self.data.runner
         self.counters = Counters(next_test=0, next_log=cfg.log_interval,
                                  next_save=cfg.save_interval or cfg.steps)
-        name = cfg.name or f"{cfg.algo}_{cfg.env.replace(':', '-')}_seed{cfg.seed}_" \
-                           f"{time.strftime('%Y%m%d-%H%M%S')}"
-        self.run_dir = run_dir or Path(cfg.runs_dir) / name
+        self.run_dir = (run_dir or Path(cfg.runs_dir) / run_name(cfg)).absolute()
         self.started = False
+        self.parent: str | None = None  # the checkpoint this run continues (lineage)
+        self.saved_at: int | None = None  # env step of the last checkpoint this session wrote
+        self.last_saved: Path | None = None
+        self._signal: int | None = None
 
     # --- checkpoints -----------------------------------------------------------------------
     def save(self) -> Path:
+        """Write a checkpoint of the whole run, record it, and drop the oldest written ones."""
         c = self.counters
         payload = {
             "config": to_dict(self.cfg),
@@ -206,15 +261,19 @@ class Trainer:
             **self.data.state_dict(),
         }
         folder = self.run_dir / "checkpoints"
-        path = save_checkpoint(folder / checkpoint_name(c.t_env), payload,
+        copy = 1
+        while (folder / checkpoint_name(c.t_env, copy)).exists():  # an abandoned branch's
+            copy += 1
+        path = save_checkpoint(folder / checkpoint_name(c.t_env, copy), payload,
                                identity=identity(self.cfg, self.spec))
-        periodic = checkpoints(folder)
-        for old in periodic[: max(0, len(periodic) - self.cfg.keep_checkpoints)]:
-            old.unlink()
+        record_written(path, self.parent)
+        self.parent, self.saved_at, self.last_saved = path.name, c.t_env, path
+        prune_checkpoints(folder, self.cfg.keep_checkpoints)
         return path
 
-    def restore(self, payload: dict[str, Any]) -> None:
-        """Continue from a loaded checkpoint payload (see :func:`load_run`)."""
+    def restore(self, payload: dict[str, Any], parent: str | None = None) -> None:
+        """Continue from a loaded checkpoint payload (see :func:`load_run`); ``parent`` names
+        the checkpoint for the lineage record."""
         self.learner.load_state_dict(payload["learner"])
         saved = payload["counters"]
         self.counters = Counters(**saved)
@@ -223,7 +282,41 @@ class Trainer:
                           "the checkpoint start again, so this resume is not step-for-step "
                           "exact", stacklevel=2)
             self.runner.start(self.cfg.seed + self.counters.t_env)
-        self.started = True
+        self.started, self.parent, self.saved_at = True, parent, self.counters.t_env
+
+    def _check_finite(self, metric_sums: dict[str, torch.Tensor], since: int) -> None:
+        """Raise :class:`TrainingDiverged` when a learner metric or any floating tensor of the
+        learner's state (weights, optimiser, statistics) is NaN or infinite."""
+        bad = [f"learner metric {k!r}" for k, v in metric_sums.items()
+               if not bool(torch.isfinite(torch.as_tensor(v)).all())]
+        bad += [f"learner state {k!r}" for k, v in _float_tensors(self.learner.state_dict())
+                if not bool(torch.isfinite(v).all())]
+        if bad:
+            kept = (f"the newest checkpoint, {self.last_saved}, was written before it"
+                    if self.last_saved else "this session wrote no checkpoint")
+            shown = ", ".join(bad[:4]) + (f" and {len(bad) - 4} more" if len(bad) > 4 else "")
+            raise TrainingDiverged(
+                f"training diverged between env steps {since} and {self.counters.t_env}: "
+                f"{shown} became NaN or infinite; {kept}. Lower the learning rate (lr=...) "
+                "or clip gradients (grad_norm_clip=...) and start again")
+
+    # --- stopping on SIGINT / SIGTERM -------------------------------------------------------
+    def _catch_signals(self) -> dict[int, Any]:
+        """Turn SIGINT/SIGTERM into a request to stop at the end of the iteration; the
+        next signal of either kind acts as usual (a kill mid-save loses nothing: saves are
+        atomic)."""
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+
+        def stop(signum: int, frame: Any) -> None:
+            self._signal = signum
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        for sig in previous:
+            signal.signal(sig, stop)
+        return previous
 
     # --- the loop --------------------------------------------------------------------------
     def test(self, logger: RunLogger | None) -> dict[str, float]:
@@ -237,12 +330,22 @@ class Trainer:
         return summary
 
     def run(self) -> dict[str, Any]:
-        """Train to ``cfg.steps`` env steps; returns the final figures (also printed as JSON)."""
+        """Train to ``cfg.steps`` env steps; returns the final figures (also printed as JSON).
+
+        SIGINT or SIGTERM stops the run at the end of the current iteration with a
+        checkpoint (:class:`RunInterrupted`); a NaN or infinite loss or weight stops it
+        without one (:class:`TrainingDiverged`)."""
         cfg, c = self.cfg, self.counters
+        if self.started and c.t_env >= cfg.steps:
+            warnings.warn(f"the run is already at env step {c.t_env}, and steps={cfg.steps}: "
+                          "nothing to train (raise --steps to continue it); nothing was "
+                          "written", stacklevel=2)
+            return self._summary(self.test(None))
         if not self.started:
             self.runner.start(cfg.seed)
             self.started = True
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        remove_temp_files(self.run_dir / "checkpoints")
         (self.run_dir / "config.yaml").write_text(to_yaml(cfg))
         logger = RunLogger(self.run_dir, total_steps=cfg.steps, progress=cfg.progress,
                            tensorboard=cfg.tensorboard, start_step=c.t_env)
@@ -253,6 +356,8 @@ class Trainer:
         start = time.perf_counter()
         window = session = (start, c.t_env, c.updates)
         next_bar = c.t_env
+        checked = c.t_env  # the env step up to which the learner was seen to be finite
+        previous = self._catch_signals()
         try:
             while c.t_env < cfg.steps:
                 if c.t_env >= c.next_test:
@@ -263,6 +368,8 @@ class Trainer:
                         metric_sums[k] = metric_sums.get(k, 0) + v
                         metric_counts[k] = metric_counts.get(k, 0) + 1
                 if c.t_env >= c.next_log:
+                    self._check_finite(metric_sums, checked)
+                    checked = c.t_env
                     now = time.perf_counter()
                     dt = max(now - window[0], 1e-9)
                     train = self.runner.take_stats()
@@ -284,11 +391,19 @@ class Trainer:
                     logger.progress(c.t_env, steps_per_s=rate,
                                     recent_return=c.last_test.get("return_mean"))
                     next_bar = c.t_env + max(b, 2000)
-                if cfg.save_interval and c.t_env >= c.next_save and c.t_env < cfg.steps:
+                due = cfg.save_interval and c.t_env >= c.next_save and c.t_env < cfg.steps
+                if due or self._signal is not None:
+                    while cfg.save_interval and c.next_save <= c.t_env:  # before it is saved
+                        c.next_save += cfg.save_interval
+                    self._check_finite(metric_sums, checked)
+                    checked = c.t_env
                     c.wall += time.perf_counter() - start
                     start = time.perf_counter()
-                    self.save()
-                    c.next_save += cfg.save_interval
+                    if self.saved_at != c.t_env:
+                        self.save()
+                if self._signal is not None:
+                    raise RunInterrupted(self._signal, self.last_saved, self.run_dir)
+            self._check_finite(metric_sums, checked)
             final = self.test(logger)
             c.wall += time.perf_counter() - start
             start = time.perf_counter()
@@ -296,9 +411,15 @@ class Trainer:
             logger.progress(c.t_env, steps_per_s=(c.t_env - session[1]) / max(
                 time.perf_counter() - session[0], 1e-9), recent_return=final["return_mean"])
         finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
             logger.close()
+        return self._summary(final)
+
+    def _summary(self, final: dict[str, float]) -> dict[str, Any]:
+        c, cfg = self.counters, self.cfg
         summary = {
-            "algo": cfg.algo, "env": cfg.env, "seed": cfg.seed, "num_envs": b,
+            "algo": cfg.algo, "env": cfg.env, "seed": cfg.seed, "num_envs": self.env.num_envs,
             "env_steps": c.t_env, "episodes": c.episodes, "updates": c.updates,
             "wall_s": round(c.wall, 3), "steps_per_s": round(c.t_env / max(c.wall, 1e-9), 1),
             "test_return_mean": final["return_mean"], "test_return_ci95": final["return_ci95"],
@@ -311,8 +432,22 @@ class Trainer:
         return summary
 
 
+def _float_tensors(tree: Any, prefix: str = "") -> list[tuple[str, torch.Tensor]]:
+    """The floating-point tensors in nested dicts/lists, with dotted paths."""
+    if isinstance(tree, torch.Tensor):
+        return [(prefix, tree)] if tree.is_floating_point() else []
+    if isinstance(tree, dict):
+        items = tree.items()
+    elif isinstance(tree, (list, tuple)):
+        items = enumerate(tree)
+    else:
+        return []
+    return [pair for k, v in items for pair in _float_tensors(v, f"{prefix}.{k}" if prefix
+                                                               else str(k))]
+
+
 def checkpoint_path(path: str | Path) -> Path:
-    """A checkpoint file, or the newest checkpoint of a run folder."""
+    """A checkpoint file, or the checkpoint a run folder wrote last."""
     path = Path(path)
     if path.is_dir():
         found = latest_checkpoint(path / "checkpoints") or latest_checkpoint(path)
@@ -322,34 +457,94 @@ def checkpoint_path(path: str | Path) -> Path:
     return path
 
 
+def run_folder_of(file: Path) -> Path | None:
+    """The run folder a checkpoint file belongs to (``<run>/checkpoints/<file>`` beside
+    ``<run>/config.yaml``), or None for a loose file."""
+    run = file.parent.parent
+    if file.parent.name == "checkpoints" and (run / "config.yaml").is_file():
+        return run
+    return None
+
+
+def _leaves(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    return {k: v for key, value in tree.items()
+            for k, v in _leaves(value, f"{prefix}.{key}" if prefix else str(key)).items()}
+
+
 def load_run(path: str | Path, *, flags: dict[str, Any] | None = None,
-             overrides: tuple[str, ...] = ()) -> tuple[TrainConfig, dict[str, Any], Path]:
-    """The config (saved one, with ``flags``/``overrides`` on top), payload and file of a
-    checkpoint. The config's identity is checked against the saved one."""
+             overrides: tuple[str, ...] = (), place: dict[str, str] | None = None,
+             ) -> tuple[TrainConfig, dict[str, Any], Path]:
+    """The config, payload and file of a checkpoint (``path``: a file or a run folder).
+
+    The config is the saved one with ``place`` (``name``/``runs_dir``: where the run is now),
+    then ``flags`` and ``overrides``, on top. Only :data:`RESUMABLE` keys (and the place keys
+    named in ``place``) may change: any other key that differs from the saved run is refused,
+    naming it, since the checkpoint cannot apply to it."""
     file = checkpoint_path(path)
     raw = load_checkpoint(file)
-    saved = raw["config"]
-    cfg = with_overrides(from_dict(saved), flags=flags, overrides=overrides)
-    for key in ("algo", "env"):
-        if getattr(cfg, key) != saved[key]:
-            raise CheckpointError(f"{file}: the checkpoint is a {key}={saved[key]!r} run; "
-                                  f"it cannot be resumed as {key}={getattr(cfg, key)!r}")
+    missing = [k for k in PAYLOAD_KEYS if k not in raw]
+    if missing:
+        raise CheckpointError(f"checkpoint {file} has no {', '.join(map(repr, missing))}: it "
+                              "was not written by marl train, so it cannot be resumed, "
+                              "evaluated or rendered")
+    try:
+        saved = from_dict({**raw["config"], **(place or {})})
+    except (ConfigError, KeyError, TypeError) as e:
+        raise CheckpointError(f"checkpoint {file} holds an unusable run config: {e}") from None
+    cfg = with_overrides(saved, flags=flags, overrides=overrides)
+    before, after = _leaves(to_dict(saved)), _leaves(to_dict(cfg))
+    changed = [k for k in after if after[k] != before.get(k)
+               and k not in RESUMABLE and k not in (place or {})]
+    changed += [k for k in before if k not in after]  # an env_args key given or dropped
+    if changed:
+        key = changed[0]
+        was = f"{key}={before[key]!r}" if key in before else f"no {key}"
+        asked = repr(after[key]) if key in after else "to drop it"
+        raise ConfigError(
+            f"{key} cannot change when a run continues from {file}: the run has {was}, the "
+            f"command line asks {asked}. A "
+            f"checkpoint fixes everything but {', '.join(RESUMABLE)}; start a new run "
+            "to change it", key)
     return cfg, raw, file
 
 
 def train(cfg: TrainConfig, *, resume: str | Path | None = None,
           flags: dict[str, Any] | None = None, overrides: tuple[str, ...] = ()) -> dict:
-    """Run a training job (or continue the one saved at ``resume``); returns its summary."""
+    """Run a training job (or continue the one saved at ``resume``); returns its summary.
+
+    ``resume`` is a run folder or a checkpoint file. A run folder's checkpoint continues in
+    that folder; a loose checkpoint file (not in ``<run>/checkpoints/``) starts a new run
+    folder (``name``, ``runs_dir`` from ``flags``/``overrides``), and nothing is written
+    beside the file."""
     if resume is None:
-        trainer = Trainer(cfg)
-        if latest_checkpoint(trainer.run_dir / "checkpoints") is not None:
-            raise ConfigError(f"run folder {trainer.run_dir} already holds checkpoints: continue "
-                              "it with --resume, or pick another --name")
+        run_dir = Path(cfg.runs_dir) / run_name(cfg)
+        check_new_run_dir(run_dir)
+        cfg.name = run_dir.name
+        trainer = Trainer(cfg, run_dir=run_dir)
+        return trainer.run()
+    file = checkpoint_path(resume)
+    run_dir = run_folder_of(file)
+    if run_dir is not None:  # continue the run in its folder, wherever it is now
+        place = {"name": run_dir.name, "runs_dir": str(run_dir.parent)}
     else:
-        cfg, payload, file = load_run(resume, flags=flags, overrides=overrides)
-        trainer = Trainer(cfg, run_dir=file.parent.parent)
-        check_identity(file, payload["identity"], identity(cfg, trainer.spec))
-        trainer.restore(payload)
+        place = {"name": "", "runs_dir": TrainConfig.runs_dir}
+    cfg, payload, file = load_run(file, flags=flags, overrides=overrides, place=place)
+    if run_dir is None:
+        run_dir = Path(cfg.runs_dir) / run_name(cfg)
+        check_new_run_dir(run_dir)
+        cfg.name = run_dir.name
+    elif Path(cfg.runs_dir).resolve() != run_dir.parent.resolve() or cfg.name != run_dir.name:
+        raise ConfigError(f"--name and --runs-dir choose the folder of a new run; {file} "
+                          f"continues its run in {run_dir}. To branch into a new folder, "
+                          "copy the checkpoint file out of the run and resume from the copy",
+                          "name")
+    trainer = Trainer(cfg, run_dir=run_dir)
+    check_identity(file, payload["identity"], identity(cfg, trainer.spec))
+    parent = file.name if file.parent == run_dir / "checkpoints" else str(file.absolute())
+    trainer.restore(payload, parent=parent)
+    del payload  # the restored run holds its own copies; the loaded file's can go
     return trainer.run()
 
 

@@ -7,6 +7,7 @@ The card (agents, shapes, arguments, differences from ``lbforaging``) is in ``ma
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,6 +91,13 @@ class LBFEnv(BatchedEnv[LBFState]):
             raise ValueError(f"players={players} do not fit on a {rows}x{cols} field")
         sight = max(rows, cols) if sight is None else sight
         _check_int("sight", sight, 1)
+        if not (isinstance(penalty, (int, float)) and not isinstance(penalty, bool)
+                and math.isfinite(penalty)):
+            raise ValueError(f"LBF: penalty must be a finite number, got {penalty!r}")
+        for name, flag in (("normalize_reward", normalize_reward),
+                           ("observe_agent_levels", observe_agent_levels)):
+            if not isinstance(flag, bool):
+                raise ValueError(f"LBF: {name} must be true or false, got {flag!r}")
 
         self.n_players, self.n_food = players, max_num_food
         self.rows, self.cols, self.sight = rows, cols, sight

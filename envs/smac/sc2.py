@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 import torch
 
+from marl.devices import available_device
 from marl.envs.smac.env import SMACEnv
 from marl.envs.smac.maps import SMACMap
 from marl.envs.smac.raw import RawBattle, RawCommand
@@ -101,7 +102,7 @@ class SC2Env:
                  | None = None) -> None:
         self.scenario = scenario
         self.num_envs = num_envs
-        self.device = torch.device(device)
+        self.device = available_device(device)
         self.sc2 = load()
         if difficulty not in DIFFICULTIES:
             raise ValueError(f"difficulty {difficulty!r}: one of {sorted(DIFFICULTIES)}")

@@ -1,0 +1,43 @@
+"""Device names from users (configs, flags, ``make(device=...)``), checked before torch sees them.
+
+``torch.device("cudax")`` raises a bare ``RuntimeError`` and ``torch.device("cuda")`` succeeds
+on a machine without a GPU, failing later at the first allocation; here both are a
+``ValueError`` that names the device and what is allowed.
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+_NAME = re.compile(r"^(cpu|cuda|mps)(:(\d+))?$")
+ALLOWED = "cpu, cuda, cuda:<index> or mps"
+
+
+def parse_device(name: str | torch.device, key: str = "device") -> torch.device:
+    """``name`` as a ``torch.device``; ``ValueError`` unless it is one of :data:`ALLOWED`
+    (``key`` names the setting in the message)."""
+    if isinstance(name, torch.device):
+        return name
+    match = _NAME.match(name) if isinstance(name, str) else None
+    if match is None:
+        raise ValueError(f"{key}={name!r} is not a device: expected {ALLOWED}")
+    return torch.device(name)
+
+
+def available_device(name: str | torch.device, key: str = "device") -> torch.device:
+    """:func:`parse_device`, and ``ValueError`` when this machine does not have the device."""
+    device = parse_device(name, key)
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"{key}={str(name)!r} is not available: CUDA is not available "
+                             "on this machine (use cpu)")
+        if device.index is not None and device.index >= count:
+            raise ValueError(f"{key}={str(name)!r} is not available: this machine has "
+                             f"{count} CUDA device(s), cuda:0 to cuda:{count - 1}")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"{key}={str(name)!r} is not available: MPS (Apple GPUs) is not "
+                         "available on this machine (use cpu)")
+    return device
