@@ -200,16 +200,19 @@ def main(argv: list[str] | None = None) -> int:
     if unknown or (overrides and args.command != "train"):
         parser.error(f"unrecognized arguments: {' '.join(unknown or overrides)}")
     args.overrides = overrides
-    warnings.formatwarning = lambda message, *_, **__: f"marl {args.command}: warning: {message}\n"
     from marl.checkpoint import CheckpointError
     from marl.config import ConfigError
     from marl.envs.registry import UnknownEnvId
 
+    formatwarning = warnings.formatwarning  # warnings read as the command's own lines
+    warnings.formatwarning = lambda message, *_, **__: f"marl {args.command}: warning: {message}\n"
     try:
         return args.run(args)
     except (ConfigError, CheckpointError, UnknownEnvId) as e:
         print(f"marl {args.command}: error: {e}", file=sys.stderr)
         return 2
+    finally:
+        warnings.formatwarning = formatwarning
 
 
 if __name__ == "__main__":

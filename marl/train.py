@@ -253,6 +253,8 @@ class Trainer:
     def save(self) -> Path:
         """Write a checkpoint of the whole run, record it, and drop the oldest written ones."""
         c = self.counters
+        while self.cfg.save_interval and c.next_save <= c.t_env:  # advanced before it is saved
+            c.next_save += self.cfg.save_interval
         payload = {
             "config": to_dict(self.cfg),
             "identity": identity(self.cfg, self.spec),
@@ -393,8 +395,6 @@ class Trainer:
                     next_bar = c.t_env + max(b, 2000)
                 due = cfg.save_interval and c.t_env >= c.next_save and c.t_env < cfg.steps
                 if due or self._signal is not None:
-                    while cfg.save_interval and c.next_save <= c.t_env:  # before it is saved
-                        c.next_save += cfg.save_interval
                     self._check_finite(metric_sums, checked)
                     checked = c.t_env
                     c.wall += time.perf_counter() - start

@@ -9,7 +9,7 @@ import torch
 
 from marl.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
 from marl.cli import main
-from marl.config import load_config
+from marl.config import ConfigError, load_config
 from marl.train import train
 
 SMALL = {
@@ -93,7 +93,7 @@ def test_bad_checkpoints_stop_and_are_kept(tmp_path, capsys):
     assert "truncated" in capsys.readouterr().err
     ckpt.write_bytes(good)
     # the same run cannot be resumed as another algorithm or environment
-    with pytest.raises(CheckpointError, match="algo"):
+    with pytest.raises(ConfigError, match="algo cannot change"):
         train(None, resume=tmp_path / "run", overrides=("algo=iql",))
 
 
