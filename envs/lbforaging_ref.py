@@ -285,6 +285,7 @@ register_family(
         summary="the lbforaging package (reference), batched through the PettingZoo adapter",
         pattern="lbforaging:<lbforaging gymnasium id>",
         make=make,
+        version=1,  # lbforaging 2.0.0 through the adapter
         catalogue=catalogue,
         parallel_env=parallel_env,
     )

@@ -2,7 +2,8 @@
 
 A family owns every id that starts with ``<prefix>:`` and parses the rest itself, so "any size,
 players and food" needs no list of names. Each family also lists a catalogue of ids, which
-``marl envs`` prints and which unknown ids are matched against for suggestions.
+``marl envs`` prints and which unknown ids are matched against for suggestions, and a
+version, bumped whenever its dynamics change (:func:`env_version`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class EnvFamily:
     make: Callable[..., VecEnv]
     catalogue: Callable[[], Iterable[str]]
     parallel_env: Callable[..., Any] | None = None
+    version: int = 1  # bumped whenever the family's dynamics change (its card lists them)
 
 
 _FAMILIES: dict[str, EnvFamily] = {}
@@ -99,6 +101,13 @@ def check_kwargs(
                 f"unknown argument '{key}' for environment '{env_id}'{hint} "
                 f"Accepted: {', '.join(accepted)}"
             )
+
+
+def env_version(env_id: str) -> str:
+    """The versioned name of the environment ``env_id`` resolves to, e.g. ``lbf-v1``: runs
+    and checkpoints record it, and a checkpoint of another version is refused."""
+    family, _ = _family(env_id)
+    return f"{family.prefix}-v{family.version}"
 
 
 def make(

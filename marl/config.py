@@ -12,7 +12,9 @@ by OmegaConf against the schema (unknown keys and values of the wrong type fail 
    key may be given bare: ``lr=0.001``).
 
 Every error is a :class:`ConfigError` naming where the value came from, the key, the value and
-what is allowed (with the closest valid key for a misspelt one).
+what is allowed (with the closest valid key for a misspelt one). Values are literal: OmegaConf's
+``${...}`` interpolation is refused in every layer, so a shared file cannot read environment
+variables or other keys; numbers must be finite.
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ class TrainConfig:
     algo: str = ""  # algorithm name (marl.algos registry)
     env: str = ""  # environment id (marl.envs registry), e.g. lbf:8x8-2p-3f
     env_args: dict[str, Any] = field(default_factory=dict)  # keyword arguments of the env
+    env_version: str = ""  # recorded by the trainer (e.g. lbf-v1); a resume must match it
     steps: int = 2_050_000  # environment steps to train for (each copy's step counts)
     seed: int = 1
     num_envs: int = 1  # environment copies stepped together

@@ -12,7 +12,8 @@ Around either: when due, a greedy test, a log record and a checkpoint. A checkpo
 whole run — learner (networks, targets, optimiser, normalisers, generator), the episodes in
 progress (environment state, staging rows, policy memory), the replay (unless
 ``save_replay=false``), counters and config — so a resumed run takes the same steps as one
-that never stopped. Checkpoints fall between iterations, so a rollout is never half-written.
+that never stopped. Checkpoints fall between iterations, so a rollout is never half-written;
+SIGINT and SIGTERM stop a run at the end of an iteration with one.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from marl.config import (
     with_overrides,
 )
 from marl.devices import available_device
+from marl.envs.registry import env_version
 from marl.logger import RunLogger
 from marl.replay import EpisodeReplay
 from marl.rollout import RolloutBuffer
@@ -493,6 +495,14 @@ def load_run(path: str | Path, *, flags: dict[str, Any] | None = None,
         saved = from_dict({**raw["config"], **(place or {})})
     except (ConfigError, KeyError, TypeError) as e:
         raise CheckpointError(f"checkpoint {file} holds an unusable run config: {e}") from None
+    version = env_version(saved.env)
+    recorded = saved.env_version or f"{version.rpartition('-v')[0]}-v1"  # before versions: v1
+    if recorded != version:
+        raise CheckpointError(
+            f"checkpoint {file} was trained on {saved.env} version {recorded}; this marl has "
+            f"{version}, whose dynamics differ. Use the marl release that wrote it, or train "
+            "again")
+    saved.env_version = version
     cfg = with_overrides(saved, flags=flags, overrides=overrides)
     before, after = _leaves(to_dict(saved)), _leaves(to_dict(cfg))
     changed = [k for k in after if after[k] != before.get(k)
@@ -522,6 +532,12 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None,
         run_dir = Path(cfg.runs_dir) / run_name(cfg)
         check_new_run_dir(run_dir)
         cfg.name = run_dir.name
+        version = env_version(cfg.env)
+        if cfg.env_version not in ("", version):
+            raise ConfigError(f"env_version={cfg.env_version!r} is not allowed: {cfg.env} is "
+                              f"{version} in this marl (the trainer records it; leave it out)",
+                              "env_version")
+        cfg.env_version = version
         trainer = Trainer(cfg, run_dir=run_dir)
         return trainer.run()
     file = checkpoint_path(resume)

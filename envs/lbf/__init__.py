@@ -110,6 +110,7 @@ register_family(
         summary="Level-Based Foraging, native batched torch (lbforaging 2.0.0 rules)",
         pattern="lbf:[grid-][Ks-]RxC-Np-Ff[-coop]",
         make=make,
+        version=1,  # the card's Versions
         catalogue=catalogue,
     )
 )

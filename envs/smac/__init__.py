@@ -85,6 +85,7 @@ register_family(EnvFamily(
     summary="SMACv2-style generated StarCraft battles (random unit types and starts)",
     pattern="smacv2:<race>_<n>_vs_<m>",
     make=make_generated,
+    version=1,  # the card's Versions
     catalogue=catalogue_generated,
 ))
 
@@ -93,6 +94,7 @@ register_family(EnvFamily(
     summary="SMAC maps in the real StarCraft II game via pysc2 (extra 'sc2'; needs the game)",
     pattern="sc2:<map>",
     make=make_sc2,
+    version=1,  # the card's Versions
     catalogue=catalogue,
 ))
 
@@ -101,5 +103,6 @@ register_family(EnvFamily(
     summary="StarCraft micromanagement (SMAC maps), built-in batched simulator",
     pattern="smac:<map>",
     make=make,
+    version=1,  # the card's Versions
     catalogue=catalogue,
 ))
