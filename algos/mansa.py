@@ -24,6 +24,7 @@ Which parts follow the paper and which are our reconstruction: ``docs/algorithms
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +39,7 @@ from marl.algos.switcher import (
     SwitchRollout,
     decision_logp,
 )
-from marl.config import require, require_device
+from marl.config import learner_defaults, require
 from marl.logger import register_tags
 from marl.replay import EpisodeBatch, Field
 from marl.spec import EnvSpec, Obs, Step
@@ -46,14 +47,14 @@ from marl.spec import EnvSpec, Obs, Step
 SWITCHERS = ("ppo", "dqn", "random")
 
 register_tags({
-    "explore/cl_fraction": "fraction of training steps (copies × steps) that called CL, since "
-                           "the last record",
-    "explore/cl_calls_per_episode": "mean CL calls per training episode finished since the "
-                                    "last record",
+    "explore/cl_fraction": "fraction of training steps (copies × steps) that called CL since "
+                           "the run began",
     "explore/cl_calls_total": "CL calls since the run began",
     "explore/cl_budget_left": "CL calls the run budget still allows (-1: no run budget)",
-    "explore/switcher_entropy": "mean entropy of the switcher's decisions since the last "
-                                "record (nats)",
+    "learner/cl_calls_per_episode": "mean CL calls per training episode finished since the "
+                                    "previous update",
+    "learner/switcher_entropy": "mean entropy of the switcher's decisions since the previous "
+                                "update (nats)",
     "learner/cl_loss": "centralised learner's TD loss on its calls (mean over its updates)",
     "learner/switcher_policy_loss": "PPO switcher's clipped surrogate loss",
     "learner/switcher_value_loss": "PPO switcher's critic loss",
@@ -61,18 +62,17 @@ register_tags({
 })
 
 
-def _iql() -> QLearnerConfig:
-    # EPyMARL's IQL defaults (configs/algos/iql.yaml)
-    return QLearnerConfig(mixer="none", hidden_dim=128, use_rnn=True, lr=0.0003,
-                          epsilon_anneal_time=200000)
+def _registered(algo: str) -> Callable[[], QLearnerConfig]:
+    """The registered defaults of ``algo`` (EPyMARL's, in configs/algos/<algo>.yaml)."""
+    return lambda: learner_defaults(algo)
 
 
 @dataclass
 class MANSAConfig:
     """MANSA: the two learners, the switcher, the budget, and the shared replay."""
 
-    il: QLearnerConfig = field(default_factory=_iql)  # independent learner (mixer none)
-    cl: QLearnerConfig = field(default_factory=QLearnerConfig)  # centralised (qmix or vdn)
+    il: QLearnerConfig = field(default_factory=_registered("iql"))  # independent learner
+    cl: QLearnerConfig = field(default_factory=_registered("qmix"))  # centralised (or vdn)
     switch_cost: float = 0.05  # c: the switcher's reward loses c per CL call
     budget_episode: int = -1  # CL calls allowed per episode of a copy; -1 = no limit
     budget_run: int = -1  # CL calls allowed over the whole run; -1 = no limit
@@ -84,17 +84,11 @@ class MANSAConfig:
     switcher_epochs: int = 4
     switcher_clip: float = 0.2  # PPO
     switcher_entropy_coef: float = 0.01  # PPO
-    switcher_temperature: float = 1.0  # PPO: the CL log-odds start at -switch_cost / this
     switcher_epsilon: float = 0.05  # DQN exploration
     switcher_target_tau: float = 0.05  # DQN soft target update
     switcher_gamma: float = 0.99
     switcher_gae_lambda: float = 0.95
     grad_norm_clip: float = 10.0  # the switcher's
-    # the shared replay (these apply to both learners)
-    batch_size: int = 32
-    buffer_size: int = 5000
-    updates_per_episode: float = 1.0
-    replay_device: str = ""
 
     def __post_init__(self) -> None:
         require(self.il.mixer == "none", "il.mixer", self.il.mixer,
@@ -108,17 +102,13 @@ class MANSAConfig:
             require(getattr(self, key) >= -1, key, getattr(self, key),
                     "an integer >= 0, or -1 for no limit")
         require(0 <= self.random_rate <= 1, "random_rate", self.random_rate, "in [0, 1]")
-        for key in ("switcher_hidden_dim", "switcher_rollout", "switcher_epochs", "batch_size",
-                    "buffer_size"):
+        for key in ("switcher_hidden_dim", "switcher_rollout", "switcher_epochs"):
             require(getattr(self, key) >= 1, key, getattr(self, key), "an integer >= 1")
-        for key in ("switcher_lr", "switcher_temperature", "grad_norm_clip"):
+        for key in ("switcher_lr", "grad_norm_clip"):
             require(getattr(self, key) > 0, key, getattr(self, key), "a number > 0")
         for key in ("switcher_gamma", "switcher_gae_lambda", "switcher_epsilon",
                     "switcher_target_tau", "switcher_clip"):
             require(0 <= getattr(self, key) <= 1, key, getattr(self, key), "in [0, 1]")
-        require(self.buffer_size >= self.batch_size, "buffer_size", self.buffer_size,
-                f"at least batch_size ({self.batch_size})")
-        require_device("replay_device", self.replay_device, optional=True)
 
 
 class MANSALearner:
@@ -137,25 +127,23 @@ class MANSALearner:
         self.rng = torch.Generator(device=self.device)
         self.rng.manual_seed(seed + 3)
         self.rollout: SwitchRollout | None = None  # made at the first act (knows the copies)
-        self._last: dict[str, torch.Tensor] = {}  # the step in flight, for observe_step
+        self._last: dict[str, torch.Tensor] = {}  # the step in flight, for observe
         z = torch.zeros((), dtype=torch.float64, device=self.device)
         self.calls_total, self.steps_total = z.clone(), z.clone()
-        self.window = {"calls": z.clone(), "steps": z.clone(), "entropy": z.clone(),
-                       "episodes": z.clone(), "episode_calls": z.clone()}
-        self.switcher_metrics: dict[str, torch.Tensor] = {}
+        self.window = {"steps": z.clone(), "entropy": z.clone(), "episodes": z.clone(),
+                       "episode_calls": z.clone()}  # since the last update
 
     def _make_switcher(self) -> torch.nn.Module:
         c = self.cfg
         if c.switcher == "random":
             return RandomSwitcher(c.random_rate)
         if c.switcher == "dqn":
-            return DQNSwitcher(self.feat_dim, c.switcher_hidden_dim, cost=c.switch_cost,
+            return DQNSwitcher(self.feat_dim, c.switcher_hidden_dim,
                                lr=c.switcher_lr, epochs=c.switcher_epochs,
                                gamma=c.switcher_gamma, epsilon=c.switcher_epsilon,
                                target_tau=c.switcher_target_tau,
                                grad_norm_clip=c.grad_norm_clip)
-        return PPOSwitcher(self.feat_dim, c.switcher_hidden_dim, cost=c.switch_cost,
-                           temperature=c.switcher_temperature, lr=c.switcher_lr,
+        return PPOSwitcher(self.feat_dim, c.switcher_hidden_dim, lr=c.switcher_lr,
                            epochs=c.switcher_epochs, clip=c.switcher_clip,
                            entropy_coef=c.switcher_entropy_coef, gamma=c.switcher_gamma,
                            gae_lambda=c.switcher_gae_lambda, grad_norm_clip=c.grad_norm_clip)
@@ -199,35 +187,27 @@ class MANSALearner:
     def initial_memory(self, batch: int) -> dict[str, Any]:
         zeros = torch.zeros(batch, dtype=torch.long, device=self.device)
         return {"il": self.il.initial_memory(batch), "cl": self.cl.initial_memory(batch),
-                "switch": zeros.bool(), "used": zeros, "t": zeros.clone()}
+                "used": zeros, "t": zeros.clone()}
 
     def reset_memory(self, memory: dict[str, Any], done: torch.Tensor) -> dict[str, Any]:
-        self.window["episodes"] += done.sum()
-        self.window["episode_calls"] += (memory["used"] * done).sum()
         return {"il": self.il.reset_memory(memory["il"], done),
                 "cl": self.cl.reset_memory(memory["cl"], done),
-                "switch": memory["switch"] & ~done, "used": memory["used"] * ~done,
-                "t": memory["t"] * ~done}
+                "used": memory["used"] * ~done, "t": memory["t"] * ~done}
 
     @torch.no_grad()
     def act(self, obs: Obs, memory: dict[str, Any], *, explore: bool,
-            t_env: int = 0) -> tuple[torch.Tensor, dict[str, Any]]:
-        """Joint actions ``[B, N]``: the CL's where the switcher calls it, else the IL's. Not
-        exploring (testing): the IL's greedy actions."""
-        il_actions, il_memory = self.il.act(obs, memory["il"], explore=explore, t_env=t_env)
+            t_env: int = 0) -> tuple[torch.Tensor, dict[str, Any], dict[str, torch.Tensor]]:
+        """Joint actions ``[B, N]``: the CL's where the switcher calls it, else the IL's; the
+        switch bit is recorded. Not exploring (testing): the IL's greedy actions."""
+        il_actions, il_memory, _ = self.il.act(obs, memory["il"], explore=explore, t_env=t_env)
         if not explore:
-            return il_actions, {**memory, "il": il_memory}
+            return il_actions, {**memory, "il": il_memory}, {}
         used, t = memory["used"], memory["t"]
         feats = self._features(obs.state, used, t)
         allowed = self._allowed(used)
         if self.rollout is None:
-            self.rollout = SwitchRollout.empty(self.cfg.switcher_rollout, len(used),
-                                               self.feat_dim, self.device)
-        self._link_next(feats, allowed)
-        if self.rollout.filled == self.rollout.steps:  # a full rollout: the switcher learns
-            with torch.enable_grad():  # (acting runs without autograd)
-                self.switcher_metrics = self.switcher.learn(self.rollout)
-            self.rollout.filled = 0
+            self.rollout = SwitchRollout.empty(self.cfg.switcher_rollout + self.spec.episode_limit,
+                                               len(used), self.feat_dim, self.device)
         p = self.switcher.probability(feats, allowed)
         wanted = (torch.rand(p.shape, generator=self.rng, device=self.device) < p) & allowed
         switch = wanted
@@ -238,7 +218,7 @@ class MANSALearner:
         cl_memory = memory["cl"]
         actions = il_actions
         if self.cfg.cl.use_rnn or bool(switch.any()):
-            cl_actions, cl_memory = self.cl.act(obs, memory["cl"], explore=True, t_env=t_env)
+            cl_actions, cl_memory, _ = self.cl.act(obs, memory["cl"], explore=True, t_env=t_env)
             actions = torch.where(switch[:, None], cl_actions, il_actions)
         # both learners' memories carry the action actually taken
         il_memory = {**il_memory, "last_action": actions}
@@ -246,40 +226,39 @@ class MANSALearner:
         calls = switch.sum()
         self.calls_total += calls
         self.steps_total += switch.numel()
-        self.window["calls"] += calls
-        self.window["steps"] += switch.numel()
         self.window["entropy"] += -(torch.special.xlogy(p, p)
                                     + torch.special.xlogy(1 - p, 1 - p)).sum()
+        self.window["steps"] += switch.numel()
         r, i = self.rollout, self.rollout.filled
-        r.feats[i], r.allowed[i], r.switch[i] = feats, allowed, switch
-        r.logp[i] = decision_logp(p, switch)
         used = used + switch
+        if i < r.steps:  # a full rollout waits for the next update; its decisions are not kept
+            r.feats[i], r.allowed[i], r.switch[i] = feats, allowed, switch
+            r.logp[i] = decision_logp(p, switch)
         self._last = {"used": used, "t": t + 1}
-        return actions, {"il": il_memory, "cl": cl_memory, "switch": switch, "used": used,
-                         "t": t + 1}
+        return actions, {"il": il_memory, "cl": cl_memory, "used": used, "t": t + 1}, {
+            "switch": switch}
 
-    def _link_next(self, feats: torch.Tensor, allowed: torch.Tensor) -> None:
-        """The last recorded step's next state is the one the copies are in now, except where
-        its episode ended (:meth:`observe_step` kept the final state there)."""
-        r, i = self.rollout, self.rollout.filled
-        if i > 0:
-            keep = ~r.done[i - 1]
-            r.next_feats[i - 1] = torch.where(keep[:, None], feats, r.next_feats[i - 1])
-            r.next_allowed[i - 1] = torch.where(keep, allowed, r.next_allowed[i - 1])
-
-    def observe_step(self, step: Step) -> None:
-        """The result of the step :meth:`act` chose: the switcher's reward and, where the
-        episode ended, its final features."""
+    def observe(self, step: Step) -> None:
+        """The result of the step :meth:`act` chose: the switcher's reward (the team reward
+        minus ``switch_cost`` per call: the one place the cost enters), the features it led
+        to, and the calls of the episodes that ended."""
         if self.rollout is None or not self._last:
             return
         r, i = self.rollout, self.rollout.filled
+        done = step.done.to(self.device)
+        self.window["episodes"] += done.sum()
+        self.window["episode_calls"] += (self._last["used"] * done).sum()
+        if i == r.steps:
+            self._last = {}
+            return
         team = step.reward.to(self.device).sum(-1)
         r.reward[i] = team - self.cfg.switch_cost * r.switch[i]
         r.terminated[i] = step.terminated.to(self.device)
-        r.done[i] = step.done.to(self.device)
-        final = self._features(step.final_obs.state.to(self.device), self._last["used"],
-                               self._last["t"])
-        r.next_feats[i] = final  # replaced by the next step's features inside an episode
+        r.done[i] = done
+        # where the episode goes on, the final observation is the next step's: these are the
+        # features the next decision sees
+        r.next_feats[i] = self._features(step.final_obs.state.to(self.device),
+                                         self._last["used"], self._last["t"])
         r.next_allowed[i] = self._allowed(self._last["used"])
         r.filled = i + 1
         self._last = {}
@@ -287,25 +266,33 @@ class MANSALearner:
     # --- learning --------------------------------------------------------------------------
     def update(self, batch: EpisodeBatch) -> dict[str, torch.Tensor]:
         """An IL update on every transition and, when the batch holds CL calls, a CL update
-        on those; plus the switcher's latest figures."""
+        on those; the switcher's update once its rollout holds ``switcher_rollout`` steps;
+        and the switcher's figures since the last update."""
         metrics = self.il.update(batch)
         called = batch["switch"] & batch["filled"]
         if bool(called.any()):
             metrics["cl_loss"] = self.cl.update(batch, only=called)["loss"]
-        return {**metrics, **self.switcher_metrics}
+        r = self.rollout
+        if r is not None and r.filled >= self.cfg.switcher_rollout:
+            metrics.update(self.switcher.learn(r.head(r.filled)))
+            r.filled = 0
+        w = self.window
+        if bool(w["steps"] > 0):
+            metrics["switcher_entropy"] = (w["entropy"] / w["steps"]).float()
+        if bool(w["episodes"] > 0):
+            metrics["cl_calls_per_episode"] = (w["episode_calls"] / w["episodes"]).float()
+        for v in w.values():
+            v.zero_()
+        return metrics
 
     def exploration(self, t_env: int) -> dict[str, float]:
-        """ε, and the CL calls since the last call of this method (one host read)."""
-        w = {k: float(v) for k, v in self.window.items()}
-        for v in self.window.values():
-            v.zero_()
+        """ε of the IL, the CL calls so far, the run budget left, and the fraction of steps
+        that called CL since the run began."""
+        steps = float(self.steps_total)
         out = {**self.il.exploration(t_env), "cl_calls_total": float(self.calls_total),
                "cl_budget_left": float(self.budget_left())}
-        if w["steps"]:
-            out["cl_fraction"] = w["calls"] / w["steps"]
-            out["switcher_entropy"] = w["entropy"] / w["steps"]
-        if w["episodes"]:
-            out["cl_calls_per_episode"] = w["episode_calls"] / w["episodes"]
+        if steps:
+            out["cl_fraction"] = float(self.calls_total) / steps
         return out
 
     def summary(self) -> dict[str, float]:
@@ -324,7 +311,7 @@ class MANSALearner:
                 "rollout": None if self.rollout is None else vars(self.rollout).copy(),
                 "last": self._last,
                 "calls_total": self.calls_total, "steps_total": self.steps_total,
-                "window": self.window, "switcher_metrics": self.switcher_metrics}
+                "window": self.window}
 
     def load_state_dict(self, state: dict) -> None:
         self.il.load_state_dict(state["il"])
@@ -339,4 +326,3 @@ class MANSALearner:
         self.steps_total.copy_(state["steps_total"])
         for k, v in state["window"].items():
             self.window[k].copy_(v)
-        self.switcher_metrics = state["switcher_metrics"]

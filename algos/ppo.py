@@ -214,7 +214,12 @@ class PPOLearner:
             "done": Field((), torch.bool),
         }
 
-    def rollout_steps(self) -> int:
+    def rollout_steps(self, num_envs: int) -> int:
+        """Steps of every copy in a rollout of ``num_envs`` copies (minibatches split them)."""
+        if self.cfg.num_minibatches > num_envs:
+            raise ConfigError(f"num_minibatches={self.cfg.num_minibatches} is not allowed: "
+                              f"minibatches split the env copies, and num_envs={num_envs}",
+                              "num_minibatches")
         return self.cfg.rollout_steps or self.spec.episode_limit
 
     def initial_memory(self, batch: int) -> dict[str, torch.Tensor]:
@@ -247,13 +252,15 @@ class PPOLearner:
 
     @torch.no_grad()
     def act(self, obs: Obs, memory: dict[str, torch.Tensor], *, explore: bool,
-            t_env: int = 0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Actions int64 ``[B, N]``: sampled from the policy, or its mode when not exploring."""
+            t_env: int = 0) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict]:
+        """Actions int64 ``[B, N]``: sampled from the policy, or its mode when not exploring;
+        the new memory; nothing recorded (rollouts record through :meth:`rollout_step`)."""
         if explore:
             actions, memory, _ = self.rollout_step(obs, memory)
-            return actions, memory
+            return actions, memory, {}
         logits, hidden = self.actor(self._actor_inputs(obs.obs), memory["hidden"])
-        return logits.masked_fill(~obs.avail, float("-inf")).argmax(-1), {"hidden": hidden}
+        actions = logits.masked_fill(~obs.avail, float("-inf")).argmax(-1)
+        return actions, {"hidden": hidden}, {}
 
     # --- learning --------------------------------------------------------------------------
     def update(self, rollout: RolloutBuffer) -> dict[str, torch.Tensor]:
@@ -357,6 +364,10 @@ class PPOLearner:
 
     def exploration(self, t_env: int) -> dict[str, float]:
         """PPO explores by sampling its policy: its entropy is logged with the update."""
+        return {}
+
+    def summary(self) -> dict[str, float]:
+        """No figures beyond the trainer's."""
         return {}
 
     # --- checkpoints -----------------------------------------------------------------------

@@ -24,12 +24,12 @@ from dataclasses import dataclass
 import torch
 
 from marl.algos.mixers import MIXERS, make_mixer
-from marl.config import require, require_device
+from marl.config import require
 from marl.nets import AgentNet, agent_inputs, input_dim
 from marl.replay import EpisodeBatch, Field
 from marl.returns import td_lambda_targets
 from marl.schedules import LinearSchedule
-from marl.spec import EnvSpec, Obs
+from marl.spec import EnvSpec, Obs, Step
 from marl.stats import RunningMeanStd, masked_mean
 
 
@@ -45,9 +45,6 @@ class QLearnerConfig:
     obs_last_action: bool = False  # one-hot previous action in the input
     lr: float = 0.0005  # Adam learning rate
     gamma: float = 0.99  # discount
-    batch_size: int = 32  # episodes per update
-    buffer_size: int = 5000  # episodes kept in the replay
-    updates_per_episode: float = 1.0  # updates per collected episode (EPyMARL: 1)
     epsilon_start: float = 1.0  # ε-greedy exploration, linear over epsilon_anneal_time steps
     epsilon_finish: float = 0.05
     epsilon_anneal_time: int = 50000
@@ -60,23 +57,17 @@ class QLearnerConfig:
     mixing_embed_dim: int = 32  # QMIX mixing network width
     hypernet_layers: int = 2  # QMIX hypernetwork depth (1 or 2)
     hypernet_embed: int = 64  # QMIX hypernetwork hidden width
-    replay_device: str = ""  # where the replay lives; "" = the training device
 
     def __post_init__(self) -> None:
         require(self.mixer in MIXERS, "mixer", self.mixer, f"one of {', '.join(MIXERS)}")
-        for key in ("hidden_dim", "batch_size", "buffer_size", "target_update_interval",
+        for key in ("hidden_dim", "target_update_interval",
                     "mixing_embed_dim", "hypernet_embed"):
             require(getattr(self, key) >= 1, key, getattr(self, key), "an integer >= 1")
         require(self.hypernet_layers in (1, 2), "hypernet_layers", self.hypernet_layers, "1 or 2")
-        require(self.buffer_size >= self.batch_size, "buffer_size", self.buffer_size,
-                f"at least batch_size ({self.batch_size})")
-        require_device("replay_device", self.replay_device, optional=True)
         for key in ("lr", "grad_norm_clip"):
             require(getattr(self, key) > 0, key, getattr(self, key), "a number > 0")
         for key in ("gamma", "td_lambda", "target_tau", "epsilon_start", "epsilon_finish"):
             require(0 <= getattr(self, key) <= 1, key, getattr(self, key), "a number in [0, 1]")
-        require(self.updates_per_episode >= 0, "updates_per_episode", self.updates_per_episode,
-                "a number >= 0")
         require(self.epsilon_anneal_time >= 0, "epsilon_anneal_time", self.epsilon_anneal_time,
                 "an integer >= 0")
 
@@ -148,8 +139,9 @@ class QLearner:
 
     @torch.no_grad()
     def act(self, obs: Obs, memory: dict[str, torch.Tensor], *, explore: bool,
-            t_env: int = 0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Actions int64 ``[B, N]``: greedy over available actions, or ε-greedy to explore."""
+            t_env: int = 0) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict]:
+        """Actions int64 ``[B, N]``: greedy over available actions, or ε-greedy to explore;
+        the new memory; nothing to record beyond the step."""
         last = memory["last_action"] if self.cfg.obs_last_action else None
         x = agent_inputs(obs.obs.flatten(2), last, self.n_actions, self.cfg.obs_agent_id)
         q, hidden = self.agent(x, memory["hidden"])
@@ -161,7 +153,10 @@ class QLearner:
             random_actions = noise.masked_fill(~obs.avail, -1.0).argmax(-1)
             explore_mask = torch.rand(shape, generator=self.rng, device=self.device) < eps
             actions = torch.where(explore_mask, random_actions, actions)
-        return actions, {"hidden": hidden, "last_action": actions}
+        return actions, {"hidden": hidden, "last_action": actions}, {}
+
+    def observe(self, step: Step) -> None:
+        """Nothing to do: a Q-learner learns from the replay only."""
 
     # --- learning --------------------------------------------------------------------------
     def update(self, batch: EpisodeBatch,
@@ -239,6 +234,10 @@ class QLearner:
     def exploration(self, t_env: int) -> dict[str, float]:
         """Exploration figures for the log at ``t_env``."""
         return {"epsilon": self.epsilon(t_env)}
+
+    def summary(self) -> dict[str, float]:
+        """No figures beyond the trainer's."""
+        return {}
 
     # --- checkpoints -----------------------------------------------------------------------
     def state_dict(self) -> dict:

@@ -4,14 +4,11 @@ A switcher sees features of the global situation (state, budget left, episode pr
 returns a switch bit per copy. Where a CL call is not allowed (its budget is spent) the bit is
 0, always. Three switchers share one interface (:meth:`decide`, :meth:`learn`) and one rollout
 (:class:`SwitchRollout`): the switcher's experience is the team reward minus the cost ``c`` of
-each CL call.
+each CL call, which MANSA computes (the one place the cost enters); switchers never see ``c``.
 
 - :class:`PPOSwitcher` (the default): a Bernoulli policy trained with PPO (clipped surrogate,
-  GAE(λ), a value critic). Its log-odds of a CL call are ``u_θ(features) - c / τ``: the known
-  cost of a call sets the prior (a call whose cost dwarfs any return is never tried), the
-  learned ``u_θ`` the benefit.
-- :class:`DQNSwitcher`: Q-values of {IL, CL}; ε-greedy over ``Q(s, IL)`` and
-  ``Q(s, CL) - c`` (the cost is known, the values learned), one-step TD on each rollout.
+  GAE(λ), a value critic).
+- :class:`DQNSwitcher`: Q-values of {IL, CL}; ε-greedy over them, one-step TD on each rollout.
 - :class:`RandomSwitcher`: a CL call with a fixed probability (the baseline that tells whether
   *where* CL is used matters).
 """
@@ -19,7 +16,7 @@ each CL call.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 from torch import nn
@@ -76,6 +73,11 @@ class SwitchRollout:
     def steps(self) -> int:
         return self.feats.shape[0]
 
+    def head(self, n: int) -> SwitchRollout:
+        """The first ``n`` steps (views, not copies)."""
+        return SwitchRollout(*(getattr(self, f.name)[:n] for f in fields(self)
+                               if f.name != "filled"), filled=n)
+
 
 class RandomSwitcher(nn.Module):
     """A CL call with probability ``rate`` wherever one is allowed."""
@@ -94,19 +96,17 @@ class RandomSwitcher(nn.Module):
 class PPOSwitcher(nn.Module):
     """A Bernoulli switching policy with a value critic, trained with PPO."""
 
-    def __init__(self, feat_dim: int, hidden: int, *, cost: float, temperature: float,
-                 lr: float, epochs: int, clip: float, entropy_coef: float, gamma: float,
-                 gae_lambda: float, grad_norm_clip: float) -> None:
+    def __init__(self, feat_dim: int, hidden: int, *, lr: float, epochs: int, clip: float,
+                 entropy_coef: float, gamma: float, gae_lambda: float,
+                 grad_norm_clip: float) -> None:
         super().__init__()
         self.actor, self.critic = mlp(feat_dim, hidden, 1), mlp(feat_dim, hidden, 1)
-        self.prior = cost / temperature  # log-odds a CL call starts below even
         self.epochs, self.clip, self.entropy_coef = epochs, clip, entropy_coef
         self.gamma, self.gae_lambda, self.grad_norm_clip = gamma, gae_lambda, grad_norm_clip
         self.optimiser = torch.optim.Adam(self.parameters(), lr=lr)
 
     def logits(self, feats: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
-        u = self.actor(feats).squeeze(-1) - self.prior
-        return u.masked_fill(~allowed, float("-inf"))
+        return self.actor(feats).squeeze(-1).masked_fill(~allowed, float("-inf"))
 
     def probability(self, feats: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.logits(feats, allowed))
@@ -142,22 +142,21 @@ class PPOSwitcher(nn.Module):
 
 
 class DQNSwitcher(nn.Module):
-    """Q-values of {IL, CL}; the known cost is subtracted from the CL value when choosing."""
+    """Q-values of {IL, CL}, ε-greedy; a forbidden call is never chosen."""
 
-    def __init__(self, feat_dim: int, hidden: int, *, cost: float, lr: float, epochs: int,
-                 gamma: float, epsilon: float, target_tau: float,
-                 grad_norm_clip: float) -> None:
+    def __init__(self, feat_dim: int, hidden: int, *, lr: float, epochs: int, gamma: float,
+                 epsilon: float, target_tau: float, grad_norm_clip: float) -> None:
         super().__init__()
         self.q = mlp(feat_dim, hidden, 2)
         self.target = copy.deepcopy(self.q)
-        self.cost, self.epochs, self.gamma, self.epsilon = cost, epochs, gamma, epsilon
+        self.epochs, self.gamma, self.epsilon = epochs, gamma, epsilon
         self.target_tau, self.grad_norm_clip = target_tau, grad_norm_clip
         self.optimiser = torch.optim.Adam(self.q.parameters(), lr=lr)
 
     def _values(self, net: nn.Module, feats: torch.Tensor,
                 allowed: torch.Tensor) -> torch.Tensor:
         q = net(feats)
-        cl = (q[..., 1] - self.cost).masked_fill(~allowed, float("-inf"))
+        cl = q[..., 1].masked_fill(~allowed, float("-inf"))
         return torch.stack([q[..., 0], cl], dim=-1)
 
     def probability(self, feats: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
@@ -167,9 +166,7 @@ class DQNSwitcher(nn.Module):
     def learn(self, r: SwitchRollout) -> dict[str, torch.Tensor]:
         with torch.no_grad():
             best = self._values(self.target, r.next_feats, r.next_allowed).max(-1).values
-            # the value of the next state already counts the cost of its call; this step's
-            # cost is in r.reward, which the CL value (before its cost) must predict
-            target = r.reward + self.cost * r.switch + self.gamma * (~r.terminated) * best
+            target = r.reward + self.gamma * (~r.terminated) * best
         loss = torch.zeros(())
         for _ in range(self.epochs):
             taken = self.q(r.feats).gather(-1, r.switch.long().unsqueeze(-1)).squeeze(-1)

@@ -30,7 +30,7 @@ def _envs(args: argparse.Namespace) -> int:
 
 
 def _algos(args: argparse.Namespace) -> int:
-    from marl.algos import algorithms
+    from marl.algorithms import algorithms
 
     for name, algorithm in algorithms().items():
         print(f"  {name:<8} {algorithm.summary}")
@@ -139,7 +139,7 @@ def _render(args: argparse.Namespace) -> int:
     memory = learner.initial_memory(1)
     frames, total = [env.render(0)], 0.0
     for _ in range(env.spec.episode_limit):
-        actions, memory = learner.act(obs, memory, explore=False)
+        actions, memory, _ = learner.act(obs, memory, explore=False)
         step = env.step(actions)
         total += float(step.reward.sum())
         frames.append(env.render(0))

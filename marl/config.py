@@ -8,8 +8,8 @@ by OmegaConf against the schema (unknown keys and values of the wrong type fail 
 3. ``configs/envs/<family>.yaml`` for the env id's family (``lbf`` for ``lbf:8x8-2p-3f``);
 4. files given with ``--config``;
 5. command-line flags (``--steps``, ``--seed``, ...);
-6. dotted overrides ``key=value`` (``learner.lr=0.001``, ``env_args.penalty=0.1``; a learner
-   key may be given bare: ``lr=0.001``).
+6. dotted overrides ``key=value`` (``learner.lr=0.001``, ``env_args.penalty=0.1``; a key of
+   the ``learner`` or ``replay`` section may be given bare: ``lr=0.001``, ``batch_size=16``).
 
 Every error is a :class:`ConfigError` naming where the value came from, the key, the value and
 what is allowed (with the closest valid key for a misspelt one). Values are literal: OmegaConf's
@@ -30,6 +30,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
+from marl.algorithms import Algorithm, UnknownAlgorithm, algorithms, get_algorithm
 from marl.devices import ALLOWED, parse_device
 
 SEED_MAX = 2**32 - 1  # seeds of derived streams (tests, replay sampling) stay within int64
@@ -69,6 +70,26 @@ def is_run_name(name: str) -> bool:
 
 
 @dataclass
+class ReplayConfig:
+    """The trainer's data settings for replay learners (EPyMARL's schedule): one update on a
+    batch of ``batch_size`` replayed episodes per finished episode (``updates_per_episode``)."""
+
+    batch_size: int = 32  # episodes per update
+    buffer_size: int = 5000  # episodes kept in the replay
+    updates_per_episode: float = 1.0  # updates per collected episode (EPyMARL: 1)
+    device: str = ""  # where the replay lives; "" = the training device
+
+    def __post_init__(self) -> None:
+        for key in ("batch_size", "buffer_size"):
+            require(getattr(self, key) >= 1, key, getattr(self, key), "an integer >= 1")
+        require(self.buffer_size >= self.batch_size, "buffer_size", self.buffer_size,
+                f"at least batch_size ({self.batch_size})")
+        require(self.updates_per_episode >= 0, "updates_per_episode", self.updates_per_episode,
+                "a number >= 0")
+        require_device("device", self.device, optional=True)
+
+
+@dataclass
 class TrainConfig:
     """A training run: environment, budget, schedule of tests/logs/checkpoints, and learner."""
 
@@ -91,6 +112,7 @@ class TrainConfig:
     name: str = ""  # run name; "" = <algo>_<env>_seed<seed>_<time>
     progress: bool = True  # progress bar on the terminal
     tensorboard: bool = True  # TensorBoard event files in the run folder
+    replay: ReplayConfig = field(default_factory=ReplayConfig)  # replay learners' data
     learner: Any = None  # the algorithm's config dataclass
 
     def __post_init__(self) -> None:
@@ -110,11 +132,15 @@ def config_file(kind: str, name: str) -> Path | None:
     return Path(str(path)) if path.is_file() else None
 
 
+BARE = ("learner", "replay")  # sections whose keys may be given bare (lr=..., batch_size=...)
+
+
 def _valid_keys(node: Any) -> list[str]:
     keys = [str(k) for k in node.keys()] if isinstance(node, DictConfig) else []
-    learner = node.get("learner") if isinstance(node, DictConfig) else None
-    if isinstance(learner, DictConfig):  # learner keys may be given bare
-        keys += [str(k) for k in learner.keys()]
+    for name in BARE:
+        section = node.get(name) if isinstance(node, DictConfig) else None
+        if isinstance(section, DictConfig):
+            keys += [str(k) for k in section.keys()]
     return keys
 
 
@@ -178,7 +204,8 @@ def _validate(cfg: DictConfig, origins: Origins) -> TrainConfig:
         error = e if isinstance(e, ConfigError) else e.__cause__
         if not isinstance(error, ConfigError):
             raise ConfigError(str(e)) from None
-        source = origins.get(f"learner.{error.key}") or origins.get(str(error.key)) or "defaults"
+        source = (origins.get(f"learner.{error.key}") or origins.get(f"replay.{error.key}")
+                  or origins.get(str(error.key)) or "defaults")
         raise ConfigError(f"{source}: {error}", error.key) from None
 
 
@@ -209,10 +236,12 @@ def _dotted(override: str, schema: DictConfig) -> DictConfig:
         raise ConfigError(f"override {override!r}: expected key=value, e.g. learner.lr=0.001")
     key, _, _ = override.partition("=")
     top = key.split(".")[0]
-    if top not in schema and isinstance(schema.get("learner"), DictConfig) and (
-        top in schema.learner
-    ):
-        override = f"learner.{override}"
+    if top not in schema:
+        for name in BARE:
+            section = schema.get(name)
+            if isinstance(section, DictConfig) and top in section:
+                override = f"{name}.{override}"
+                break
     try:
         return OmegaConf.from_dotlist([override])
     except OmegaConfBaseException as e:
@@ -228,9 +257,7 @@ def load_config(
     overrides: tuple[str, ...] = (),
 ) -> TrainConfig:
     """The resolved, validated config of a run (see the module docstring for the layers)."""
-    from marl.algos import get_algorithm
-
-    algorithm = get_algorithm(algo)
+    algorithm = _algorithm(algo)
     cfg = OmegaConf.structured(TrainConfig(algo=algo, env=env, learner=algorithm.config()))
     origins: Origins = {}
     family = env.partition(":")[0]
@@ -247,7 +274,44 @@ def load_config(
     for key in ("algo", "env"):
         fixed = {"algo": algo, "env": env}[key]
         require(cfg[key] == fixed, key, cfg[key], f"{fixed!r} (set it with --{key})")
-    return _validate(cfg, origins)
+    result = _validate(cfg, origins)
+    _check_defining_keys(algorithm, result.learner, origins)
+    return result
+
+
+def _algorithm(name: str) -> Algorithm:
+    try:
+        return get_algorithm(name)
+    except UnknownAlgorithm as e:
+        raise ConfigError(str(e), "algo") from None
+
+
+def _check_defining_keys(algorithm: Algorithm, learner: Any, origins: Origins) -> None:
+    """Refuse a change of a key that defines the algorithm, naming the algorithm that has it."""
+    defaults = algorithm.config()
+    for key in algorithm.defines:
+        value, default = getattr(learner, key), getattr(defaults, key)
+        if value != default:
+            others = [a.name for a in algorithms().values() if key in a.defines
+                      and getattr(a.config(), key) == value]
+            instead = f"; use --algo {others[0]}" if others else ""
+            source = origins.get(f"learner.{key}", "defaults")
+            raise ConfigError(f"{source}: {key}={value!r} is not allowed with --algo "
+                              f"{algorithm.name}: {key}={default!r} is what makes it "
+                              f"{algorithm.name}{instead}", key)
+
+
+def learner_defaults(algo: str) -> Any:
+    """The registered defaults of ``algo``'s learner: its config dataclass with the learner
+    section of ``configs/algos/<algo>.yaml`` on top (how MANSA builds its IQL and QMIX)."""
+    algorithm = _algorithm(algo)
+    node = OmegaConf.structured(algorithm.config())
+    path = config_file("algos", algo)
+    if path is not None:
+        section = _load_yaml(path, f"configs/algos/{algo}.yaml").get("learner")
+        if section is not None:
+            node = _merge(node, section, f"configs/algos/{algo}.yaml", {})
+    return OmegaConf.to_object(node)
 
 
 def _command_line(cfg: DictConfig, flags: dict[str, Any] | None,
@@ -275,9 +339,7 @@ def to_yaml(cfg: TrainConfig) -> str:
 
 def from_dict(data: dict[str, Any]) -> TrainConfig:
     """A :class:`TrainConfig` from its plain-dict form (as stored in a checkpoint)."""
-    from marl.algos import get_algorithm
-
-    algorithm = get_algorithm(data["algo"])
+    algorithm = _algorithm(data["algo"])
     cfg = OmegaConf.structured(TrainConfig(algo=data["algo"], env=data["env"],
                                            learner=algorithm.config()))
     origins: Origins = {}

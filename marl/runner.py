@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from marl.learner import Memory, Policy, ReplayLearner, RolloutLearner
 from marl.replay import EpisodeReplay
 from marl.rollout import RolloutBuffer
 from marl.spec import Obs, VecEnv
@@ -87,17 +88,66 @@ class EpisodeStats:
 STEP_FIELDS = ("obs", "state", "avail", "actions", "reward", "terminated")
 
 
-class EpisodeRunner:
+class Runner:
+    """What both runners share: the lifecycle (``start``, collect, ``take_stats``, checkpoint
+    state) and the episodes in progress (observation, policy memory, step and return of every
+    copy, and the environment's own state)."""
+
+    def __init__(self, env: VecEnv, learner: Policy, device: torch.device) -> None:
+        self.env, self.learner, self.device = env, learner, device
+        b = env.num_envs
+        self.t = torch.zeros(b, dtype=torch.long, device=device)
+        self.ep_return = torch.zeros(b, device=device)
+        self.stats = EpisodeStats.zeros(device)
+        self.obs: Obs | None = None
+        self.memory: Memory = {}
+
+    def start(self, seed: int) -> None:
+        """Reset every copy (seeded) and begin new episodes."""
+        self.obs = _obs_to(self.env.reset(seed=seed), self.device)
+        self.memory = self.learner.initial_memory(self.env.num_envs)
+        self.t.zero_()
+        self.ep_return.zero_()
+
+    def _started(self) -> Obs:
+        if self.obs is None:
+            raise RuntimeError(f"{type(self).__name__}.collect() called before start()")
+        return self.obs
+
+    def take_stats(self) -> dict[str, float]:
+        """Statistics of the episodes finished since the last call (one host read)."""
+        return self.stats.take()
+
+    def state_dict(self) -> dict[str, Any]:
+        env_state = self.env.state_dict() if hasattr(self.env, "state_dict") else None
+        return {"t": self.t.clone(), "ep_return": self.ep_return.clone(),
+                "memory": self.memory, "obs": self._started().to_dict(), "env": env_state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> bool:
+        """Restore the episodes in progress; ``False`` when the env cannot be restored exactly
+        (an env without ``state_dict``), in which case the caller restarts with ``start``."""
+        if state["env"] is None or not hasattr(self.env, "load_state_dict"):
+            return False
+        self.env.load_state_dict(state["env"])
+        self.t.copy_(state["t"])
+        self.ep_return.copy_(state["ep_return"])
+        self.memory = _memory_to(state["memory"], self.device)
+        self.obs = _obs_to(Obs.from_dict(state["obs"]), self.device)
+        return True
+
+
+class EpisodeRunner(Runner):
     """Steps ``env`` with ``learner.act`` (exploring) and stores finished episodes in ``replay``.
 
-    A replay field beyond the standard ones (``STEP_FIELDS``) is recorded each step from the
-    learner's memory under the same name (MANSA's switch bit); a learner with an
-    ``observe_step(step)`` method sees every step's result (MANSA's on-policy switcher)."""
+    A replay field beyond the standard ones (``STEP_FIELDS``) is taken each step from the
+    ``record`` that ``act`` returns (MANSA's switch bit); ``learner.observe(step)`` sees every
+    step's result."""
 
-    def __init__(self, env: VecEnv, learner: Any, replay: EpisodeReplay,
+    def __init__(self, env: VecEnv, learner: ReplayLearner, replay: EpisodeReplay,
                  device: torch.device) -> None:
-        self.env, self.learner, self.replay = env, learner, replay
-        self.device = device
+        super().__init__(env, learner, device)
+        self.learner: ReplayLearner = learner
+        self.replay = replay
         b, t = env.num_envs, env.spec.episode_limit
         self.stage = {
             name: torch.zeros((b, t + 1 if f.per_state else t, *f.shape), dtype=f.dtype,
@@ -105,23 +155,13 @@ class EpisodeRunner:
             for name, f in replay.fields.items()
         }
         self.rows = torch.arange(b, device=device)
-        self.t = torch.zeros(b, dtype=torch.long, device=device)
-        self.ep_return = torch.zeros(b, device=device)
-        self.stats = EpisodeStats.zeros(device)
-        self.obs: Obs | None = None
-        self.memory: dict[str, torch.Tensor] = {}
         self.recorded = [name for name in replay.fields if name not in STEP_FIELDS]
-        self.observe_step = getattr(learner, "observe_step", None)
 
     def start(self, seed: int) -> None:
-        """Reset every copy (seeded) and begin new episodes."""
-        self.obs = self.env.reset(seed=seed)
-        self.memory = self.learner.initial_memory(self.env.num_envs)
+        super().start(seed)
         for v in self.stage.values():
             v.zero_()
-        self.t.zero_()
-        self.ep_return.zero_()
-        self._write_obs(self.rows, self.t, self.obs)
+        self._write_obs(self.rows, self.t, self._started())
 
     def _write_obs(self, rows: torch.Tensor, t: torch.Tensor, obs: Obs) -> None:
         self.stage["obs"][rows, t] = obs.obs.to(self.device)
@@ -130,19 +170,17 @@ class EpisodeRunner:
 
     def collect(self, steps: int, t_env: int) -> int:
         """Run ``steps`` batched steps; returns how many episodes finished (and were stored)."""
-        if self.obs is None:
-            raise RuntimeError("EpisodeRunner.collect() called before start()")
+        self._started()
         finished = 0
         b = self.env.num_envs
         for i in range(steps):
-            actions, self.memory = self.learner.act(self.obs, self.memory, explore=True,
-                                                    t_env=t_env + i * b)
+            actions, self.memory, record = self.learner.act(self.obs, self.memory,
+                                                            explore=True, t_env=t_env + i * b)
             step = self.env.step(actions)
-            if self.observe_step is not None:
-                self.observe_step(step)
+            self.learner.observe(step)
             reward = step.reward.to(self.device)
             for name in self.recorded:
-                self.stage[name][self.rows, self.t] = self.memory[name]
+                self.stage[name][self.rows, self.t] = record[name]
             self.stage["actions"][self.rows, self.t] = actions
             self.stage["reward"][self.rows, self.t] = reward
             self.stage["terminated"][self.rows, self.t] = step.terminated.to(self.device)
@@ -165,65 +203,41 @@ class EpisodeRunner:
                 new = step.obs
                 self._write_obs(ids, self.t[ids], Obs(new.obs[ids], new.state[ids],
                                                       new.avail[ids]))
-            self.obs = step.obs
+            self.obs = _obs_to(step.obs, self.device)
         return finished
 
-    def take_stats(self) -> dict[str, float]:
-        """Statistics of the episodes finished since the last call (one host read)."""
-        return self.stats.take()
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "stage": {k: v.clone() for k, v in self.stage.items()}}
 
-    def state_dict(self) -> dict:
-        env_state = self.env.state_dict() if hasattr(self.env, "state_dict") else None
-        return {"stage": {k: v.clone() for k, v in self.stage.items()}, "t": self.t.clone(),
-                "ep_return": self.ep_return.clone(), "memory": self.memory,
-                "obs": self.obs.to_dict(), "env": env_state}
-
-    def load_state_dict(self, state: dict) -> bool:
-        """Restore a collection in progress; ``False`` when the env cannot be restored exactly
-        (an env without ``state_dict``), in which case the caller restarts with ``start``."""
-        if state["env"] is None or not hasattr(self.env, "load_state_dict"):
+    def load_state_dict(self, state: dict[str, Any]) -> bool:
+        if not super().load_state_dict(state):
             return False
-        self.env.load_state_dict(state["env"])
         for name, v in state["stage"].items():
             self.stage[name].copy_(v)
-        self.t.copy_(state["t"])
-        self.ep_return.copy_(state["ep_return"])
-        self.memory = _memory_to(state["memory"], self.device)
-        self.obs = _obs_to(Obs.from_dict(state["obs"]), self.device)
         return True
 
 
-class RolloutRunner:
+class RolloutRunner(Runner):
     """Steps ``env`` with ``learner.rollout_step`` and writes rollouts into ``buffer``."""
 
-    def __init__(self, env: VecEnv, learner: Any, buffer: RolloutBuffer,
+    def __init__(self, env: VecEnv, learner: RolloutLearner, buffer: RolloutBuffer,
                  device: torch.device) -> None:
         if buffer.num_envs != env.num_envs:
             raise ValueError(f"RolloutRunner: the buffer holds {buffer.num_envs} copies, the "
                              f"environment has {env.num_envs}")
-        self.env, self.learner, self.buffer, self.device = env, learner, buffer, device
-        b = env.num_envs
-        self.t = torch.zeros(b, dtype=torch.long, device=device)
-        self.ep_return = torch.zeros(b, device=device)
-        self.starts = torch.ones(b, dtype=torch.bool, device=device)
-        self.stats = EpisodeStats.zeros(device)
-        self.obs: Obs | None = None
-        self.memory: dict[str, torch.Tensor] = {}
+        super().__init__(env, learner, device)
+        self.learner: RolloutLearner = learner
+        self.buffer = buffer
+        self.starts = torch.ones(env.num_envs, dtype=torch.bool, device=device)
 
     def start(self, seed: int) -> None:
-        """Reset every copy (seeded) and begin new episodes."""
-        self.obs = _obs_to(self.env.reset(seed=seed), self.device)
-        self.memory = self.learner.initial_memory(self.env.num_envs)
-        self.t.zero_()
-        self.ep_return.zero_()
+        super().start(seed)
         self.starts.fill_(True)
 
     @torch.no_grad()
     def collect(self, t_env: int) -> int:
         """Fill the buffer with one rollout; returns how many episodes finished in it."""
-        if self.obs is None:
-            raise RuntimeError("RolloutRunner.collect() called before start()")
-        buf, learner, obs, memory = self.buffer, self.learner, self.obs, self.memory
+        buf, learner, obs, memory = self.buffer, self.learner, self._started(), self.memory
         buf.start_memory, buf.t_env = memory, t_env
         finished = torch.zeros((), dtype=torch.long, device=self.device)
         for t in range(buf.steps):
@@ -255,32 +269,18 @@ class RolloutRunner:
         self.obs, self.memory = obs, memory
         return int(finished)
 
-    def take_stats(self) -> dict[str, float]:
-        """Statistics of the episodes finished since the last call (one host read)."""
-        return self.stats.take()
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "starts": self.starts.clone()}
 
-    def state_dict(self) -> dict:
-        env_state = self.env.state_dict() if hasattr(self.env, "state_dict") else None
-        return {"t": self.t.clone(), "ep_return": self.ep_return.clone(),
-                "starts": self.starts.clone(), "memory": self.memory, "obs": self.obs.to_dict(),
-                "env": env_state}
-
-    def load_state_dict(self, state: dict) -> bool:
-        """Restore the episodes in progress; ``False`` when the env cannot be restored
-        exactly, in which case the caller restarts with ``start``."""
-        if state["env"] is None or not hasattr(self.env, "load_state_dict"):
+    def load_state_dict(self, state: dict[str, Any]) -> bool:
+        if not super().load_state_dict(state):
             return False
-        self.env.load_state_dict(state["env"])
-        self.t.copy_(state["t"])
-        self.ep_return.copy_(state["ep_return"])
         self.starts.copy_(state["starts"])
-        self.memory = _memory_to(state["memory"], self.device)
-        self.obs = _obs_to(Obs.from_dict(state["obs"]), self.device)
         return True
 
 
 @torch.no_grad()
-def evaluate(env: VecEnv, learner: Any, episodes: int, seed: int) -> dict[str, torch.Tensor]:
+def evaluate(env: VecEnv, learner: Policy, episodes: int, seed: int) -> dict[str, torch.Tensor]:
     """Greedy returns of ``episodes`` episodes: each copy's first episode, in waves of
     ``env.num_envs`` copies. Returns ``return``, ``length`` (and ``won``) as ``[episodes]``."""
     b = env.num_envs
@@ -295,7 +295,7 @@ def evaluate(env: VecEnv, learner: Any, episodes: int, seed: int) -> dict[str, t
         won = torch.zeros(b, dtype=torch.bool, device=env.device)
         has_won = False
         for _ in range(env.spec.episode_limit):
-            actions, memory = learner.act(obs, memory, explore=False)
+            actions, memory, _ = learner.act(obs, memory, explore=False)
             step = env.step(actions)
             ret += step.reward.to(ret.device).sum(-1) * active
             length += active.long()

@@ -51,10 +51,12 @@ from marl.config import (
 )
 from marl.devices import available_device
 from marl.envs.registry import env_version
+from marl.learner import ReplayLearner, RolloutLearner
 from marl.logger import RunLogger
 from marl.replay import EpisodeReplay
 from marl.rollout import RolloutBuffer
 from marl.runner import EpisodeRunner, RolloutRunner, evaluate
+from marl.spec import EnvSpec, VecEnv
 
 # What a resumed run may change; everything else defines the run and is refused.
 RESUMABLE = ("steps", "device", "threads", "test_interval", "test_episodes", "log_interval",
@@ -95,8 +97,9 @@ def build_env(cfg: TrainConfig, num_envs: int, device: torch.device) -> Any:
         raise ConfigError(f"env_args ({args}) for {cfg.env}: {e}") from None
 
 
-def build_learner(cfg: TrainConfig, spec: Any, device: torch.device) -> Any:
-    from marl.algos import get_algorithm
+def build_learner(cfg: TrainConfig, spec: EnvSpec,
+                  device: torch.device) -> ReplayLearner | RolloutLearner:
+    from marl.algorithms import get_algorithm
 
     return get_algorithm(cfg.algo).make_learner(spec, cfg.learner, device, cfg.seed)
 
@@ -137,12 +140,12 @@ class Counters:
 class ReplayTraining:
     """Off-policy data: episodes into a replay, updates owed per finished episode."""
 
-    def __init__(self, cfg: TrainConfig, env: Any, learner: Any, device: torch.device) -> None:
-        lc = cfg.learner
+    def __init__(self, cfg: TrainConfig, env: VecEnv, learner: ReplayLearner,
+                 device: torch.device) -> None:
+        rc = cfg.replay
         self.cfg, self.learner, self.device = cfg, learner, device
-        replay_device = (resolve_device(lc.replay_device, "replay_device") if lc.replay_device
-                         else device)
-        self.replay = EpisodeReplay(learner.replay_fields(), lc.buffer_size,
+        replay_device = resolve_device(rc.device, "replay.device") if rc.device else device
+        self.replay = EpisodeReplay(learner.replay_fields(), rc.buffer_size,
                                     env.spec.episode_limit, device=replay_device)
         self.sample_rng = torch.Generator(device=replay_device)
         self.sample_rng.manual_seed(cfg.seed + 2)
@@ -150,15 +153,15 @@ class ReplayTraining:
 
     def iterate(self, c: Counters) -> list[dict[str, torch.Tensor]]:
         """One env step of every copy, then the updates owed; returns their metrics."""
-        lc = self.cfg.learner
+        rc = self.cfg.replay
         finished = self.runner.collect(1, c.t_env)
         c.t_env += self.runner.env.num_envs
         c.episodes += finished
-        if len(self.replay) >= lc.batch_size:
-            c.owed += finished * lc.updates_per_episode
+        if len(self.replay) >= rc.batch_size:
+            c.owed += finished * rc.updates_per_episode
         metrics = []
         while c.owed >= 1:
-            batch = self.replay.sample(lc.batch_size, self.sample_rng, self.device)
+            batch = self.replay.sample(rc.batch_size, self.sample_rng, self.device)
             metrics.append(self.learner.update(batch))
             c.owed -= 1
             c.updates += 1
@@ -180,14 +183,10 @@ class ReplayTraining:
 class RolloutTraining:
     """On-policy data: a rollout of every copy, then one update on it."""
 
-    def __init__(self, cfg: TrainConfig, env: Any, learner: Any, device: torch.device) -> None:
-        lc = cfg.learner
-        if lc.num_minibatches > env.num_envs:
-            raise ConfigError(f"num_minibatches={lc.num_minibatches} is not allowed: "
-                              f"minibatches split the env copies, and num_envs={env.num_envs}",
-                              "num_minibatches")
+    def __init__(self, cfg: TrainConfig, env: VecEnv, learner: RolloutLearner,
+                 device: torch.device) -> None:
         self.learner = learner
-        self.buffer = RolloutBuffer(learner.rollout_fields(), learner.rollout_steps(),
+        self.buffer = RolloutBuffer(learner.rollout_fields(), learner.rollout_steps(env.num_envs),
                                     env.num_envs, device=device)
         self.runner = RolloutRunner(env, learner, self.buffer, device)
 
@@ -229,7 +228,7 @@ class Trainer:
     """Owns a run: environments, learner, its data (replay or rollouts), logger, checkpoints."""
 
     def __init__(self, cfg: TrainConfig, run_dir: Path | None = None) -> None:
-        from marl.algos import get_algorithm
+        from marl.algorithms import get_algorithm
 
         self.cfg = cfg
         if cfg.threads:
@@ -429,8 +428,7 @@ class Trainer:
         }
         if "win_rate" in final:
             summary["test_win_rate"] = final["win_rate"]
-        if hasattr(self.learner, "summary"):  # figures of the learner's own (MANSA: CL calls)
-            summary.update(self.learner.summary())
+        summary.update(self.learner.summary())  # figures of the learner's own (MANSA: CL calls)
         return summary
 
 

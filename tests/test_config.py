@@ -35,7 +35,8 @@ def test_qmix_defaults_are_epymarl() -> None:
     assert lc.use_rnn is False
     assert lc.epsilon_start == 1.0 and lc.epsilon_finish == 0.05
     assert lc.epsilon_anneal_time == 50000
-    assert lc.batch_size == 32 and lc.buffer_size == 5000
+    assert cfg.replay.batch_size == 32 and cfg.replay.buffer_size == 5000
+    assert cfg.replay.updates_per_episode == 1.0 and cfg.replay.device == ""
     assert lc.target_update_interval == 200
     assert lc.double_q is True and lc.standardise_rewards is True
     assert lc.mixing_embed_dim == 32 and lc.hypernet_embed == 64 and lc.hypernet_layers == 2
@@ -49,7 +50,7 @@ def test_iql_defaults_are_epymarl() -> None:
     assert lc.hidden_dim == 128
     assert lc.use_rnn is True
     assert lc.epsilon_anneal_time == 200000
-    assert lc.batch_size == 32 and lc.buffer_size == 5000 and lc.double_q is True
+    assert lc.double_q is True
 
 
 def test_vdn_defaults() -> None:
@@ -70,7 +71,7 @@ def test_lbf_schedule(algo: str) -> None:
 def test_layering_order(tmp_path: Path) -> None:
     path = write(tmp_path, (
         "steps: 111\nseed: 5\ntest_episodes: 7\nlog_interval: 3\n"
-        "learner:\n  lr: 0.01\n  hidden_dim: 32\n  batch_size: 8\n"
+        "learner:\n  lr: 0.01\n  hidden_dim: 32\nreplay:\n  batch_size: 8\n"
     ))
     cfg = load_config(
         "qmix", ENV, files=(path,),
@@ -82,9 +83,9 @@ def test_layering_order(tmp_path: Path) -> None:
     assert cfg.seed == 6  # flag over file
     assert cfg.test_episodes == 9  # override over flag over file
     assert cfg.num_envs == 2  # override over flag
-    assert cfg.learner.lr == 0.01 and cfg.learner.batch_size == 8  # file over algo YAML
+    assert cfg.learner.lr == 0.01 and cfg.replay.batch_size == 8  # file over algo YAML
     assert cfg.learner.hidden_dim == 16  # override over file
-    assert cfg.learner.mixer == "qmix" and cfg.learner.buffer_size == 5000  # untouched
+    assert cfg.learner.mixer == "qmix" and cfg.replay.buffer_size == 5000  # untouched
     assert cfg.test_interval == 50000
 
 
@@ -211,6 +212,6 @@ def test_yaml_round_trip(tmp_path: Path, algo: str) -> None:
 def test_value_rules_run_on_the_final_config():
     """Two overrides that are only valid together are accepted in either order."""
     cfg = load_config("qmix", "lbf:8x8-2p-3f", overrides=("batch_size=6000", "buffer_size=9000"))
-    assert (cfg.learner.batch_size, cfg.learner.buffer_size) == (6000, 9000)
+    assert (cfg.replay.batch_size, cfg.replay.buffer_size) == (6000, 9000)
     with pytest.raises(ConfigError, match=r"buffer_size=5000 .* at least batch_size \(6000\)"):
         load_config("qmix", "lbf:8x8-2p-3f", overrides=("batch_size=6000",))

@@ -1,11 +1,12 @@
-"""MANSA: the CL budget always holds, calls are counted exactly, a huge switching cost gives
-IQL exactly, a free CL may be called everywhere, the switchers learn, configs are checked."""
+"""MANSA: the CL budget always holds, calls are counted exactly, a zero budget gives IQL
+exactly, a free CL may be called everywhere, the switchers learn, configs are checked."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from marl.algos.mixers import VDNMixer
 from marl.algos.switcher import DQNSwitcher, PPOSwitcher, SwitchRollout, decision_logp
 from marl.config import ConfigError, load_config
 from marl.sweep import scalar_curve
@@ -56,10 +57,10 @@ def test_the_episode_budget_alone_holds_per_episode(tmp_path):
     assert total == int(t.learner.calls_total)
 
 
-def test_a_huge_switching_cost_never_calls_cl_and_is_iql_exactly(tmp_path):
+def test_a_zero_budget_never_calls_cl_and_is_iql_exactly(tmp_path):
     il = ("il.hidden_dim=16", "il.epsilon_anneal_time=2000", "batch_size=8",
           "buffer_size=2000")
-    mansa = trainer(tmp_path, 3000, "switch_cost=1e9", name="mansa", small=il)
+    mansa = trainer(tmp_path, 3000, "budget_run=0", name="mansa", small=il)
     summary = mansa.run()
     assert summary["cl_calls"] == 0 and summary["cl_fraction"] == 0.0
     iql = trainer(tmp_path, 3000, "hidden_dim=16", "epsilon_anneal_time=2000", "batch_size=8",
@@ -79,7 +80,7 @@ def test_a_free_cl_with_no_budget_may_be_called_everywhere(tmp_path):
     for tag, value in (("explore/cl_fraction", 1.0), ("explore/cl_budget_left", 4000.0),
                        ("explore/cl_calls_total", 1000.0)):
         assert scalar_curve(t.run_dir, tag)[-1] == (1000, value), tag
-    for tag in ("explore/cl_calls_per_episode", "explore/switcher_entropy", "learner/cl_loss",
+    for tag in ("learner/cl_calls_per_episode", "learner/switcher_entropy", "learner/cl_loss",
                 "learner/loss", "test/return_mean"):
         assert scalar_curve(t.run_dir, tag), tag
     ppo = trainer(tmp_path, 1000, "switch_cost=0.0", name="ppo")
@@ -109,10 +110,10 @@ def rollout(switcher, seed: int, cost: float = 0.2) -> SwitchRollout:
 
 def test_ppo_and_dqn_switchers_learn_where_a_call_pays():
     torch.manual_seed(0)
-    ppo = PPOSwitcher(3, 32, cost=0.2, temperature=1.0, lr=0.01, epochs=4, clip=0.2,
-                      entropy_coef=0.0, gamma=0.99, gae_lambda=0.95, grad_norm_clip=10.0)
-    dqn = DQNSwitcher(3, 32, cost=0.2, lr=0.01, epochs=4, gamma=0.99, epsilon=0.5,
-                      target_tau=0.5, grad_norm_clip=10.0)
+    ppo = PPOSwitcher(3, 32, lr=0.01, epochs=4, clip=0.2, entropy_coef=0.0, gamma=0.99,
+                      gae_lambda=0.95, grad_norm_clip=10.0)
+    dqn = DQNSwitcher(3, 32, lr=0.01, epochs=4, gamma=0.99, epsilon=0.5, target_tau=0.5,
+                      grad_norm_clip=10.0)
     for i in range(40):
         ppo.learn(rollout(ppo, seed=i))
         dqn.learn(rollout(dqn, seed=100 + i))
@@ -125,12 +126,15 @@ def test_ppo_and_dqn_switchers_learn_where_a_call_pays():
         assert switcher.probability(probe, ~allowed).eq(0).all()  # a forbidden call: never
 
 
-def test_the_cost_prior_and_vdn_as_the_centralised_learner(tmp_path):
-    ppo = PPOSwitcher(3, 8, cost=1e9, temperature=1.0, lr=0.01, epochs=1, clip=0.2,
-                      entropy_coef=0.0, gamma=0.99, gae_lambda=0.95, grad_norm_clip=10.0)
-    assert ppo.probability(torch.randn(5, 3), torch.ones(5, dtype=torch.bool)).eq(0).all()
-    summary = trainer(tmp_path, 600, "cl.mixer=vdn", "switch_cost=0.0").run()
+def test_vdn_as_the_centralised_learner(tmp_path):
+    t = trainer(tmp_path, 600, "cl.mixer=vdn", "switch_cost=0.0")
+    summary = t.run()
     assert summary["cl_calls"] > 0 and summary["updates"] > 0
+    cl = t.learner.cl  # its team value is the agents' sum: no hypernetwork, no state value
+    assert isinstance(cl.mixer, VDNMixer) and not list(cl.mixer.parameters())
+    q = torch.randn(4, 5, t.learner.spec.n_agents)
+    state = torch.randn(4, 5, *t.learner.spec.state_shape)
+    torch.testing.assert_close(cl.mixer(q, state), q.sum(-1, keepdim=True))
 
 
 @pytest.mark.parametrize(("override", "key"), [("il.mixer=qmix", "il.mixer"),

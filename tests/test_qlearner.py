@@ -150,10 +150,10 @@ def test_act_respects_availability_and_epsilon():
     obs = Obs(torch.randn(b, N, D), torch.randn(b, S), avail)
     memory = learner.initial_memory(b)
     for explore, t in ((True, 0), (True, 1000), (False, 0)):
-        actions, _ = learner.act(obs, memory, explore=explore, t_env=t)
+        actions, _, _ = learner.act(obs, memory, explore=explore, t_env=t)
         assert avail.gather(-1, actions.unsqueeze(-1)).all()
-    greedy, _ = learner.act(obs, memory, explore=False)
-    random, _ = learner.act(obs, memory, explore=True, t_env=0)  # ε = 1
-    late, _ = learner.act(obs, memory, explore=True, t_env=10_000)  # ε = 0.05
+    greedy, _, _ = learner.act(obs, memory, explore=False)
+    random, _, _ = learner.act(obs, memory, explore=True, t_env=0)  # ε = 1
+    late, _, _ = learner.act(obs, memory, explore=True, t_env=10_000)  # ε = 0.05
     assert (random != greedy).float().mean() > 0.3
     assert (late != greedy).float().mean() < 0.1

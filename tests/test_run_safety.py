@@ -268,7 +268,7 @@ def test_resume_writes_no_extra_checkpoint_and_cleans_temp_files(tmp_path):
 @pytest.mark.parametrize("args, named", [
     (("--device", "cuda:abc"), "cuda:abc"),
     (("--device", "cudax"), "cudax"),
-    (("replay_device=bogus",), "bogus"),
+    (("replay.device=bogus",), "bogus"),
     (("--seed", "99999999999999999999999"), "99999999999999999999999"),
     (("env_args.penalty=abc",), "abc"),
     (("env_args.max_player_level=0",), "max_player_level"),

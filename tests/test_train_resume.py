@@ -100,7 +100,7 @@ def test_bad_checkpoints_stop_and_are_kept(tmp_path, capsys):
 def test_cli_train_eval_render(tmp_path, capsys):
     argv = ["train", "--algo", "vdn", "--env", "lbf:5x5-2p-1f", "--steps", "300",
             "--num-envs", "2", "--runs-dir", str(tmp_path), "--name", "cli", "--no-progress",
-            "test_episodes=4", "learner.batch_size=2", "buffer_size=8", "log_interval=100"]
+            "test_episodes=4", "replay.batch_size=2", "buffer_size=8", "log_interval=100"]
     assert main(argv) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["algo"] == "vdn" and summary["env_steps"] == 300

@@ -14,9 +14,9 @@ from marl.cli import main
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 SCRIPTS = Path(__file__).parent.parent / "scripts"
-SMALL = {"q": ["learner.batch_size=2", "buffer_size=8", "hidden_dim=8"],
+SMALL = {"q": ["replay.batch_size=2", "buffer_size=8", "hidden_dim=8"],
          "ppo": ["rollout_steps=10", "hidden_dim=8"],
-         "mansa": ["learner.batch_size=2", "buffer_size=8", "il.hidden_dim=8", "cl.hidden_dim=8",
+         "mansa": ["replay.batch_size=2", "buffer_size=8", "il.hidden_dim=8", "cl.hidden_dim=8",
                    "switcher_rollout=5"]}
 
 
@@ -63,7 +63,7 @@ def test_report_mansa_runs_a_sweep_with_its_baselines_and_draws_it(tmp_path, cap
     monkeypatch.setattr(sys, "argv", [
         "report_mansa.py", "--env", "lbf:5x5-2p-1f", "--costs", "0.0", "--seeds", "1",
         "--steps", "200", "--num-envs", "2", "--jobs", "2", "--runs-dir", str(tmp_path),
-        "--out", str(tmp_path / "mansa.png"), "test_episodes=2", "learner.batch_size=2"])
+        "--out", str(tmp_path / "mansa.png"), "test_episodes=2", "replay.batch_size=2"])
     runpy.run_path(str(SCRIPTS / "report_mansa.py"), run_name="__main__")
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     methods = [row["method"].split()[0] for row in report["rows"]]
