@@ -33,6 +33,7 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 from marl.algorithms import Algorithm, UnknownAlgorithm, algorithms, get_algorithm
 from marl.devices import ALLOWED, parse_device
 
+VALIDATE = ("always", "first", "never")  # when the training envs check the learner's actions
 SEED_MAX = 2**32 - 1  # seeds of derived streams (tests, replay sampling) stay within int64
 
 
@@ -112,6 +113,7 @@ class TrainConfig:
     name: str = ""  # run name; "" = <algo>_<env>_seed<seed>_<time>
     progress: bool = True  # progress bar on the terminal
     tensorboard: bool = True  # TensorBoard event files in the run folder
+    validate_actions: str = "first"  # always | first (the first episode limit of steps) | never
     replay: ReplayConfig = field(default_factory=ReplayConfig)  # replay learners' data
     learner: Any = None  # the algorithm's config dataclass
 
@@ -121,6 +123,8 @@ class TrainConfig:
         for key in ("threads", "test_interval", "save_interval"):
             require(getattr(self, key) >= 0, key, getattr(self, key), "an integer >= 0")
         require_device("device", self.device)
+        require(self.validate_actions in VALIDATE, "validate_actions", self.validate_actions,
+                f"one of {', '.join(VALIDATE)}")
         require(0 <= self.seed <= SEED_MAX, "seed", self.seed, f"an integer in [0, {SEED_MAX}]")
         require(self.name == "" or is_run_name(self.name), "name", self.name,
                 "a folder name without '/' or '\\' (not '.' or '..'); runs go under runs_dir")

@@ -60,7 +60,8 @@ from marl.spec import EnvSpec, VecEnv
 
 # What a resumed run may change; everything else defines the run and is refused.
 RESUMABLE = ("steps", "device", "threads", "test_interval", "test_episodes", "log_interval",
-             "save_interval", "keep_checkpoints", "save_replay", "progress", "tensorboard")
+             "save_interval", "keep_checkpoints", "save_replay", "progress", "tensorboard",
+             "validate_actions")
 PAYLOAD_KEYS = ("config", "identity", "counters", "learner")  # what every run checkpoint holds
 
 
@@ -241,6 +242,7 @@ class Trainer:
         data = RolloutTraining if get_algorithm(cfg.algo).on_policy else ReplayTraining
         self.data = data(cfg, self.env, self.learner, self.device)
         self.runner = self.data.runner
+        self._validate(cfg.validate_actions != "never")
         self.counters = Counters(next_test=0, next_log=cfg.log_interval,
                                  next_save=cfg.save_interval or cfg.steps)
         self.run_dir = (run_dir or Path(cfg.runs_dir) / run_name(cfg)).absolute()
@@ -249,6 +251,14 @@ class Trainer:
         self.saved_at: int | None = None  # env step of the last checkpoint this session wrote
         self.last_saved: Path | None = None
         self._signal: int | None = None
+
+    def _validate(self, on: bool) -> None:
+        """Action checks cost a host sync per step; a learner's masked choices are valid by
+        construction, so by default (``validate_actions=first``) they are checked while the
+        first episodes run and then switched off."""
+        for env in (self.env, self.test_env):
+            if hasattr(env, "validate"):
+                env.validate = on
 
     # --- checkpoints -----------------------------------------------------------------------
     def save(self) -> Path:
@@ -360,6 +370,7 @@ class Trainer:
         window = session = (start, c.t_env, c.updates)
         next_bar = c.t_env
         checked = c.t_env  # the env step up to which the learner was seen to be finite
+        validated_until = c.t_env + self.spec.episode_limit * b  # validate_actions=first
         previous = self._catch_signals()
         try:
             while c.t_env < cfg.steps:
@@ -370,6 +381,8 @@ class Trainer:
                     for k, v in metrics.items():
                         metric_sums[k] = metric_sums.get(k, 0) + v
                         metric_counts[k] = metric_counts.get(k, 0) + 1
+                if cfg.validate_actions == "first" and c.t_env >= validated_until:
+                    self._validate(False)
                 if c.t_env >= c.next_log:
                     self._check_finite(metric_sums, checked)
                     checked = c.t_env

@@ -219,3 +219,19 @@ def test_runs_record_the_environment_version_and_refuse_another(tmp_path, monkey
     with pytest.raises(ConfigError, match="env_version"):
         train(load_config("qmix", ENV, flags=dict(runs_dir=str(tmp_path), name="w"),
                           overrides=("env_version=lbf-v1",)))
+
+
+# --- validation without a host sync per step --------------------------------------------
+@pytest.mark.parametrize("mode, during, after", [("first", True, False),
+                                                 ("always", True, True),
+                                                 ("never", False, False)])
+def test_actions_are_checked_while_the_first_episodes_run(tmp_path, mode, during, after):
+    from marl.train import Trainer
+
+    cfg = load_config("qmix", ENV, flags=dict(
+        steps=400, num_envs=2, progress=False, tensorboard=False, runs_dir=str(tmp_path),
+        name=mode, test_interval=0, test_episodes=2), overrides=(f"validate_actions={mode}",))
+    trainer = Trainer(cfg)
+    assert trainer.env.validate is during and trainer.test_env.validate is during
+    trainer.run()  # the episode limit is 50 steps: 100 env steps of 2 copies
+    assert trainer.env.validate is after and trainer.test_env.validate is after
