@@ -36,6 +36,7 @@ from marl.algos.switcher import (
     DQNSwitcher,
     PPOSwitcher,
     RandomSwitcher,
+    Switcher,
     SwitchRollout,
     decision_logp,
 )
@@ -123,7 +124,7 @@ class MANSALearner:
         self.feat_dim = math.prod(spec.state_shape) + 3
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed + 15485863)
-            self.switcher = self._make_switcher().to(self.device)
+            self.switcher: Switcher = self._make_switcher().to(self.device)
         self.rng = torch.Generator(device=self.device)
         self.rng.manual_seed(seed + 3)
         self.rollout: SwitchRollout | None = None  # made at the first act (knows the copies)
@@ -133,7 +134,7 @@ class MANSALearner:
         self.window = {"steps": z.clone(), "entropy": z.clone(), "episodes": z.clone(),
                        "episode_calls": z.clone()}  # since the last update
 
-    def _make_switcher(self) -> torch.nn.Module:
+    def _make_switcher(self) -> Switcher:
         c = self.cfg
         if c.switcher == "random":
             return RandomSwitcher(c.random_rate)
@@ -317,8 +318,9 @@ class MANSALearner:
         self.il.load_state_dict(state["il"])
         self.cl.load_state_dict(state["cl"])
         self.switcher.load_state_dict(state["switcher"])
-        if state["switcher_optimiser"] is not None:
-            self.switcher.optimiser.load_state_dict(state["switcher_optimiser"])
+        optimiser = getattr(self.switcher, "optimiser", None)
+        if state["switcher_optimiser"] is not None and optimiser is not None:
+            optimiser.load_state_dict(state["switcher_optimiser"])
         self.rng.set_state(state["rng"])
         self.rollout = None if state["rollout"] is None else SwitchRollout(**state["rollout"])
         self._last = state["last"]

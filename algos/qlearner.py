@@ -22,6 +22,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from marl.algos.mixers import MIXERS, make_mixer
 from marl.config import require
@@ -96,7 +97,7 @@ class QLearner:
         if self.mixer is not None:
             self.mixer.to(self.device)
         self.target_agent = copy.deepcopy(self.agent)
-        self.target_mixer = copy.deepcopy(self.mixer)
+        self.target_mixer: nn.Module | None = copy.deepcopy(self.mixer)
         self.params = list(self.agent.parameters())
         if self.mixer is not None:
             self.params += list(self.mixer.parameters())
@@ -192,7 +193,7 @@ class QLearner:
             next_q = next_q.masked_fill(~next_avail.any(-1), 0.0)  # [B, L, N]
         chosen = q[:, :-1].gather(-1, actions.unsqueeze(-1)).squeeze(-1)  # [B, L, N]
 
-        if self.mixer is not None:
+        if self.mixer is not None and self.target_mixer is not None:
             chosen = self.mixer(chosen, batch["state"][:, :-1])  # [B, L, 1]
             with torch.no_grad():
                 next_q = self.target_mixer(next_q, batch["state"][:, 1:])
@@ -219,8 +220,8 @@ class QLearner:
         }
 
     def _update_targets(self) -> None:
-        pairs = [(self.target_agent, self.agent)]
-        if self.mixer is not None:
+        pairs: list[tuple[nn.Module, nn.Module]] = [(self.target_agent, self.agent)]
+        if self.mixer is not None and self.target_mixer is not None:
             pairs.append((self.target_mixer, self.mixer))
         if self.cfg.target_tau > 0:
             with torch.no_grad():
@@ -245,7 +246,8 @@ class QLearner:
             "agent": self.agent.state_dict(),
             "target_agent": self.target_agent.state_dict(),
             "mixer": None if self.mixer is None else self.mixer.state_dict(),
-            "target_mixer": None if self.mixer is None else self.target_mixer.state_dict(),
+            "target_mixer": (None if self.target_mixer is None
+                             else self.target_mixer.state_dict()),
             "optimiser": self.optimiser.state_dict(),
             "reward_stats": self.reward_stats.state_dict(),
             "rng": self.rng.get_state(),
@@ -255,7 +257,7 @@ class QLearner:
     def load_state_dict(self, state: dict) -> None:
         self.agent.load_state_dict(state["agent"])
         self.target_agent.load_state_dict(state["target_agent"])
-        if self.mixer is not None:
+        if self.mixer is not None and self.target_mixer is not None:
             self.mixer.load_state_dict(state["mixer"])
             self.target_mixer.load_state_dict(state["target_mixer"])
         self.optimiser.load_state_dict(state["optimiser"])

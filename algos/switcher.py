@@ -16,7 +16,7 @@ each CL call, which MANSA computes (the one place the cost enters); switchers ne
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import torch
 from torch import nn
@@ -75,8 +75,8 @@ class SwitchRollout:
 
     def head(self, n: int) -> SwitchRollout:
         """The first ``n`` steps (views, not copies)."""
-        return SwitchRollout(*(getattr(self, f.name)[:n] for f in fields(self)
-                               if f.name != "filled"), filled=n)
+        return replace(self, filled=n, **{f.name: getattr(self, f.name)[:n]
+                                          for f in fields(self) if f.name != "filled"})
 
 
 class RandomSwitcher(nn.Module):
@@ -179,3 +179,6 @@ class DQNSwitcher(nn.Module):
             for tp, p in zip(self.target.parameters(), self.q.parameters(), strict=True):
                 tp.lerp_(p, self.target_tau)
         return {"switcher_q_loss": loss.detach()}
+
+
+Switcher = PPOSwitcher | DQNSwitcher | RandomSwitcher

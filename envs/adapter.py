@@ -63,7 +63,7 @@ def _spec_of(env: Any, episode_limit: int | None) -> EnvSpec:
             "ParallelVecEnv needs array observations (or a Dict with an 'observation' array), "
             f"got {[str(space) for space in spaces]}"
         )
-    obs_shapes = {tuple(space.shape) for space in spaces}
+    obs_shapes = {tuple(space.shape or ()) for space in spaces}
     actions = [env.action_space(a) for a in names]
     if not all(isinstance(s, gymnasium.spaces.Discrete) for s in actions):
         raise ValueError(
@@ -186,7 +186,11 @@ def _worker(conn: Connection, env_fn: Callable[[], Any], count: int, limit: int 
         while True:
             cmd, arg = conn.recv()
             try:
-                result = copies.close() if cmd == "close" else getattr(copies, cmd)(arg)
+                result = None
+                if cmd == "close":
+                    copies.close()
+                else:
+                    result = getattr(copies, cmd)(arg)
             except Exception:
                 conn.send(("error", traceback.format_exc()))
             else:

@@ -34,7 +34,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import gymnasium
 import numpy as np
@@ -88,7 +88,7 @@ class LBForagingParallelEnv(ParallelEnv):
     ``foraging`` is the wrapped, unwrapped ``ForagingEnv``; ``max_episode_steps`` its limit.
     """
 
-    metadata = {
+    metadata: dict[str, Any] = {
         "name": "lbforaging_v3",
         "render_modes": ["rgb_array"],
         "render_fps": 5,
@@ -110,7 +110,7 @@ class LBForagingParallelEnv(ParallelEnv):
         spec = dataclasses.replace(spec, kwargs={**spec.kwargs, **kwargs})
         # lbforaging returns rewards as lists, which gymnasium's single-agent checker warns about.
         self._env = gymnasium.make(spec, disable_env_checker=True)
-        self.foraging = self._env.unwrapped
+        self.foraging: Any = cast(Any, self._env.unwrapped)  # lbforaging has no type hints
         f = self.foraging
         self.max_episode_steps = int(f._max_episode_steps)
         self.possible_agents = [f"agent_{i}" for i in range(len(f.players))]
@@ -160,7 +160,7 @@ class LBForagingParallelEnv(ParallelEnv):
         if not self.agents:
             raise RuntimeError("step() called with no live agents; call reset() first")
         joint = tuple(joint_action(actions, self.agents, N_ACTIONS))
-        nobs, rewards, done, _, _ = self._env.step(joint)
+        nobs, rewards, done, _, _ = cast(Any, self._env).step(joint)  # per-agent rewards
         agents = self.agents
         terminated = bool(done) and not self.foraging.field.any()
         truncated = bool(done) and not terminated

@@ -123,7 +123,12 @@ def parallel_env(env_id: str, **kwargs: Any) -> Any:
     family, name = _family(env_id)
     if family.parallel_env is not None:
         return family.parallel_env(name, **kwargs)
+    from marl.batched_env import BatchedEnv
     from marl.envs.pettingzoo_face import PettingZooEnv
 
     render_mode = kwargs.pop("render_mode", None)
-    return PettingZooEnv(family.make(name, 1, "cpu", **kwargs), env_id, render_mode=render_mode)
+    env = family.make(name, 1, "cpu", **kwargs)
+    if not isinstance(env, BatchedEnv):
+        raise TypeError(f"{env_id}: the PettingZoo face needs a BatchedEnv, and this family "
+                        f"builds {type(env).__name__}; give the family its own parallel_env")
+    return PettingZooEnv(env, env_id, render_mode=render_mode)

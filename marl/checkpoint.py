@@ -101,7 +101,7 @@ def written_order(folder: str | os.PathLike) -> list[Path]:
     recorded = [e["file"] for e in _lineage(folder) if e["file"] in present]
     last_write = {name: i for i, name in enumerate(recorded)}  # a name's latest entry wins
     unrecorded = [p for name, p in present.items() if name not in last_write]
-    return unrecorded + [present[name] for name in sorted(last_write, key=last_write.get)]
+    return unrecorded + [present[name] for name in sorted(last_write, key=last_write.__getitem__)]
 
 
 def latest_checkpoint(folder: str | os.PathLike) -> Path | None:

@@ -132,7 +132,7 @@ class TrainConfig:
 
 def config_file(kind: str, name: str) -> Path | None:
     """The shipped ``configs/<kind>/<name>.yaml``, or ``None`` when there is none."""
-    path = resources.files("marl.configs").joinpath(kind, f"{name}.yaml")
+    path = resources.files("marl.configs").joinpath(kind).joinpath(f"{name}.yaml")
     return Path(str(path)) if path.is_file() else None
 
 

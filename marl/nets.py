@@ -106,6 +106,7 @@ class AgentNet(nn.Module):
             b, n, h = memory.shape
             _, hn = self.core(z.reshape(1, b * n, h), memory.reshape(1, b * n, h).contiguous())
             return hn.reshape(b, n, h)
+        assert isinstance(self.core, AgentGRU)  # per-agent weights: the only other recurrence
         return self.core.cell(z, memory)
 
     def unroll(self, x: torch.Tensor, memory: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
@@ -133,6 +134,7 @@ class AgentNet(nn.Module):
             out, _ = self.core(seq)
             hidden = out.reshape(t, b, n, h).permute(1, 0, 2, 3)
         else:
+            assert isinstance(self.core, AgentGRU)  # per-agent weights
             mem = z.new_zeros(b, n, h)
             steps = []
             for i in range(t):

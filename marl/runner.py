@@ -170,11 +170,11 @@ class EpisodeRunner(Runner):
 
     def collect(self, steps: int, t_env: int) -> int:
         """Run ``steps`` batched steps; returns how many episodes finished (and were stored)."""
-        self._started()
+        obs = self._started()
         finished = 0
         b = self.env.num_envs
         for i in range(steps):
-            actions, self.memory, record = self.learner.act(self.obs, self.memory,
+            actions, self.memory, record = self.learner.act(obs, self.memory,
                                                             explore=True, t_env=t_env + i * b)
             step = self.env.step(actions)
             self.learner.observe(step)
@@ -203,7 +203,7 @@ class EpisodeRunner(Runner):
                 new = step.obs
                 self._write_obs(ids, self.t[ids], Obs(new.obs[ids], new.state[ids],
                                                       new.avail[ids]))
-            self.obs = _obs_to(step.obs, self.device)
+            self.obs = obs = _obs_to(step.obs, self.device)
         return finished
 
     def state_dict(self) -> dict[str, Any]:

@@ -24,6 +24,7 @@ import signal
 import threading
 import time
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -239,8 +240,14 @@ class Trainer:
         self.test_env = build_env(cfg, min(cfg.test_episodes, 1024), self.device)
         self.spec = self.env.spec
         self.learner = build_learner(cfg, self.spec, self.device)
-        data = RolloutTraining if get_algorithm(cfg.algo).on_policy else ReplayTraining
-        self.data = data(cfg, self.env, self.learner, self.device)
+        self.data: ReplayTraining | RolloutTraining
+        if isinstance(self.learner, RolloutLearner) and get_algorithm(cfg.algo).on_policy:
+            self.data = RolloutTraining(cfg, self.env, self.learner, self.device)
+        elif isinstance(self.learner, ReplayLearner):
+            self.data = ReplayTraining(cfg, self.env, self.learner, self.device)
+        else:
+            raise TypeError(f"the {cfg.algo} learner ({type(self.learner).__name__}) follows "
+                            "neither contract of marl.learner")
         self.runner = self.data.runner
         self._validate(cfg.validate_actions != "never")
         self.counters = Counters(next_test=0, next_log=cfg.log_interval,
@@ -326,7 +333,8 @@ class Trainer:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
-        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        previous: dict[int, Any] = {sig: signal.getsignal(sig)
+                                    for sig in (signal.SIGINT, signal.SIGTERM)}
         for sig in previous:
             signal.signal(sig, stop)
         return previous
@@ -449,6 +457,7 @@ def _float_tensors(tree: Any, prefix: str = "") -> list[tuple[str, torch.Tensor]
     """The floating-point tensors in nested dicts/lists, with dotted paths."""
     if isinstance(tree, torch.Tensor):
         return [(prefix, tree)] if tree.is_floating_point() else []
+    items: Iterable[tuple[Any, Any]]
     if isinstance(tree, dict):
         items = tree.items()
     elif isinstance(tree, (list, tuple)):
@@ -552,21 +561,23 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None,
         trainer = Trainer(cfg, run_dir=run_dir)
         return trainer.run()
     file = checkpoint_path(resume)
-    run_dir = run_folder_of(file)
-    if run_dir is not None:  # continue the run in its folder, wherever it is now
-        place = {"name": run_dir.name, "runs_dir": str(run_dir.parent)}
+    home = run_folder_of(file)
+    if home is not None:  # continue the run in its folder, wherever it is now
+        place = {"name": home.name, "runs_dir": str(home.parent)}
     else:
         place = {"name": "", "runs_dir": TrainConfig.runs_dir}
     cfg, payload, file = load_run(file, flags=flags, overrides=overrides, place=place)
-    if run_dir is None:
+    if home is None:
         run_dir = Path(cfg.runs_dir) / run_name(cfg)
         check_new_run_dir(run_dir)
         cfg.name = run_dir.name
-    elif Path(cfg.runs_dir).resolve() != run_dir.parent.resolve() or cfg.name != run_dir.name:
+    elif Path(cfg.runs_dir).resolve() != home.parent.resolve() or cfg.name != home.name:
         raise ConfigError(f"--name and --runs-dir choose the folder of a new run; {file} "
-                          f"continues its run in {run_dir}. To branch into a new folder, "
+                          f"continues its run in {home}. To branch into a new folder, "
                           "copy the checkpoint file out of the run and resume from the copy",
                           "name")
+    else:
+        run_dir = home
     trainer = Trainer(cfg, run_dir=run_dir)
     check_identity(file, payload["identity"], identity(cfg, trainer.spec))
     parent = file.name if file.parent == run_dir / "checkpoints" else str(file.absolute())

@@ -8,7 +8,7 @@ slot always holds the same type, so the columns are ``[U]`` vectors built once; 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 
 import torch
@@ -47,7 +47,7 @@ class UnitColumns:
         """Columns for ``units``; ``ranges`` holds each one's (sight, attack availability)
         range as the scenario defines them."""
 
-        def col(values: Sequence[float], dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        def col(values: Iterable[float], dtype: torch.dtype = torch.float32) -> torch.Tensor:
             return torch.tensor(list(values), dtype=dtype, device=device)
 
         types = torch.zeros(len(units), len(type_order), device=device)

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from marl.envs.smac.env import NONE, SMACEnv, SMACState
-from marl.envs.smac.maps import N_BASE_ACTIONS
+from marl.envs.smac.maps import N_BASE_ACTIONS, SMACMap
 
 SC2_UNIT_TYPES = {"colossus": 4, "baneling": 9, "marine": 48, "marauder": 51, "medivac": 54,
                   "zealot": 73, "stalker": 74, "spine_crawler": 98, "zergling": 105,
@@ -73,7 +73,7 @@ class RawBattle:
     statistics and the rules of the observation and reward."""
 
     def __init__(self, sim: SMACEnv) -> None:
-        if not sim.scenario.fixed:
+        if not isinstance(sim.scenario, SMACMap):
             raise ValueError("the StarCraft II bridge plays the fixed SMAC maps, not "
                              f"generated scenarios ({sim.scenario.name})")
         self.sim = sim

@@ -179,7 +179,7 @@ class SC2Env:
         return self.last_obs
 
     def step(self, actions: torch.Tensor) -> Step:
-        if not self.games:
+        if not self.games or self.last_obs is None:
             raise RuntimeError("call reset() before step()")
         actions = actions.to("cpu", torch.long)
         expected = (self.num_envs, self.spec.n_agents)
