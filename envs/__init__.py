@@ -1,10 +1,13 @@
 """Environments: the registry, the PettingZoo face and adapters, and the environments.
 
 ``make(env_id, num_envs, device, **kwargs)`` builds a batched environment (``VecEnv``);
-``parallel_env(env_id, **kwargs)`` one copy as a PettingZoo ``ParallelEnv``.
+``parallel_env(env_id, **kwargs)`` one copy as a PettingZoo ``ParallelEnv``. Importing this
+package also registers gymnasium ids without colons (``marl/Foraging-8x8-2p-3f-v1``, …) for
+EPyMARL-style consumers (:mod:`marl.envs.gymnasium_ids`).
 """
 
 from marl.envs import lbf, lbforaging_ref, smac  # noqa: F401  (registers the families)
+from marl.envs.gymnasium_ids import register_ids
 from marl.envs.registry import (
     EnvFamily,
     UnknownEnvId,
@@ -15,6 +18,8 @@ from marl.envs.registry import (
     parallel_env,
     register_family,
 )
+
+register_ids()
 
 __all__ = [
     "EnvFamily",

@@ -7,6 +7,10 @@ tensors with the copy dimension first (``[B, ...]``) and implements three pure-i
 - ``_step(state, a)``→ ``(state, reward [B, N], terminated [B], truncated [B], info)``;
 - ``_observe(state)``→ :class:`~marl.spec.Obs` for every copy in ``state``.
 
+Optionally it says what the PettingZoo face reports beyond that: ``obs_bounds()`` and
+``state_bounds()`` (finite space bounds; ±inf by default) and ``reset_info()`` (the ``info``
+keys ``step`` reports, valued for a fresh episode; none by default).
+
 The base class does the rest: seeding, input validation (switch it off with
 ``validate=False``), same-step autoreset of finished copies, and keeping the final observation
 of a finished episode in the ``Step``. Fresh episodes for the autoreset are spawned in bulk (up
@@ -18,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
 import torch
@@ -26,7 +30,10 @@ import torch
 from marl.devices import available_device
 from marl.spec import EnvSpec, Obs, Step
 
-S = TypeVar("S")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+S = TypeVar("S", bound="DataclassInstance")  # an environment's state: a dataclass of [B, ...]
 _POOL = 1024  # most fresh episodes spawned at once for autoreset
 
 
@@ -109,11 +116,12 @@ class BatchedEnv(ABC, Generic[S]):
         state, reward, terminated, truncated, info = self._step(self._state, actions)
         final = self._observe(state)
         obs = final
-        finished = (terminated | truncated).nonzero().squeeze(1)
-        if self.autoreset and finished.numel():
-            fresh_state, fresh_obs = self._fresh(finished.numel())
-            put_state(state, finished, fresh_state)
-            obs = _put_obs(final, finished, fresh_obs)
+        if self.autoreset:
+            finished = (terminated | truncated).nonzero().squeeze(1)
+            if finished.numel():
+                fresh_state, fresh_obs = self._fresh(finished.numel())
+                put_state(state, finished, fresh_state)
+                obs = _put_obs(final, finished, fresh_obs)
         self._state = state
         self._last_obs = obs
         return Step(obs, reward, terminated, truncated, final, info)
@@ -159,7 +167,7 @@ class BatchedEnv(ABC, Generic[S]):
             return {f.name: getattr(s, f.name).clone() for f in dataclasses.fields(s)}
 
         pool = None if self._pool is None else (fields(self._pool[0]), self._pool[1].to_dict())
-        return {"state": fields(self._state), "last_obs": self._last_obs.to_dict(), "pool": pool,
+        return {"state": fields(self._state), "last_obs": self.last_obs.to_dict(), "pool": pool,
                 "pool_used": self._pool_used, "pool_size": self._pool_size,
                 "rng": self.rng.get_state()}
 
@@ -180,10 +188,29 @@ class BatchedEnv(ABC, Generic[S]):
     def close(self) -> None:
         """Release resources (native environments hold none)."""
 
+    def reset_info(self) -> dict[str, torch.Tensor]:
+        """The ``info`` after ``reset``: the keys ``step`` reports, as ``[B]`` tensors valued as
+        before anything happened, so that one-copy faces report the same keys from the start
+        (TorchRL sizes its info specs on the first reset). None by default."""
+        return {}
+
+    def obs_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """The lowest and highest value of every observation entry (float32 arrays of
+        ``obs_shape``); ±inf unless the environment knows them."""
+        return _unbounded(self.spec.obs_shape)
+
+    def state_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """The lowest and highest value of every state entry, as :meth:`obs_bounds`."""
+        return _unbounded(self.spec.state_shape)
+
     # --- validation ------------------------------------------------------------------------
     def check_actions(self, actions: Any) -> torch.Tensor:
         """Return ``actions`` as int64 ``[B, N]`` or raise ``ValueError`` naming the problem."""
         return check_actions(actions, self.spec, self.num_envs, self.device, self.last_obs.avail)
+
+
+def _unbounded(shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    return np.full(shape, -np.inf, np.float32), np.full(shape, np.inf, np.float32)
 
 
 def check_actions(

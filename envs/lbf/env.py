@@ -335,6 +335,36 @@ class LBFEnv(BatchedEnv[LBFState]):
         window = layers[batch[:, None, None, None], r.unsqueeze(-1), c.unsqueeze(-2)]
         return window.permute(0, 1, 4, 2, 3)  # [B, N, 3, K, K]
 
+    # --- bounds ----------------------------------------------------------------------------
+    def _top_food_level(self) -> int:
+        """The highest level a food item can have (lbforaging's observation-space bound)."""
+        if self.max_food_level is not None:
+            return self.max_food_level
+        return min(self.n_players, 3) * self.max_player_level
+
+    def obs_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """(row, col) entries in [-1, rows-1] × [-1, cols-1] (relative ones too), levels in
+        [0, the highest level]; grid layers in [0, highest level] and [0, 1]."""
+        food, player = self._top_food_level(), self.max_player_level
+        if self.grid_observation:
+            window = (2 * self.sight + 1,) * 2
+            agents = player if self.observe_agent_levels else 1
+            high = np.stack([np.full(window, v, np.float32) for v in (agents, food, 1)])
+            return np.zeros_like(high), high
+        per_player = 3 if self.observe_agent_levels else 2
+        lows = [-1, -1, 0] * self.n_food + [-1, -1, 0][:per_player] * self.n_players
+        highs = ([self.rows - 1, self.cols - 1, food] * self.n_food
+                 + [self.rows - 1, self.cols - 1, player][:per_player] * self.n_players)
+        return np.array(lows, np.float32), np.array(highs, np.float32)
+
+    def state_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """As the vector observation with full sight and levels (players are always placed)."""
+        food, player = self._top_food_level(), self.max_player_level
+        low = [-1, -1, 0] * self.n_food + [0, 0, 0] * self.n_players
+        high = ([self.rows - 1, self.cols - 1, food] * self.n_food
+                + [self.rows - 1, self.cols - 1, player] * self.n_players)
+        return np.array(low, np.float32), np.array(high, np.float32)
+
     # --- rendering -------------------------------------------------------------------------
     def render(self, index: int = 0) -> np.ndarray:
         """An RGB picture ``[H, W, 3] uint8`` of copy ``index``."""

@@ -110,7 +110,7 @@ class SMACEnv(BatchedEnv[SMACState]):
             action_names=ACTION_NAMES_BASE + tuple(f"target_{j}" for j in range(e)))
         self.table = UnitColumns.of(kinds, m.types, [m.ranges(t) for t in kinds], dev)
         self.kind_hits = hit_table(kinds, kinds).to(dev)  # damage per hit [K, K]
-        if m.fixed:  # the same unit in every slot: [U] columns, built once
+        if isinstance(m, SMACMap):  # the same unit in every slot: [U] columns, built once
             self.fixed = self.table.take(torch.tensor(m.slot_kinds, device=dev))
         self.team = torch.tensor([0] * n + [1] * e, device=dev)
         self.opponents = self.team[:, None] != self.team[None, :]
@@ -327,6 +327,39 @@ class SMACEnv(BatchedEnv[SMACState]):
         out = torch.where(self._open(keep_x).unsqueeze(-1), keep_x, out)
         ok = self._open(new) | ~ground
         return torch.where(ok.unsqueeze(-1), new, out)
+
+    def reset_info(self) -> dict[str, torch.Tensor]:
+        """``won``, ``dead_allies`` and ``dead_enemies`` of the current state (nothing has
+        happened yet after a reset: False, 0, 0)."""
+        return self.outcome(self.state, self.state)[3]
+
+    def obs_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every feature lies in [0, 1] except relative positions (dx, dy) in [-1, 1]."""
+        m = self.scenario
+        low = np.zeros(m.obs_size, np.float32)
+        for start, count, width in ((4, m.n_enemies, m.enemy_feats),
+                                    (4 + m.n_enemies * m.enemy_feats, m.n_agents - 1,
+                                     m.ally_feats)):
+            for i in range(count):
+                low[start + i * width + 2: start + i * width + 4] = -1.0
+        return low, np.ones(m.obs_size, np.float32)
+
+    def state_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Features in [0, 1], positions in [-1, 1], except an ally's weapon cooldown over
+        SMAC's normaliser, which exceeds 1 for the types whose cooldown is longer than it
+        (Hydralisk, Zergling)."""
+        m = self.scenario
+        n, a, e = m.n_agents, m.ally_state_feats, m.enemy_state_feats
+        allies = m.ally_units if isinstance(m, SMACMap) else m.kinds
+        cooldown = max([1.0] + [t.cooldown_loops / t.max_cooldown for t in allies
+                                if not t.healer and t.splash_radius == 0])
+        low, high = np.zeros(m.state_size, np.float32), np.ones(m.state_size, np.float32)
+        for i in range(n):
+            high[i * a + 1] = cooldown
+            low[i * a + 2: i * a + 4] = -1.0
+        for j in range(m.n_enemies):
+            low[n * a + j * e + 1: n * a + j * e + 3] = -1.0
+        return low, high
 
     def render(self, index: int = 0) -> np.ndarray:
         """An RGB picture ``[H, W, 3] uint8`` of copy ``index``."""
