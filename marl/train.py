@@ -241,13 +241,16 @@ class Trainer:
         self.spec = self.env.spec
         self.learner = build_learner(cfg, self.spec, self.device)
         self.data: ReplayTraining | RolloutTraining
-        if isinstance(self.learner, RolloutLearner) and get_algorithm(cfg.algo).on_policy:
+        on_policy = get_algorithm(cfg.algo).on_policy
+        if on_policy and isinstance(self.learner, RolloutLearner):
             self.data = RolloutTraining(cfg, self.env, self.learner, self.device)
-        elif isinstance(self.learner, ReplayLearner):
+        elif not on_policy and isinstance(self.learner, ReplayLearner):
             self.data = ReplayTraining(cfg, self.env, self.learner, self.device)
         else:
-            raise TypeError(f"the {cfg.algo} learner ({type(self.learner).__name__}) follows "
-                            "neither contract of marl.learner")
+            contract = "RolloutLearner" if on_policy else "ReplayLearner"
+            raise TypeError(f"the {cfg.algo} learner ({type(self.learner).__name__}) does not "
+                            f"implement marl.learner.{contract}, which its registration "
+                            f"(on_policy={on_policy}) promises")
         self.runner = self.data.runner
         self._validate(cfg.validate_actions != "never")
         self.counters = Counters(next_test=0, next_log=cfg.log_interval,
