@@ -163,6 +163,7 @@ def sample_available(avail: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return torch.multinomial(avail.view(-1, k).float(), 1, generator=g).view(b, n)
 
 
+@pytest.mark.slow
 def test_subprocess_matches_inprocess_and_reports_a_dead_worker() -> None:
     pytest.importorskip("lbforaging")
     from marl.envs.lbforaging_ref import LBForagingParallelEnv
@@ -196,6 +197,7 @@ def test_subprocess_matches_inprocess_and_reports_a_dead_worker() -> None:
         remote.reset()
 
 
+@pytest.mark.slow
 def test_a_failing_factory_raises_with_the_worker_traceback() -> None:
     pytest.importorskip("lbforaging")
     from marl.envs.lbforaging_ref import LBForagingParallelEnv

@@ -504,6 +504,7 @@ def pymarl_episode(env, policy, test_mode=False):
     return t, ret, flags, env_info
 
 
+@pytest.mark.slow  # twelve whole battles
 @pytest.mark.parametrize("args", [PYMARL_SC2, EPYMARL_SC2], ids=["pymarl", "epymarl"])
 def test_starcraft2env_whole_episodes_as_pymarl_runs_them(args):
     env = StarCraft2Env(**{**args, "seed": 1})
@@ -560,6 +561,7 @@ def test_starcraft2env_seeds_options_and_errors():
     assert env.render().dtype == np.uint8
 
 
+@pytest.mark.slow  # two battles to the time limit
 def test_starcraft2env_time_limit():
     """A timeout ends the battle (terminated, as SMAC); continuing_episode adds
     episode_limit, which PyMARL's runner turns into a non-terminal last transition."""

@@ -33,7 +33,9 @@ def _ref_avail(env) -> np.ndarray:
     )
 
 
-@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: f"{c[0]}x{c[0]}-{c[1]}p-{c[2]}f")
+@pytest.mark.parametrize("config", [*CONFIGS[:3], *(pytest.param(c, marks=pytest.mark.slow)
+                                                     for c in CONFIGS[3:])],
+                         ids=lambda c: f"{c[0]}x{c[0]}-{c[1]}p-{c[2]}f")
 def test_lockstep_with_lbforaging(config, foraging_env):
     size, players, food, coop, sight, extra = config
     refs = [foraging_env(size, players, food, coop, sight, **extra) for _ in range(COPIES)]

@@ -26,7 +26,8 @@ def _same_distribution(ref: np.ndarray, native: np.ndarray, what: str) -> None:
 
 @pytest.mark.parametrize(
     "size,players,food,coop",
-    [(6, 3, 3, False), (8, 2, 3, True), (10, 4, 4, False)],
+    [pytest.param(6, 3, 3, False, marks=pytest.mark.slow), (8, 2, 3, True),
+     pytest.param(10, 4, 4, False, marks=pytest.mark.slow)],
 )
 def test_spawn_matches_lbforaging(size, players, food, coop, foraging_env):
     ref = foraging_env(size, players, food, coop, size)

@@ -28,6 +28,7 @@ BUDGET = {"iql": ("lbf_5x5.yaml", 25_000), "qmix": ("lbf_5x5.yaml", 25_000),
           "mansa": ("lbf_5x5_mansa.yaml", 25_000)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algo", list(BUDGET))
 def test_learns_small_lbf_task(tmp_path, algo):
     file, steps = BUDGET[algo]

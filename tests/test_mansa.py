@@ -35,7 +35,8 @@ def recorded_calls(t: Trainer) -> tuple[torch.Tensor, int]:
     return per_episode, int(per_episode.sum()) + running
 
 
-@pytest.mark.parametrize("switcher", ["random", "ppo", "dqn"])
+@pytest.mark.parametrize("switcher", ["random", *(pytest.param(s, marks=pytest.mark.slow)
+                                                  for s in ("ppo", "dqn"))])
 def test_the_budget_is_never_exceeded_and_calls_are_counted_exactly(tmp_path, switcher):
     # a switcher that wants CL everywhere (random at rate 1; PPO and DQN with a free CL)
     t = trainer(tmp_path, 4000, f"switcher={switcher}", "random_rate=1.0", "switch_cost=0.0",
@@ -57,6 +58,7 @@ def test_the_episode_budget_alone_holds_per_episode(tmp_path):
     assert total == int(t.learner.calls_total)
 
 
+@pytest.mark.slow
 def test_a_zero_budget_never_calls_cl_and_is_iql_exactly(tmp_path):
     il = ("il.hidden_dim=16", "il.epsilon_anneal_time=2000", "batch_size=8",
           "buffer_size=2000")

@@ -53,6 +53,7 @@ def test_cli_lists_envs(capsys):
     assert "lbf:8x8-2p-3f" in ids and "lbf:2s-10x10-3p-3f-coop" in ids
 
 
+@pytest.mark.slow
 def test_console_script_runs(tmp_path):
     """The installed ``marl`` entry point (run outside the source tree)."""
     script = Path(sys.executable).parent / "marl"

@@ -92,7 +92,7 @@ def test_forged_checkpoint_is_refused_without_running_anything(tmp_path, capsys)
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("algo", ["qmix", "mappo", "mansa"])
+@pytest.mark.parametrize("algo", ["qmix", "mappo", pytest.param("mansa", marks=pytest.mark.slow)])
 def test_real_checkpoints_are_tensors_and_plain_values(tmp_path, algo):
     overrides = {"qmix": SMALL, "mappo": ("hidden_dim=16", "critic_hidden_dim=16",
                                           "rollout_steps=20", "num_minibatches=2"),

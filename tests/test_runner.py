@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from marl.algos.qlearner import QLearner, QLearnerConfig
@@ -73,11 +74,45 @@ def test_replay_holds_the_played_episodes():
     assert runner.take_stats() == {}
 
 
+class RandomPolicy:
+    """Uniform over the available actions, from its own generator: two built with one seed
+    and asked the same questions give the same actions (``evaluate`` needs only
+    ``initial_memory`` and ``act``)."""
+
+    def __init__(self, seed: int) -> None:
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def initial_memory(self, batch: int) -> dict:
+        return {}
+
+    def act(self, obs, memory, *, explore: bool, t_env: int = 0):
+        scores = torch.rand(obs.avail.shape, generator=self.gen)
+        return scores.masked_fill(~obs.avail, -1.0).argmax(-1), memory, {}
+
+
 def test_evaluate_counts_each_copys_first_episode():
-    env = make("lbf:5x5-2p-1f", num_envs=4, max_episode_steps=6)
-    learner = QLearner(env.spec, QLearnerConfig(hidden_dim=8), device="cpu", seed=0)
-    result = evaluate(env, learner, episodes=10, seed=1)  # three waves: 4 + 4 + 2
-    assert result["return"].shape == (10,) and result["length"].shape == (10,)
-    assert (result["length"] >= 1).all() and (result["length"] <= 6).all()
-    again = evaluate(env, learner, episodes=10, seed=1)
-    assert torch.equal(result["return"], again["return"])
+    env = make("lbf:4x4-2p-2f", num_envs=4, max_episode_steps=10)
+    result = evaluate(env, RandomPolicy(1), episodes=10, seed=0)  # three waves: 4 + 4 + 2
+    # by hand: wave w resets with seed 0 + w and steps all copies until each has finished an
+    # episode; a copy's first episode is its steps up to its first done
+    policy, returns, lengths, after_first = RandomPolicy(1), [], [], []
+    for wave in range(3):
+        obs = env.reset(seed=wave)
+        rewards, dones = [], []
+        while not (dones and torch.stack(dones).any(0).all()):
+            actions, _, _ = policy.act(obs, {}, explore=False)
+            step = env.step(actions)
+            rewards.append(step.reward.sum(-1))
+            dones.append(step.done)
+            obs = step.obs
+        for i in range(env.num_envs):
+            end = [bool(d[i]) for d in dones].index(True) + 1
+            lengths.append(end)
+            returns.append(float(sum(r[i] for r in rewards[:end])))
+            after_first.append(float(sum(r[i].abs() for r in rewards[end:])))
+    assert set(result) == {"return", "length"}  # LBF has no win flag
+    assert result["length"].tolist() == lengths[:10]
+    assert result["return"].tolist() == pytest.approx(returns[:10], abs=1e-6)
+    # the check has teeth: episodes of different lengths, some rewarded, and reward that
+    # copies earned in their second episodes while others were still in their first
+    assert 1 < len(set(lengths[:10])) and 0 < sum(returns[:10]) and 0 < sum(after_first[:10])

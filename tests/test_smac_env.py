@@ -23,7 +23,8 @@ def test_sizes_match_the_map(name):
     assert o.avail.shape == (2, m.n_agents, m.n_actions)
 
 
-@pytest.mark.parametrize("name", ["3m", "2s3z", "MMM2", "bane_vs_bane", "corridor"])
+@pytest.mark.parametrize("name", ["3m", *(pytest.param(m, marks=pytest.mark.slow)
+                                          for m in ("2s3z", "MMM2", "bane_vs_bane", "corridor"))])
 def test_protocol(name):
     check_vec_env(make(f"smac:{name}", num_envs=6, seed=0))
 

@@ -93,7 +93,8 @@ def test_each_agent_sees_and_shoots_with_its_own_types_ranges():
     assert own[:, 2:].tolist() == [[1, 0, 0], [0, 0, 1]]
 
 
-@pytest.mark.parametrize("name", ["protoss_5_vs_5", "terran_5_vs_7", "zerg_10_vs_11"])
+@pytest.mark.parametrize("name", ["protoss_5_vs_5", *(pytest.param(n, marks=pytest.mark.slow)
+                                                      for n in ("terran_5_vs_7", "zerg_10_vs_11"))])
 def test_protocol_and_render(name):
     env = make(f"smacv2:{name}", num_envs=6, seed=0)
     check_vec_env(env)
@@ -126,6 +127,7 @@ def focus_fire_or_close_in(env, obs) -> torch.Tensor:
     return torch.where(obs.avail[..., 1], act, 0)  # the dead: no-op
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("race", ["protoss", "zerg"])
 def test_a_won_battle_returns_20_whatever_units_were_drawn(race):
     """Each battle's reward is scaled by its own enemies' health and shields: killing them

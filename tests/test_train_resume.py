@@ -57,6 +57,7 @@ def _assert_same(a, b, where: str = "") -> None:
         assert a == b, where
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algo", ["qmix", "iql", "mappo", "mansa"])
 def test_resume_equals_unbroken_run(tmp_path, algo):
     n = 800

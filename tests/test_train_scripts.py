@@ -58,6 +58,7 @@ def test_image_observations_train_eval_and_render(tmp_path, capsys):
     assert gif.stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_report_mansa_runs_a_sweep_with_its_baselines_and_draws_it(tmp_path, capsys,
                                                                    monkeypatch):
     monkeypatch.setattr(sys, "argv", [
