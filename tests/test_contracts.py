@@ -192,14 +192,14 @@ def test_mansa_learners_are_the_registered_iql_and_qmix():
     assert cfg.cl == learner_defaults("qmix") == load_config("qmix", ENV).learner
 
 
-def test_the_config_layer_does_not_import_the_plugins():
+def test_the_config_layer_does_not_import_the_plugins(tmp_path):
     import subprocess
     import sys
 
     code = ("import sys, marl.config, marl.algorithms; "
             "print(any(m.startswith(('marl.algos', 'marl.envs')) for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+                         check=True, cwd=tmp_path)  # the installed package, not the sources
     assert out.stdout.strip() == "False"
 
 

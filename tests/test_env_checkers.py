@@ -122,12 +122,14 @@ def test_each_broken_rule_is_named(broken):
 
 
 @pytest.mark.slow  # a subprocess (imports torch again)
-def test_the_checkers_still_check_under_python_optimize():
+def test_the_checkers_still_check_under_python_optimize(tmp_path):
     code = ("import json, sys; sys.path.insert(0, sys.argv[1]); import test_env_checkers as t; "
             "assert False, 'assert statements run: this is not python -O'; "
             "print(json.dumps(t.check_all()))")
+    # run outside the repository: `python -c` puts the working folder first on sys.path, where
+    # the source folder marl/ would shadow the installed package (which maps envs/ to marl.envs)
     run = subprocess.run([sys.executable, "-O", "-c", code, str(Path(__file__).parent)],
-                         capture_output=True, text=True, timeout=300)
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     results = json.loads(run.stdout.splitlines()[-1])
     assert results.pop("None") == "passed"
