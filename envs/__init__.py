@@ -6,7 +6,7 @@ package also registers gymnasium ids without colons (``marl/Foraging-8x8-2p-3f-v
 EPyMARL-style consumers (:mod:`marl.envs.gymnasium_ids`).
 """
 
-from marl.envs import lbf, lbforaging_ref, smac  # noqa: F401  (registers the families)
+from marl.envs import crafter, lbf, lbforaging_ref, smac  # noqa: F401  (registers families)
 from marl.envs.gymnasium_ids import register_ids
 from marl.envs.registry import (
     EnvFamily,
