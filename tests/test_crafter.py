@@ -234,3 +234,66 @@ def test_bad_options_are_named():
         parallel_env("crafter:2p", lenght=10)
     with pytest.raises(ValueError, match="crafter:1p"):
         make("crafter:9p")
+
+
+# --- DAMCS's MAC rules -------------------------------------------------------------------
+def test_mac_reward_and_a_diamond_ends_the_episode():
+    env = flat_world(reward="mac", mobs=False, diamond_ends=True)
+    a, b = env.players
+    env.world[a.pos + (0, 1)] = "tree"
+    _, rewards, *_ = act(env, player_0="do", player_1="move_left")
+    # +1 for acting, 10 × 5 for the team's first collect_wood, 10 × 5 for the unit of wood
+    assert rewards == {"player_0": 101.0, "player_1": 3.0}
+    b.facing = (0, 1)  # the move turned it left
+    env.world[b.pos + (0, 1)] = "tree"
+    _, rewards, *_ = act(env, player_1="do")
+    assert rewards["player_1"] == 51.0  # the team had collect_wood already: the wood only
+    b.inventory["iron_pickaxe"] = 1
+    env.world[b.pos + (0, 1)] = "diamond"
+    _, rewards, term, trunc, infos = act(env, player_1="do")
+    assert rewards["player_1"] == 1 + 10 * 10 + 10 * 100
+    assert term == {"player_0": True, "player_1": True} and not any(trunc.values())
+    assert env.agents == [] and not infos["player_0"]["dead"]
+
+
+def test_mac_ids_make_a_peaceful_world():
+    env = parallel_env("crafter:mac-3p", area=32)
+    env.reset(seed=5)
+    kinds = {type(obj).__name__ for obj in env.world.objects}
+    assert "Zombie" not in kinds and "Skeleton" not in kinds and "Player" in kinds
+    assert env.reward_mode == "mac" and env.diamond_ends
+    assert parallel_env("crafter:mac-2p", reward="team").reward_mode == "team"
+
+
+# --- text observations ----------------------------------------------------------------------
+GOLDEN = """You are player_0, facing down.
+Vitals: health 9/9, food 9/9, drink 9/9, energy 9/9.
+Inventory: wood 2, stone_pickaxe 1.
+Daylight 0.80 (day).
+Nearest in view: water 2 down; tree 3 left, 1 up.
+Creatures and players in view: player_1 2 right; cow 1 left, 2 down; zombie 4 right, 3 up.
+Teammates: player_1 2 right, health 9, last action noop."""
+
+
+def test_text_observation_is_stable_and_names_everything_in_view():
+    env = flat_world(obs_type="text")
+    a = env.players[0]
+    a.inventory["wood"], a.inventory["stone_pickaxe"] = 2, 1
+    env.world[a.pos + (0, 2)] = "water"
+    env.world[a.pos + (-3, -1)] = "tree"
+    env.world.add(env._objects.Cow(env.world, a.pos + (-1, 2)))
+    env.world.add(env._zombie(a.pos + (4, -3)))
+    env.world.add(env._objects.Cow(env.world, a.pos + (5, 0)))  # outside the 9 × 7 view
+    text = env._observations([True, True])["player_0"]
+    assert text == GOLDEN
+    assert env._observations([True, True])["player_0"] == text  # same state, same text
+    assert env.observation_space("player_0").contains(text)
+
+
+def test_text_observations_pass_pettingzoo_and_refuse_the_batch():
+    from pettingzoo.test import parallel_api_test
+
+    parallel_api_test(parallel_env("crafter:2p", obs_type="text", area=24, length=20),
+                      num_cycles=30)
+    with pytest.raises(ValueError, match="parallel_env"):
+        make("crafter:2p", obs_type="text")

@@ -8,6 +8,7 @@ single-player environment does not need (the module card, :mod:`marl.envs.crafte
 from __future__ import annotations
 
 import functools
+import string
 from typing import Any
 
 import numpy as np
@@ -19,17 +20,21 @@ from marl.envs.crafter.rules import (
     ACTIONS,
     GIVE_ITEMS,
     INVENTORY,
+    MAC_DIFFICULTY,
+    MAC_ITEM_VALUE,
     OBJECT_KINDS,
+    TEXT_MAX,
     VITALS,
     NearestPlayer,
     QuietWorld,
     available,
+    describe,
     give,
     symbolic_view,
 )
 
-OBS_TYPES = ("rgb", "symbolic")
-REWARDS = ("player", "team")
+OBS_TYPES = ("rgb", "symbolic", "text")
+REWARDS = ("player", "team", "mac")
 VIEW = (9, 9)  # cells of the egocentric view; the bottom rows show the inventory, as in Crafter
 
 
@@ -50,7 +55,7 @@ class MultiCrafter(ParallelEnv):
 
     def __init__(self, players: int = 2, *, obs_type: str = "rgb", reward: str = "player",
                  length: int = 10000, mobs: bool = True, size: int = 64, area: int = 64,
-                 avail_all: bool = False, seed: int | None = None,
+                 avail_all: bool = False, diamond_ends: bool = False, seed: int | None = None,
                  render_mode: str | None = None) -> None:
         crafter = _crafter()
         if not (isinstance(players, int) and 1 <= players <= 8):
@@ -70,6 +75,7 @@ class MultiCrafter(ParallelEnv):
         self._constants = crafter.constants
         self.n_players, self.obs_type, self.reward_mode = players, obs_type, reward
         self.length, self.mobs, self.size, self.avail_all = length, mobs, size, avail_all
+        self.diamond_ends = diamond_ends
         self.render_mode = render_mode
         self.max_episode_steps = length
         self._seed = int(np.random.randint(0, 2**31 - 1)) if seed is None else int(seed)
@@ -90,10 +96,13 @@ class MultiCrafter(ParallelEnv):
         self._last_actions: list[str] = []
         n_sym = self._symbolic_size()
         self._obs_space: spaces.Box
+        self._obs_space: spaces.Space
         if obs_type == "rgb":
             self._obs_space = spaces.Box(0, 255, (size, size, 3), np.uint8)
-        else:
+        elif obs_type == "symbolic":
             self._obs_space = spaces.Box(0.0, 1.0, (n_sym,), np.float32)
+        else:
+            self._obs_space = spaces.Text(max_length=TEXT_MAX, charset=string.printable)
         self.state_space = spaces.Box(0.0, 1.0, (players * (n_sym + 3),), np.float32)
         self._action_space = spaces.Discrete(len(ACTIONS))
 
@@ -130,6 +139,7 @@ class MultiCrafter(ParallelEnv):
         self._retarget_or_remove_mobs()
         self.agents = list(self.possible_agents)
         self._last_health = [p.health for p in self.players]
+        self._last_inventory = [dict(p.inventory) for p in self.players]
         self._unlocked = [set() for _ in self.players]
         self._last_actions = ["noop"] * n
         obs = self._observations([True] * n)
@@ -159,8 +169,9 @@ class MultiCrafter(ParallelEnv):
             chosen.append(ACTIONS[int(action)])
         self._step += 1
         self._update_time()
+        self._last_actions = chosen
         self._update_objects(chosen, alive)
-        if self.mobs and self._step % 10 == 0:
+        if self._step % 10 == 0:
             for chunk, objs in self.world.chunks.items():
                 self._balance_chunk(chunk, sorted(objs, key=self._added))
         obs = self._observations(alive)  # as crafter.Env: after balancing, before rewards
@@ -168,13 +179,14 @@ class MultiCrafter(ParallelEnv):
         for i, player in enumerate(self.players):  # the dead leave the world
             if alive[i] and player.health <= 0:
                 self.world.remove(player)
-        self._last_actions = chosen
         dead = [p.health <= 0 for p in self.players]
+        found = self.diamond_ends and any(p.achievements["collect_diamond"] > 0
+                                          for p in self.players)  # ends it for the team
         over = self._step >= self.length
-        ended = all(dead) or over
+        ended = all(dead) or found or over
         infos = self._infos(obs, dead)
         live = [a for i, a in enumerate(self.possible_agents) if alive[i]]
-        terminations = {a: dead[self.possible_agents.index(a)] for a in live}
+        terminations = {a: dead[self.possible_agents.index(a)] or found for a in live}
         truncations = {a: over and not terminations[a] for a in live}
         out = ({a: obs[a] for a in live}, {a: rewards[a] for a in live}, terminations,
                truncations, {a: infos[a] for a in live})
@@ -206,6 +218,8 @@ class MultiCrafter(ParallelEnv):
     def _rewards(self, alive: list[bool]) -> dict[str, float]:
         """Crafter's per player: +1 for each achievement unlocked the first time this episode,
         and the change in health / 10; ``reward=team`` gives every player the sum."""
+        if self.reward_mode == "mac":
+            return self._mac_rewards(alive)
         own = []
         for i, player in enumerate(self.players):
             if not alive[i]:
@@ -230,15 +244,44 @@ class MultiCrafter(ParallelEnv):
         order of adding, the same seed gives the same world."""
         return int(self.world._obj_map[tuple(obj.pos)])
 
+    def _mac_rewards(self, alive: list[bool]) -> dict[str, float]:
+        """DAMCS's shaped reward, per player: +3 for a move, +1 for any other action but noop,
+        10 × the difficulty of each achievement the team unlocks for the first time in the
+        episode (to the player who unlocked it), and 10 × the value of each unit of wood,
+        stone, coal, iron or diamond gained. Counted at the step the change happens (DAMCS's
+        code counts it at the start of the next step)."""
+        out = []
+        team = set().union(*self._unlocked)
+        for i, player in enumerate(self.players):
+            if not alive[i]:
+                out.append(0.0)
+                continue
+            action = self._last_actions[i]
+            r = 0.0 if action == "noop" else 3.0 if action.startswith("move_") else 1.0
+            new = {name for name, count in player.achievements.items()
+                   if count > 0 and name not in team}
+            r += 10.0 * sum(MAC_DIFFICULTY[name] for name in new)
+            team |= new
+            self._unlocked[i] |= {name for name, count in player.achievements.items()
+                                  if count > 0}
+            for item, value in MAC_ITEM_VALUE.items():
+                gained = player.inventory[item] - self._last_inventory[i][item]
+                r += 10.0 * value * max(gained, 0)
+            self._last_inventory[i] = dict(player.inventory)
+            out.append(r)
+        return dict(zip(self.possible_agents, out, strict=True))
+
     def _balance_chunk(self, chunk: tuple[int, int, int, int], objs: list) -> None:
-        """Crafter's spawning and despawning, with distances to the nearest living player."""
+        """Crafter's spawning and despawning, with distances to the nearest living player
+        (cows only with ``mobs=False``, as in DAMCS's peaceful world)."""
         light = self.world.daylight
-        self._balance_object(
-            chunk, objs, self._objects.Zombie, "grass", 6, 0, 0.3, 0.4, self._zombie,
-            lambda num, space: (0 if space < 50 else 3.5 - 3 * light, 3.5 - 3 * light))
-        self._balance_object(
-            chunk, objs, self._objects.Skeleton, "path", 7, 7, 0.1, 0.1, self._skeleton,
-            lambda num, space: (0 if space < 6 else 1, 2))
+        if self.mobs:
+            self._balance_object(
+                chunk, objs, self._objects.Zombie, "grass", 6, 0, 0.3, 0.4, self._zombie,
+                lambda num, space: (0 if space < 50 else 3.5 - 3 * light, 3.5 - 3 * light))
+            self._balance_object(
+                chunk, objs, self._objects.Skeleton, "path", 7, 7, 0.1, 0.1, self._skeleton,
+                lambda num, space: (0 if space < 6 else 1, 2))
         self._balance_object(
             chunk, objs, self._objects.Cow, "grass", 5, 5, 0.01, 0.1,
             functools.partial(self._objects.Cow, self.world),
@@ -296,6 +339,9 @@ class MultiCrafter(ParallelEnv):
                 out[agent] = np.zeros(self._obs_space.shape, self._obs_space.dtype)
             elif self.obs_type == "rgb":
                 out[agent] = self._view(player)
+            elif self.obs_type == "text":
+                out[agent] = describe(self.world, player, self.players, self._last_actions,
+                                      (VIEW[0], VIEW[1] - 2))
             else:
                 out[agent] = symbolic_view(self.world, player, (VIEW[0], VIEW[1] - 2),
                                            self._constants)

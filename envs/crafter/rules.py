@@ -144,3 +144,83 @@ class QuietWorld:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._world, name)
+
+
+# DAMCS's MAC reward (its released env.py): difficulty per achievement, value per item unit
+MAC_DIFFICULTY = {
+    "collect_wood": 5, "collect_sapling": 1, "place_plant": 0, "eat_plant": 0,
+    "collect_stone": 50, "make_wood_pickaxe": 20, "make_wood_sword": 0, "collect_coal": 50,
+    "collect_iron": 50, "make_stone_pickaxe": 30, "make_stone_sword": 0, "place_table": 10,
+    "place_furnace": 5, "collect_drink": 1, "wake_up": 0, "make_iron_pickaxe": 7,
+    "make_iron_sword": 0, "eat_cow": 1, "collect_diamond": 10, "place_stone": 1,
+    "defeat_zombie": 0, "defeat_skeleton": 0}
+MAC_ITEM_VALUE = {"wood": 5, "stone": 20, "coal": 20, "iron": 50, "diamond": 100}
+TEXT_MAX = 4096  # characters of a text observation
+_DIRECTIONS = {(-1, 0): "left", (1, 0): "right", (0, -1): "up", (0, 1): "down"}
+
+
+def _offset(dx: int, dy: int) -> str:
+    """``(2, -1)`` → ``"2 right, 1 up"``; ``(0, 0)`` → ``"here"``."""
+    parts = []
+    if dx:
+        parts.append(f"{abs(dx)} {'right' if dx > 0 else 'left'}")
+    if dy:
+        parts.append(f"{abs(dy)} {'down' if dy > 0 else 'up'}")
+    return ", ".join(parts) or "here"
+
+
+def describe(world: Any, player: Any, players: list[Any], last_actions: list[str],
+             grid: tuple[int, int]) -> str:
+    """A short, deterministic description of what ``player`` knows, for language models:
+    vitals, inventory, time of day, every object in its 9 × 7 view and the nearest cell of
+    each material there (offsets right/left and down/up from the player), and its teammates
+    with their last actions. The same state gives the same text."""
+    me = players.index(player)
+    x0, y0 = int(player.pos[0]), int(player.pos[1])
+    lines = [f"You are player_{me}, facing {_DIRECTIONS[tuple(int(v) for v in player.facing)]}"
+             + (", asleep." if player.sleeping else ".")]
+    lines.append("Vitals: " + ", ".join(f"{k} {player.inventory[k]}/{ITEM_MAX}"
+                                        for k in VITALS) + ".")
+    held = [f"{k} {player.inventory[k]}" for k in INVENTORY if player.inventory[k] > 0]
+    lines.append("Inventory: " + (", ".join(held) if held else "nothing") + ".")
+    light = float(world.daylight)
+    lines.append(f"Daylight {light:.2f} ({'day' if light >= 0.5 else 'night'}).")
+    w, h = grid
+    nearest: dict[str, tuple[int, int, int]] = {}
+    things = []
+    for dy in range(-(h // 2), h - h // 2):
+        for dx in range(-(w // 2), w - w // 2):
+            x, y = x0 + dx, y0 + dy
+            if not (0 <= x < world.area[0] and 0 <= y < world.area[1]):
+                continue
+            material, obj = world[(x, y)]
+            dist = abs(dx) + abs(dy)
+            if material is not None and material != "grass" and (dx, dy) != (0, 0):
+                if material not in nearest or dist < nearest[material][0]:
+                    nearest[material] = (dist, dx, dy)
+            if obj is not None and obj is not player:
+                name = type(obj).__name__.lower()
+                if name == "player":
+                    name = f"player_{players.index(obj)}"
+                elif name == "plant":
+                    name = "ripe plant" if obj.ripe else "sapling plant"
+                things.append((dist, dy, dx, f"{name} {_offset(dx, dy)}"))
+    lines.append("Nearest in view: " + ("; ".join(
+        f"{m} {_offset(dx, dy)}" for m, (_, dx, dy) in sorted(nearest.items(),
+                                                            key=lambda kv: (kv[1], kv[0])))
+        or "only grass") + ".")
+    lines.append("Creatures and players in view: "
+                 + ("; ".join(t[3] for t in sorted(things)) or "none") + ".")
+    mates = []
+    for i, other in enumerate(players):
+        if other is player:
+            continue
+        if other.health <= 0:
+            mates.append(f"player_{i} is dead")
+            continue
+        dx, dy = int(other.pos[0]) - x0, int(other.pos[1]) - y0
+        mates.append(f"player_{i} {_offset(dx, dy)}, health {other.health}, last action "
+                     f"{last_actions[i]}")
+    if mates:
+        lines.append("Teammates: " + "; ".join(mates) + ".")
+    return "\n".join(lines)
