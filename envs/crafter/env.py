@@ -95,7 +95,6 @@ class MultiCrafter(ParallelEnv):
         self._unlocked: list[set[str]] = []
         self._last_actions: list[str] = []
         n_sym = self._symbolic_size()
-        self._obs_space: spaces.Box
         self._obs_space: spaces.Space
         if obs_type == "rgb":
             self._obs_space = spaces.Box(0, 255, (size, size, 3), np.uint8)
@@ -329,14 +328,15 @@ class MultiCrafter(ParallelEnv):
         self.world.daylight = 1 - np.abs(np.cos(np.pi * progress)) ** 3
 
     # --- what the players see ---------------------------------------------------------------
-    def _observations(self, alive: list[bool]) -> dict[str, np.ndarray]:
+    def _observations(self, alive: list[bool]) -> dict[str, Any]:
         """Each player's view; zeros for a player that was dead before this step (the step a
         player dies in shows what it saw)."""
-        out = {}
+        out: dict[str, Any] = {}
         for agent, player, was_alive in zip(self.possible_agents, self.players, alive,
                                             strict=True):
             if not was_alive:
-                out[agent] = np.zeros(self._obs_space.shape, self._obs_space.dtype)
+                out[agent] = ("You are dead." if self.obs_type == "text"
+                              else np.zeros(self._obs_space.shape, self._obs_space.dtype))
             elif self.obs_type == "rgb":
                 out[agent] = self._view(player)
             elif self.obs_type == "text":

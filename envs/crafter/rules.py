@@ -177,7 +177,8 @@ def describe(world: Any, player: Any, players: list[Any], last_actions: list[str
     with their last actions. The same state gives the same text."""
     me = players.index(player)
     x0, y0 = int(player.pos[0]), int(player.pos[1])
-    lines = [f"You are player_{me}, facing {_DIRECTIONS[tuple(int(v) for v in player.facing)]}"
+    facing = (int(player.facing[0]), int(player.facing[1]))
+    lines = [f"You are player_{me}, facing {_DIRECTIONS[facing]}"
              + (", asleep." if player.sleeping else ".")]
     lines.append("Vitals: " + ", ".join(f"{k} {player.inventory[k]}/{ITEM_MAX}"
                                         for k in VITALS) + ".")
