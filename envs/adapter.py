@@ -21,6 +21,11 @@ What it reads from the copies:
 - **Episode end**: a copy whose live agents all terminated or truncated (or whose ``agents`` is
   empty) resets inside ``step``. ``terminated`` when one of the agents that ended it terminated,
   otherwise ``truncated`` (an agent that died earlier does not make a time limit a termination).
+- **Episode figures**: numbers in ``infos[agent]["episode"]`` at the step an episode ends
+  (e.g. Crafter's achievements) are averaged over the agents reporting them and passed on as
+  ``Step.info["episode_<name>"]`` (``[B]``, 0 for copies that did not finish); the trainers
+  average them over finished episodes. ``episode_figures`` (optional) derives more figures
+  from those averages (e.g. Crafter's score).
 """
 
 from __future__ import annotations
@@ -101,6 +106,15 @@ def _spec_of(env: Any, episode_limit: int | None) -> EnvSpec:
     )
 
 
+def _episode_figures(infos: dict[str, Any]) -> dict[str, float]:
+    """The mean over agents of the numbers in ``infos[agent]["episode"]``."""
+    sums: dict[str, list[float]] = {}
+    for info in infos.values():
+        for name, value in ((info or {}).get("episode") or {}).items():
+            sums.setdefault(name, []).append(float(value))
+    return {name: sum(values) / len(values) for name, values in sums.items()}
+
+
 class _Copies:
     """A slice of copies stepped one after another. It speaks numpy only, so the same code runs
     in this process and in a worker, which is what makes both give identical results."""
@@ -149,6 +163,7 @@ class _Copies:
         reward = np.zeros((b_count, self.spec.n_agents), np.float32)
         terminated = np.zeros(b_count, bool)
         truncated = np.zeros(b_count, bool)
+        episode = np.full(b_count, None, object)  # the figures of the episodes that ended
         for b, env in enumerate(self.envs):
             live = list(env.agents)
             obs, rew, term, trunc, infos = env.step({a: int(actions[b, index[a]]) for a in live})
@@ -162,10 +177,12 @@ class _Copies:
                 continue
             terminated[b] = any(term.get(a) for a in live)
             truncated[b] = not terminated[b]
+            episode[b] = _episode_figures(infos)
             obs, infos = env.reset()
             self._write(nxt, b, env, obs, infos)
         out = {f"final_{k}": v for k, v in final.items()}
-        out.update(nxt, reward=reward, terminated=terminated, truncated=truncated)
+        out.update(nxt, reward=reward, terminated=terminated, truncated=truncated,
+                   episode=episode)
         return out
 
     def close(self) -> None:
@@ -222,8 +239,10 @@ class ParallelVecEnv:
         num_workers: int | None = None,
         episode_limit: int | None = None,
         validate: bool = True,
+        episode_figures: Callable[[dict[str, float]], dict[str, float]] | None = None,
     ) -> None:
         self._closed = False
+        self._derive = episode_figures
         self._local: _Copies | None = None
         self._conns: list[Connection] = []
         self._procs: list[BaseProcess] = []
@@ -358,13 +377,25 @@ class ParallelVecEnv:
         def tensor(key: str) -> torch.Tensor:
             return torch.from_numpy(out[key]).to(self.device)
 
+        ended = [(b, figures) for b, figures in enumerate(out["episode"]) if figures]
+        info = {}
+        for name in sorted({name for _, figures in ended for name in figures}):
+            column = np.zeros(self.num_envs, np.float32)
+            for b, figures in ended:
+                column[b] = figures.get(name, 0.0)
+            info[f"episode_{name}"] = torch.from_numpy(column).to(self.device)
         return Step(
             obs=self._last_obs,
             reward=tensor("reward"),
             terminated=tensor("terminated"),
             truncated=tensor("truncated"),
             final_obs=self._obs(out, "final_"),
+            info=info,
         )
+
+    def episode_figures(self, means: dict[str, float]) -> dict[str, float]:
+        """Figures derived from the means of the episode figures (none without a deriver)."""
+        return self._derive(means) if self._derive is not None else {}
 
     @property
     def last_obs(self) -> Obs:

@@ -106,7 +106,7 @@ def _eval(args: argparse.Namespace) -> int:
     if args.episodes < 1:
         raise ConfigError(f"--episodes {args.episodes} is not allowed: expected >= 1")
     cfg, env, learner = _policy(args, min(args.episodes, 1024))
-    summary = test_summary(evaluate(env, learner, args.episodes, seed=args.seed))
+    summary = test_summary(evaluate(env, learner, args.episodes, seed=args.seed), env)
     lo = summary["return_mean"] - summary["return_ci95"]
     hi = summary["return_mean"] + summary["return_ci95"]
     print(f"{cfg.algo} on {cfg.env}, {args.episodes} greedy episodes (seed {args.seed})")

@@ -15,7 +15,7 @@ whose episode was truncated, whose kept final observations the critic then value
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -36,9 +36,14 @@ def _memory_to(memory: dict[str, Any], device: torch.device) -> dict[str, Any]:
             for k, v in memory.items()}
 
 
+EPISODE = "episode_"  # Step.info entries with this prefix: a figure of each finished episode
+
+
 @dataclass
 class EpisodeStats:
-    """Sums over finished episodes, on the device: read them only when logging."""
+    """Sums over finished episodes, on the device: read them only when logging. Besides
+    return, length and ``won``, every ``Step.info["episode_<name>"]`` figure is averaged over
+    the episodes that reported it."""
 
     count: torch.Tensor
     ret: torch.Tensor
@@ -46,6 +51,7 @@ class EpisodeStats:
     length: torch.Tensor
     won: torch.Tensor
     has_won: bool = False
+    figures: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
 
     @classmethod
     def zeros(cls, device: torch.device) -> EpisodeStats:
@@ -53,15 +59,22 @@ class EpisodeStats:
         return cls(z, z.clone(), z.clone(), z.clone(), z.clone())
 
     def add(self, done: torch.Tensor, ret: torch.Tensor, length: torch.Tensor,
-            won: torch.Tensor | None) -> None:
+            info: dict[str, torch.Tensor]) -> None:
         d = done.to(torch.float64)
         self.count += d.sum()
         self.ret += (ret * d).sum()
         self.ret_sq += (ret.square() * d).sum()
         self.length += (length * d).sum()
+        won = info.get("won")
         if won is not None:
             self.has_won = True
-            self.won += (won.to(torch.float64) * d).sum()
+            self.won += (won.to(d.device, torch.float64) * d).sum()
+        for key, value in info.items():
+            if key.startswith(EPISODE):
+                zero = torch.zeros_like(self.count)
+                total, count = self.figures.setdefault(key[len(EPISODE):], (zero, zero.clone()))
+                total += (value.to(d.device, torch.float64) * d).sum()
+                count += d.sum()
 
     def summary(self) -> dict[str, float]:
         """Mean/std of return, mean length and win rate (empty when no episode finished)."""
@@ -74,6 +87,9 @@ class EpisodeStats:
                "episode_length": float(self.length) / n, "episodes": n}
         if self.has_won:
             out["win_rate"] = float(self.won) / n
+        for name, (total, count) in self.figures.items():
+            if float(count) > 0:
+                out[name] = float(total) / float(count)
         return out
 
     def take(self) -> dict[str, float]:
@@ -82,6 +98,7 @@ class EpisodeStats:
         for total in (self.count, self.ret, self.ret_sq, self.length, self.won):
             total.zero_()
         self.has_won = False
+        self.figures = {}
         return out
 
 
@@ -191,7 +208,7 @@ class EpisodeRunner(Runner):
             ids = done.nonzero().squeeze(1)
             if ids.numel():
                 finished += ids.numel()
-                self.stats.add(done, self.ep_return, self.t, step.info.get("won"))
+                self.stats.add(done, self.ep_return, self.t, step.info)
                 episodes = {name: v[ids] for name, v in self.stage.items()}
                 episodes["length"] = self.t[ids]
                 self.replay.insert(episodes)
@@ -258,7 +275,7 @@ class RolloutRunner(Runner):
                     Obs(final.obs[ids], final.state[ids], final.avail[ids]), self.device))
             self.ep_return += reward.sum(-1)
             self.t += 1
-            self.stats.add(done, self.ep_return, self.t, step.info.get("won"))
+            self.stats.add(done, self.ep_return, self.t, step.info)
             finished += done.sum()
             self.ep_return.masked_fill_(done, 0.0)
             self.t.masked_fill_(done, 0)
@@ -282,7 +299,8 @@ class RolloutRunner(Runner):
 @torch.no_grad()
 def evaluate(env: VecEnv, learner: Policy, episodes: int, seed: int) -> dict[str, torch.Tensor]:
     """Greedy returns of ``episodes`` episodes: each copy's first episode, in waves of
-    ``env.num_envs`` copies. Returns ``return``, ``length`` (and ``won``) as ``[episodes]``."""
+    ``env.num_envs`` copies. Returns ``return``, ``length`` (and ``won``, and each
+    ``episode_<name>`` figure the environment reports) as ``[episodes]``."""
     b = env.num_envs
     out: dict[str, list[torch.Tensor]] = {"return": [], "length": [], "won": []}
     wave = 0
@@ -294,6 +312,7 @@ def evaluate(env: VecEnv, learner: Policy, episodes: int, seed: int) -> dict[str
         length = torch.zeros(b, dtype=torch.long, device=env.device)
         won = torch.zeros(b, dtype=torch.bool, device=env.device)
         has_won = False
+        figures: dict[str, torch.Tensor] = {}
         for _ in range(env.spec.episode_limit):
             actions, memory, _ = learner.act(obs, memory, explore=False)
             step = env.step(actions)
@@ -302,6 +321,11 @@ def evaluate(env: VecEnv, learner: Policy, episodes: int, seed: int) -> dict[str
             if "won" in step.info:
                 has_won = True
                 won |= step.info["won"].to(won.device) & active
+            ending = active & step.done.to(active.device)
+            for key, value in step.info.items():
+                if key.startswith(EPISODE):
+                    kept = figures.setdefault(key, torch.zeros(b, device=env.device))
+                    figures[key] = torch.where(ending, value.to(kept), kept)
             active &= ~step.done.to(active.device)
             obs = step.obs
             if not active.any():
@@ -311,6 +335,8 @@ def evaluate(env: VecEnv, learner: Policy, episodes: int, seed: int) -> dict[str
         out["length"].append(length[:take])
         if has_won:
             out["won"].append(won[:take])
+        for key, value in figures.items():
+            out.setdefault(key, []).append(value[:take])
         wave += 1
     result = {k: torch.cat(v) for k, v in out.items() if v}
     return result

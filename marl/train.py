@@ -56,7 +56,7 @@ from marl.learner import ReplayLearner, RolloutLearner
 from marl.logger import RunLogger
 from marl.replay import EpisodeReplay
 from marl.rollout import RolloutBuffer
-from marl.runner import EpisodeRunner, RolloutRunner, evaluate
+from marl.runner import EPISODE, EpisodeRunner, RolloutRunner, evaluate
 from marl.spec import EnvSpec, VecEnv
 
 # What a resumed run may change; everything else defines the run and is refused.
@@ -113,8 +113,9 @@ def identity(cfg: TrainConfig, spec: Any) -> dict[str, Any]:
             "n_actions": spec.n_actions}
 
 
-def test_summary(result: dict[str, torch.Tensor]) -> dict[str, float]:
-    """Mean, std and 95% interval half-width of greedy test returns (and win rate)."""
+def test_summary(result: dict[str, torch.Tensor], env: Any = None) -> dict[str, float]:
+    """Mean, std and 95% interval half-width of greedy test returns (and win rate, the mean
+    of each episode figure, and what ``env.episode_figures`` derives from those)."""
     ret = result["return"].double()
     n = ret.numel()
     std = float(ret.std(unbiased=True)) if n > 1 else 0.0
@@ -123,7 +124,17 @@ def test_summary(result: dict[str, torch.Tensor]) -> dict[str, float]:
            float(result["length"].double().mean()), "episodes": float(n)}
     if "won" in result:
         out["win_rate"] = float(result["won"].double().mean())
-    return out
+    for key, value in result.items():
+        if key.startswith(EPISODE):
+            out[key[len(EPISODE):]] = float(value.double().mean())
+    return {**out, **derived_figures(env, out)}
+
+
+def derived_figures(env: Any, means: dict[str, float]) -> dict[str, float]:
+    """What the environment derives from the means of its episode figures (Crafter: the
+    score from the achievements' success rates); nothing for most environments."""
+    derive = getattr(env, "episode_figures", None)
+    return derive(means) if derive is not None and means else {}
 
 
 @dataclass
@@ -347,7 +358,7 @@ class Trainer:
         c = self.counters
         result = evaluate(self.test_env, self.learner, self.cfg.test_episodes,
                           seed=self.cfg.seed * 1_000_003 + c.t_env)
-        summary = test_summary(result)
+        summary = test_summary(result, self.test_env)
         c.last_test = summary
         if logger is not None:
             logger.log("test", {k: v for k, v in summary.items() if k != "episodes"}, c.t_env)
@@ -400,6 +411,7 @@ class Trainer:
                     now = time.perf_counter()
                     dt = max(now - window[0], 1e-9)
                     train = self.runner.take_stats()
+                    train.update(derived_figures(self.env, train))
                     if train:
                         logger.log("train", {k: v for k, v in train.items()
                                              if k != "episodes"}, c.t_env)

@@ -198,7 +198,7 @@ def test_one_player_is_crafter_step_for_step(ordered_chunks):
             ref = theirs.reset()
 
 
-@pytest.mark.parametrize("obs_type", ["rgb", "symbolic"])
+@pytest.mark.parametrize("obs_type", [pytest.param("rgb", marks=pytest.mark.slow), "symbolic"])
 def test_protocol_through_the_adapter(obs_type):
     env = make("crafter:2p", num_envs=2, obs_type=obs_type, area=24, length=40)
     spec = env.spec
@@ -297,3 +297,34 @@ def test_text_observations_pass_pettingzoo_and_refuse_the_batch():
                       num_cycles=30)
     with pytest.raises(ValueError, match="parallel_env"):
         make("crafter:2p", obs_type="text")
+
+
+# --- Crafter's score in the trainers ---------------------------------------------------------
+def test_crafter_score_is_the_geometric_mean_with_an_offset():
+    from marl.envs.crafter.rules import ACHIEVEMENTS, crafter_score
+
+    none = {f"success_{a}": 0.0 for a in ACHIEVEMENTS}
+    assert crafter_score(none) == {"score": 0.0}
+    one = {**none, "success_collect_wood": 1.0}
+    assert crafter_score(one)["score"] == pytest.approx(101 ** (1 / 22) - 1)
+    every = {f"{p}{a}": 1.0 for a in ACHIEVEMENTS for p in ("success_", "team_success_")}
+    assert crafter_score(every) == pytest.approx({"score": 100.0, "team_score": 100.0})
+
+
+def test_training_logs_success_rates_and_the_score(tmp_path):
+    from marl.config import load_config
+    from marl.sweep import scalar_curve
+    from marl.train import train
+
+    cfg = load_config("ippo", "crafter:2p", flags=dict(
+        steps=240, num_envs=2, progress=False, runs_dir=str(tmp_path), name="c",
+        test_interval=0, test_episodes=2, log_interval=60),
+        overrides=("env_args.obs_type=symbolic", "env_args.area=24", "env_args.length=30",
+                   "hidden_dim=16", "critic_hidden_dim=16", "use_rnn=false"))
+    summary = train(cfg)
+    assert summary["env_steps"] == 240
+    for group in ("train", "test"):
+        for tag in ("success_collect_wood", "team_success_collect_wood", "score",
+                    "team_score"):
+            curve = scalar_curve(tmp_path / "c", f"{group}/{tag}")
+            assert curve and 0.0 <= curve[-1][1] <= 100.0, f"{group}/{tag}"

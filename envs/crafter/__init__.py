@@ -63,7 +63,11 @@ the generic adapter (``workers="subprocess"`` spreads the copies over processes)
 - **Episode end**: when every player is dead (termination) or after ``length`` steps
   (truncation). A dead player leaves the world and ``agents``; through the adapter its slot
   shows zeros with only noop available. ``infos[agent]``: ``achievements`` (unlocked this
-  episode), ``team_achievements``, ``dead``, ``inventory``, ``position``.
+  episode), ``team_achievements``, ``dead``, ``inventory``, ``position``; at the step an
+  episode ends, ``episode``: ``success_<achievement>`` (the share of players who unlocked it)
+  and ``team_success_<achievement>`` (any did). Through the trainers these become the
+  success rates under ``train/`` and ``test/`` in TensorBoard, with Crafter's ``score`` and
+  ``team_score`` (the geometric mean of the 22 rates in %, with a 1% offset).
 
 Versions
 --------
@@ -81,7 +85,9 @@ import torch
 
 from marl.envs.adapter import ParallelVecEnv
 from marl.envs.crafter.env import MultiCrafter
+from marl.envs.crafter.rules import ACHIEVEMENTS, crafter_score
 from marl.envs.registry import EnvFamily, check_kwargs, register_family, unknown_id
+from marl.logger import register_tags
 
 _ID = re.compile(r"^(mac-)?(\d)p$")
 # DAMCS's MAC: a peaceful world, its shaped reward, and a diamond ends the episode
@@ -116,7 +122,8 @@ def make(name: str, num_envs: int = 1, device: str | torch.device = "cpu", *,
         raise ValueError(f"crafter:{name}: obs_type='text' gives strings, which a batched "
                          "(tensor) environment cannot hold; use marl.envs.parallel_env")
     return ParallelVecEnv(functools.partial(MultiCrafter, players, **kwargs), num_envs, device,
-                          workers=workers, num_workers=num_workers, validate=validate)
+                          workers=workers, num_workers=num_workers, validate=validate,
+                          episode_figures=crafter_score)
 
 
 def catalogue() -> Iterator[str]:
@@ -125,6 +132,17 @@ def catalogue() -> Iterator[str]:
     for n in range(1, 9):
         yield f"mac-{n}p"
 
+
+for _group, _when in (("train", "training episodes"), ("test", "greedy test episodes")):
+    register_tags({
+        **{f"{_group}/success_{a}": f"share of players who unlocked {a}, over the {_when}"
+           for a in ACHIEVEMENTS},
+        **{f"{_group}/team_success_{a}": f"share of {_when} in which some player unlocked {a}"
+           for a in ACHIEVEMENTS},
+        f"{_group}/score": f"Crafter score over players' success rates in the {_when} (%)",
+        f"{_group}/team_score": f"Crafter score over the team's success rates in the {_when} "
+                                "(%)",
+    })
 
 register_family(EnvFamily(
     prefix="crafter",

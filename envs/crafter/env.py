@@ -184,6 +184,10 @@ class MultiCrafter(ParallelEnv):
         over = self._step >= self.length
         ended = all(dead) or found or over
         infos = self._infos(obs, dead)
+        if ended:
+            figures = self.episode_figures()
+            for info in infos.values():
+                info["episode"] = figures
         live = [a for i, a in enumerate(self.possible_agents) if alive[i]]
         terminations = {a: dead[self.possible_agents.index(a)] or found for a in live}
         truncations = {a: over and not terminations[a] for a in live}
@@ -359,6 +363,16 @@ class MultiCrafter(ParallelEnv):
         (x, y), (w, h) = border, picture.shape[:2]
         canvas[x: x + w, y: y + h] = picture
         return canvas.transpose((1, 0, 2))
+
+    def episode_figures(self) -> dict[str, float]:
+        """What the episode achieved, for Crafter's score: ``success_<achievement>``, the share
+        of players who unlocked it, and ``team_success_<achievement>``, 1 when any did."""
+        out = {}
+        for name in ACHIEVEMENTS:
+            share = sum(name in unlocked for unlocked in self._unlocked) / self.n_players
+            out[f"success_{name}"] = share
+            out[f"team_success_{name}"] = float(share > 0)
+        return out
 
     def _infos(self, obs: dict[str, np.ndarray], dead: list[bool]) -> dict[str, dict]:
         team = set().union(*self._unlocked) if self._unlocked else set()

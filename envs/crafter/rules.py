@@ -225,3 +225,15 @@ def describe(world: Any, player: Any, players: list[Any], last_actions: list[str
     if mates:
         lines.append("Teammates: " + "; ".join(mates) + ".")
     return "\n".join(lines)
+
+
+def crafter_score(means: dict[str, float]) -> dict[str, float]:
+    """Crafter's score (Hafner, 2021) from the mean episode figures: the geometric mean of the
+    22 achievements' success rates in percent with a 1% offset, exp(mean(log(1 + s))) − 1;
+    ``score`` over players (``success_*``), ``team_score`` over teams (``team_success_*``)."""
+    out = {}
+    for prefix, name in (("success_", "score"), ("team_success_", "team_score")):
+        rates = [means[prefix + a] for a in ACHIEVEMENTS if prefix + a in means]
+        if len(rates) == len(ACHIEVEMENTS):
+            out[name] = float(np.exp(np.mean(np.log1p(100.0 * np.array(rates)))) - 1.0)
+    return out
