@@ -328,3 +328,10 @@ def test_training_logs_success_rates_and_the_score(tmp_path):
                     "team_score"):
             curve = scalar_curve(tmp_path / "c", f"{group}/{tag}")
             assert curve and 0.0 <= curve[-1][1] <= 100.0, f"{group}/{tag}"
+
+
+def test_the_tables_are_the_engines():
+    from marl.envs.crafter.rules import ACHIEVEMENTS, CRAFTER_ACTIONS
+
+    assert ACHIEVEMENTS == tuple(crafter.constants.achievements)
+    assert CRAFTER_ACTIONS == tuple(crafter.constants.actions)
