@@ -185,6 +185,9 @@ class _Copies:
                    episode=episode)
         return out
 
+    def render(self, i: int) -> Any:
+        return self.envs[i].render()
+
     def close(self) -> None:
         for env in self.envs:
             env.close()
@@ -392,6 +395,22 @@ class ParallelVecEnv:
             final_obs=self._obs(out, "final_"),
             info=info,
         )
+
+    def render(self, i: int) -> np.ndarray:
+        """Copy ``i``'s frame ``[H, W, 3]`` uint8, drawn by its own ``render()`` (the copies
+        must be built with a ``render_mode`` that returns frames)."""
+        if not 0 <= i < self.num_envs:
+            raise IndexError(f"copy {i} does not exist: num_envs={self.num_envs}")
+        if self._local is not None:
+            frame = self._local.render(i)
+        else:
+            w = next(w for w, (lo, hi) in enumerate(self._bounds) if lo <= i < hi)
+            self._conns[w].send(("render", i - self._bounds[w][0]))
+            frame = self._gather("render", [w])[0]
+        if frame is None:
+            raise ValueError("the copies draw no frames: build them with "
+                             "render_mode='rgb_array'")
+        return np.asarray(frame, np.uint8)
 
     def episode_figures(self, means: dict[str, float]) -> dict[str, float]:
         """Figures derived from the means of the episode figures (none without a deriver)."""

@@ -137,14 +137,19 @@ def _render(args: argparse.Namespace) -> int:
     env.autoreset = False
     obs = env.reset(seed=args.seed)
     memory = learner.initial_memory(1)
-    frames, total = [env.render(0)], 0.0
+    try:
+        frames, total = [env.render(0)], 0.0
+    except ValueError as e:
+        raise ConfigError(f"{cfg.env} cannot render frames: {e}") from None
     for _ in range(env.spec.episode_limit):
         actions, memory, _ = learner.act(obs, memory, explore=False)
         step = env.step(actions)
         total += float(step.reward.sum())
-        frames.append(env.render(0))
+        done = bool(step.done.any())
+        if not done or hasattr(env, "autoreset"):  # else the copy has already reset
+            frames.append(env.render(0))
         obs = step.obs
-        if bool(step.done.any()):
+        if done:
             break
     path = save_gif(frames, out, fps=args.fps)
     print(json.dumps({"algo": cfg.algo, "env": cfg.env, "out": str(path),

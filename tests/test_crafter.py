@@ -335,3 +335,34 @@ def test_the_tables_are_the_engines():
 
     assert ACHIEVEMENTS == tuple(crafter.constants.achievements)
     assert CRAFTER_ACTIONS == tuple(crafter.constants.actions)
+
+
+def test_the_batched_env_draws_any_copy_for_gifs(tmp_path):
+    from marl.render import save_gif
+
+    env = make("crafter:2p", num_envs=2, area=24, obs_type="symbolic")
+    env.reset(seed=0)
+    frames = [env.render(1)]
+    for _ in range(3):
+        env.step(torch.zeros((2, 2), dtype=torch.long))
+        frames.append(env.render(1))
+    assert frames[0].shape == (24 * 8, 24 * 8, 3) and frames[0].dtype == np.uint8
+    with pytest.raises(IndexError):
+        env.render(2)
+    from PIL import Image
+
+    with Image.open(save_gif(frames, tmp_path / "world.gif")) as gif:
+        assert gif.size == (192, 192)
+
+
+@pytest.mark.slow  # starts a worker process
+def test_subprocess_workers_draw_their_copies():
+    env = make("crafter:2p", num_envs=2, area=24, obs_type="symbolic", workers="subprocess",
+               num_workers=2)
+    try:
+        env.reset(seed=0)
+        here = make("crafter:2p", num_envs=2, area=24, obs_type="symbolic")
+        here.reset(seed=0)
+        assert np.array_equal(env.render(1), here.render(1))
+    finally:
+        env.close()

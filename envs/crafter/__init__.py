@@ -113,11 +113,9 @@ def parallel_env(name: str, **kwargs: Any) -> MultiCrafter:
 def make(name: str, num_envs: int = 1, device: str | torch.device = "cpu", *,
          workers: str = "inprocess", num_workers: int | None = None, validate: bool = True,
          **kwargs: Any) -> ParallelVecEnv:
-    """``crafter:<name>`` as a batched environment over ``num_envs`` worlds."""
-    if "render_mode" in kwargs:
-        raise TypeError(f"crafter:{name}: render_mode is for parallel_env; a batched "
-                        "environment renders nothing")
-    players, kwargs = _parse(name, kwargs)
+    """``crafter:<name>`` as a batched environment over ``num_envs`` worlds; ``render(i)``
+    draws copy ``i``'s whole world (only when asked)."""
+    players, kwargs = _parse(name, {"render_mode": "rgb_array", **kwargs})
     if kwargs.get("obs_type") == "text":
         raise ValueError(f"crafter:{name}: obs_type='text' gives strings, which a batched "
                          "(tensor) environment cannot hold; use marl.envs.parallel_env")
