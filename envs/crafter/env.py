@@ -199,8 +199,9 @@ class MultiCrafter(ParallelEnv):
 
     def _update_objects(self, chosen: list[str], alive: list[bool]) -> None:
         """Players first, in an order drawn per step from the env's own generator (so nobody
-        wins every race for a cell), then every other object within ``2 * max(view)`` of the
-        nearest living player, in the world's order (Crafter's rule, for one player)."""
+        wins every race for a cell), then every other object within ``2 * max(view)`` of a
+        player who was alive when the step began, in the world's order (Crafter's rule, for
+        one player)."""
         others = [obj for obj in self.world.objects  # taken first, as crafter.Env does: what
                   if not isinstance(obj, self._objects.Player)]  # players add waits a step
         order = self._order.permutation(self.n_players) if self.n_players > 1 else [0]
