@@ -192,6 +192,7 @@ def test_mansa_learners_are_the_registered_iql_and_qmix():
     assert cfg.cl == learner_defaults("qmix") == load_config("qmix", ENV).learner
 
 
+@pytest.mark.slow  # a subprocess
 def test_the_config_layer_does_not_import_the_plugins(tmp_path):
     import subprocess
     import sys
