@@ -134,7 +134,9 @@ def _render(args: argparse.Namespace) -> int:
     cfg, env, learner = _policy(args, 1)
     if not hasattr(env, "render"):
         raise ConfigError(f"{cfg.env} cannot render frames (its batched form has no render())")
-    env.autoreset = False
+    holds_final = hasattr(env, "autoreset")  # can keep a finished episode's last state
+    if holds_final:
+        env.autoreset = False
     obs = env.reset(seed=args.seed)
     memory = learner.initial_memory(1)
     try:
@@ -146,7 +148,7 @@ def _render(args: argparse.Namespace) -> int:
         step = env.step(actions)
         total += float(step.reward.sum())
         done = bool(step.done.any())
-        if not done or hasattr(env, "autoreset"):  # else the copy has already reset
+        if not done or holds_final:  # else the copy has already started a new episode
             frames.append(env.render(0))
         obs = step.obs
         if done:
