@@ -326,6 +326,24 @@ def test_training_logs_success_rates_and_the_score(tmp_path):
             assert curve and 0.0 <= curve[-1][1] <= 100.0, f"{group}/{tag}"
 
 
+@pytest.mark.slow  # a short training run
+def test_marl_render_writes_a_crafter_episode(tmp_path, capsys):
+    import json
+
+    from marl.cli import main
+
+    assert main(["train", "--algo", "ippo", "--env", "crafter:2p", "--steps", "60",
+                 "--num-envs", "2", "--runs-dir", str(tmp_path), "--name", "r",
+                 "--no-progress", "env_args.obs_type=symbolic", "env_args.area=24",
+                 "env_args.length=30", "hidden_dim=8", "critic_hidden_dim=8", "use_rnn=false",
+                 "test_episodes=2", "tensorboard=false"]) == 0
+    capsys.readouterr()
+    gif = tmp_path / "episode.gif"
+    assert main(["render", "--checkpoint", str(tmp_path / "r"), "--out", str(gif)]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["frames"] == 30  # the first frame and 29 steps: never the next episode's
+
+
 def test_the_tables_are_the_engines():
     from marl.envs.crafter.rules import ACHIEVEMENTS, CRAFTER_ACTIONS
 
