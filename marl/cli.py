@@ -159,6 +159,17 @@ def _render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _llm_eval(args: argparse.Namespace) -> int:
+    from marl.llm.backends import BackendError
+    from marl.llm.evaluate import run_cli
+
+    try:
+        return run_cli(args)
+    except (ValueError, BackendError) as e:
+        print(f"marl llm-eval: error: {e}", file=sys.stderr)
+        return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``marl`` console script."""
     parser = argparse.ArgumentParser(prog="marl", description="Multi-agent RL suite")
@@ -198,6 +209,38 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--out", default="episode.gif")
             p.add_argument("--fps", type=float, default=4.0)
             p.set_defaults(run=_render)
+
+    ev = sub.add_parser("llm-eval", help="play language-model agents in a text environment",
+                        description="Episodes of llm-smac:<map>, llm-sc2:<map> or "
+                        "llm-crafter:<N>p with LLM agents behind a backend; prints and writes "
+                        "(TensorBoard, JSON line) win rate, damage, kills and deaths, invalid "
+                        "actions, timeouts, tokens and latency; every prompt and reply goes "
+                        "to a transcript that --backend replay plays back.")
+    ev.add_argument("--env", required=True, help="llm-smac:3m, llm-sc2:3m, llm-crafter:2p, ...")
+    ev.add_argument("--backend", required=True, choices=("openai", "transformers", "scripted",
+                                                          "random", "replay"))
+    ev.add_argument("--model", help="model name (openai)")
+    ev.add_argument("--base-url", help="an OpenAI-compatible server, e.g. http://HOST:8000/v1")
+    ev.add_argument("--model-path", help="a local model folder (transformers)")
+    ev.add_argument("--replay", help="a transcript .jsonl to play back (replay)")
+    ev.add_argument("--episodes", type=int, default=32)
+    ev.add_argument("--battles", type=int, default=8, help="battles played at once")
+    ev.add_argument("--teams", default="unit", help="unit, type or commander (StarCraft)")
+    ev.add_argument("--decision-seconds", type=float, default=1.0,
+                    help="game seconds between decisions (StarCraft)")
+    ev.add_argument("--max-actions", type=int, help="actions per team and decision")
+    ev.add_argument("--history", type=int, default=1, help="past exchanges sent with a prompt")
+    ev.add_argument("--timeout", type=float, default=15.0, help="seconds per decision")
+    ev.add_argument("--max-concurrent", type=int, default=32, help="requests in flight")
+    ev.add_argument("--retries", type=int, default=3)
+    ev.add_argument("--backoff", type=float, default=0.5, help="first wait before a retry")
+    ev.add_argument("--temperature", type=float, default=0.1)
+    ev.add_argument("--max-tokens", type=int, default=512)
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--logdir", help="where TensorBoard and the transcript go")
+    ev.add_argument("--transcript", help="transcript path (default: LOGDIR/transcript.jsonl)")
+    ev.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ev.set_defaults(run=_llm_eval)
 
     tr.usage = "marl train [options] [key=value ...]"
     args, rest = parser.parse_known_args(argv)

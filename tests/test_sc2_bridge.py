@@ -279,3 +279,30 @@ def test_without_the_game_the_error_says_what_to_install(monkeypatch, tmp_path):
         make("sc2:3m")
     with pytest.raises(ValueError, match="difficulty"):
         SC2Env(MAPS["3m"], difficulty="11", connect=lambda m, s: None)
+
+
+@needs_pysc2
+def test_the_text_bridge_commands_units_of_the_game_by_their_tags():
+    from marl import llm
+
+    games: list[ScriptedGame] = []
+
+    def connect(scenario, seed):
+        games.append(ScriptedGame(scenario.name, seed))
+        return games[-1], lambda: None
+
+    battles = llm.make("llm-sc2:3m", 1, seed=5, connect=connect)
+    obs = battles.reset(seed=5)[0]
+    tags = battles.env.battles[0].tags
+    assert f"Tag: 0x{tags[0]:x}" in obs["Marine-1"]  # the game's tags, not made-up ones
+    target = f"0x{tags[3]:x}"
+    attack = 6 + tags[3] - TAG_BASE - 3  # what the game sees: attack enemy slot tags[3]
+    text = f"Actions:\n  Team Marine-1:\n    <Attack_Unit({target})>\n"
+    for _ in range(8):
+        battles.step([{"Marine-1": text}])
+    first = tags[0] - TAG_BASE
+    sent = [int(orders[0, first]) for _, orders, _, _ in games[0].truth]
+    alive = [a for a in sent if a != 0]  # 0: nothing sent (the marine died, fighting alone)
+    assert alive[-1] == attack and all(a in (2, 3, 4, 5) for a in alive[:alive.index(attack)])
+    assert set(alive[alive.index(attack):]) == {attack}  # walked into range, then shot
+    battles.env.close()

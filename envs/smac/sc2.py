@@ -18,6 +18,7 @@ SMAC). Finished copies reset inside ``step`` (the suite's autoreset), like every
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +27,7 @@ from typing import Any, Protocol
 import torch
 
 from marl.devices import available_device
-from marl.envs.smac.env import SMACEnv
+from marl.envs.smac.env import SMACEnv, SMACState
 from marl.envs.smac.maps import SMACMap
 from marl.envs.smac.raw import RawBattle, RawCommand
 from marl.envs.smac.sc2compat import SC2Unavailable, load
@@ -117,6 +118,7 @@ class SC2Env:
         self._closers: list[Callable[[], None]] = []
         self.states: list = []
         self.last_obs: Obs | None = None  # what the agents saw last (validates the next step)
+        self.autoreset = True  # False: a finished battle stays over until reset()
 
     # --- the game ----------------------------------------------------------------------------
     def _start(self, seed: int | None) -> None:
@@ -162,6 +164,14 @@ class SC2Env:
             actions.append(sc_pb.Action(action_raw=raw_pb.ActionRaw(unit_command=cmd)))
         self.games[i].actions(sc_pb.RequestAction(actions=actions))
 
+    @property
+    def state(self) -> SMACState:
+        """Every game's battle as the simulator's state, ``[B, ...]`` (read off the game)."""
+        if not self.states or self.states[0] is None:
+            raise RuntimeError("SC2Env.state read before reset()")
+        return SMACState(**{f.name: torch.cat([getattr(s, f.name) for s in self.states])
+                            for f in dataclasses.fields(SMACState)})
+
     # --- VecEnv --------------------------------------------------------------------------------
     def _observe(self) -> Obs:
         parts = [sim.observe(s) for sim, s in zip(self.sims, self.states, strict=True)]
@@ -204,6 +214,8 @@ class SC2Env:
             dead_e.append(info["dead_enemies"])
         final = self._observe()
         done = torch.cat(terminated) | torch.cat(truncated)
+        if not self.autoreset:
+            done.zero_()
         for i in done.nonzero().flatten().tolist():
             self._new_episode(i, first=False)
         obs = self._observe() if done.any() else final
