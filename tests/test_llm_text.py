@@ -13,7 +13,7 @@ import pytest
 from marl import llm
 from marl.llm.backends import FunctionBackend, ReplayBackend, Request, TranscriptWriter
 from marl.llm.evaluate import evaluate
-from marl.llm.grammar import TextAction, format_reply
+from marl.llm.grammar import Message, TextAction, format_reply
 from marl.llm.scripted import focus_fire_reply, random_reply, read_observation
 from marl.llm.smac_orders import REACHED
 from marl.llm.smac_text import SCREEN, plan_teams
@@ -165,10 +165,10 @@ def test_messages_reach_agents_and_channels():
     battles.reset(seed=0)
     battles.step([{"Marine-2": "Communications:\n    <ListenTo(Channel-1)>",
                    "Marine-3": "Communications:\n    <ListenTo(Channel-1)>"}])
-    from marl.llm.grammar import Message
-
-    out = battles.step([{"Marine-1": reply({"Marine-1": [TextAction("No_Operation")]}, messages=[Message("Marine-2", "hold"),
-        Message("Channel-1", "go east"), Message("Ghost", "hi")])}])
+    messages = [Message("Marine-2", "hold"), Message("Channel-1", "go east"),
+                Message("Ghost", "hi")]
+    out = battles.step([{"Marine-1": reply({"Marine-1": [TextAction("No_Operation")]},
+                                           messages=messages)}])
     texts = out.obs[0]
     assert "From Marine-1: '''hold'''" in texts["Marine-2"]
     assert "From Marine-1 on Channel-1: '''go east'''" in texts["Marine-2"]
