@@ -64,6 +64,9 @@ def _words(body: dict[str, Any]) -> int:
 
 class _ChatHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the OpenAI client expects
+    # headers and body go out as two writes: without TCP_NODELAY, Nagle's algorithm holds the
+    # body until the client's delayed ACK (~40 ms a request)
+    disable_nagle_algorithm = True
     server: _ChatHTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
