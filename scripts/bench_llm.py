@@ -42,17 +42,12 @@ def compare(maps: list[str], episodes: int, battles: int, seed: int) -> dict[str
     out: dict[str, Any] = {}
     for name in maps:
         env = llm.make(f"llm-smac:{name}", battles, seed=seed)
-        rows = {
-            "text": lambda: evaluate(env, FunctionBackend(focus_fire_reply), episodes=episodes,
-                                     seed=seed),
-            "ids": lambda: evaluate(env, None, direct=focus_fire_actions, episodes=episodes,
-                                    seed=seed),
-            "random": lambda: evaluate(env, FunctionBackend(random_reply), episodes=episodes,
-                                       seed=seed),
-        }
+        backends = {"text": FunctionBackend(focus_fire_reply), "ids": None,
+                    "random": FunctionBackend(random_reply)}
         out[name] = {}
-        for policy, run in rows.items():
-            s = run()["summary"]
+        for policy, backend in backends.items():
+            direct = focus_fire_actions if backend is None else None
+            s = evaluate(env, backend, direct=direct, episodes=episodes, seed=seed)["summary"]
             out[name][policy] = {k: s[k] for k in ("win_rate", "damage_dealt_mean",
                                                    "kill_death_ratio", "invalid_action_rate")}
             print(f"{name:<10} {policy:<8} {s['win_rate']:>9.3f} {s['damage_dealt_mean']:>8.1f} "
