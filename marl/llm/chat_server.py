@@ -173,7 +173,7 @@ class ChatServer:
         self._server = _ChatHTTPServer(responder, model)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         host, port = self._server.server_address[:2]
-        self.base_url = f"http://{host}:{port}/v1"
+        self.base_url = f"http://{host!s}:{port}/v1"
 
     @property
     def records(self) -> list[Record]:

@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from marl.envs.smac.env import SMACEnv
+from marl.envs.smac.maps import SMACMap
 from marl.envs.smac.units import LOOPS_PER_SECOND, STEP_LOOPS, UnitType
 from marl.llm.grammar import Message, TextAction, parse_reply
 from marl.llm.smac_orders import Order, OrderBook, focus_fire_orders
@@ -161,7 +162,7 @@ class SMACTextBattles:
         env.autoreset = False  # a finished battle keeps its final state for the last text
         self.sim: SMACEnv = env if isinstance(env, SMACEnv) else env.sims[0]
         scenario = self.sim.scenario
-        if not scenario.fixed:
+        if not isinstance(scenario, SMACMap):
             raise ValueError("the text bridge needs a fixed SMAC map (its teams and tags are "
                              "fixed); SMACv2's generated scenarios are not supported")
         self.map_name = map_name
