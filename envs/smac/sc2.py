@@ -13,7 +13,8 @@ current Python and protobuf. Without any of these, making the environment raises
 Each step: the agents' actions go to the game as raw unit commands, the game advances 8 game
 loops, and the units are read back (:mod:`marl.envs.smac.raw`). A new episode after the first
 kills every unit through the debug interface; the map's trigger brings the armies back (as
-SMAC). Finished copies reset inside ``step`` (the suite's autoreset), like every ``VecEnv``.
+SMAC). Finished copies reset inside ``step`` (the suite's autoreset), like every ``VecEnv``,
+unless ``autoreset`` is set to False (the text bridge reads a finished battle's last state).
 """
 
 from __future__ import annotations
