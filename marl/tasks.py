@@ -1,0 +1,55 @@
+"""Task spaces: environment layouts as fixed-length integer token sequences.
+
+Curricula (unsupervised environment design: DR, PLR⊥, ACCEL, PAIRED, CLUTR) choose *tasks* for
+the copies of a batched environment. A task is ``length`` integer tokens in ``[0, vocab)`` that
+the environment decodes into a layout (walls, starts, levels, unit types). Every environment
+that offers tasks has a :class:`TaskSpace` (``env.task_space``) and ``env.set_tasks(tokens)``:
+copy ``i`` plays ``tokens[i]`` from its next reset on (autoresets included) until given
+another.
+
+Rules every task space keeps:
+
+- ``decode`` accepts *any* token sequence (the teachers' networks write arbitrary tokens): out
+  of range, duplicate or conflicting tokens decode to a legal layout by a documented rule, and
+  never raise.
+- ``encode`` writes a layout in the space's canonical order (e.g. sorted wall cells, as CLUTR
+  trains its VAE on), so that one layout has one token sequence; ``decode(encode(x)) == x``.
+- ``canonical(tokens) == encode(decode(tokens))``.
+- ``mutate(tokens, k, generator)`` changes at most ``k`` tokens of each task (ACCEL's edits),
+  then returns the canonical form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+
+
+@runtime_checkable
+class TaskSpace(Protocol):
+    """Tasks of one environment as ``[n, length]`` int64 token tensors."""
+
+    length: int  # tokens per task
+    vocab: int  # every token is in [0, vocab)
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """``n`` random legal tasks ``[n, length]``, canonical."""
+        ...
+
+    def encode(self, layouts: Sequence[Any]) -> torch.Tensor:
+        """The canonical tokens ``[n, length]`` of ``layouts``."""
+        ...
+
+    def decode(self, tokens: torch.Tensor) -> list[Any]:
+        """The layout of every row of ``tokens`` (any integers; see the module rules)."""
+        ...
+
+    def mutate(self, tokens: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
+        """Each task with at most ``k`` tokens changed, canonical."""
+        ...
+
+    def canonical(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``encode(decode(tokens))``."""
+        ...
