@@ -39,6 +39,10 @@ enter wall cells (a blocked move slides along the wall) and a move is available 
 start ((9, 16) by default) and enemies around its enemy start ((23, 16)), with a uniform jitter
 of ±0.5 per unit.
 
+Tasks (generated scenarios only): :meth:`SMACEnv.set_tasks` fixes each copy's unit types and
+start cells (:mod:`marl.envs.smac.tasks`, ``env.task_space``) from its next reset on, autoresets
+included; every unit starts at its cell's centre with the generator's ±0.5 jitter.
+
 :meth:`SMACEnv.observe` and :meth:`SMACEnv.outcome` also serve the real-game bridge
 (:mod:`marl.envs.smac.sc2`), which reads the game's units into a :class:`SMACState`.
 """
@@ -47,6 +51,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -54,8 +59,9 @@ import torch
 from marl.batched_env import BatchedEnv
 from marl.envs.smac.columns import UnitColumns
 from marl.envs.smac.combat import hit_table, land_hits
-from marl.envs.smac.generated import GeneratedScenario
+from marl.envs.smac.generated import GeneratedScenario, jittered
 from marl.envs.smac.maps import N_BASE_ACTIONS, SMACMap
+from marl.envs.smac.tasks import SMACv2TaskSpace
 from marl.envs.smac.units import LOOPS_PER_SECOND, STEP_LOOPS
 from marl.spec import EnvSpec, Obs
 
@@ -130,6 +136,12 @@ class SMACEnv(BatchedEnv[SMACState]):
         others = torch.arange(n, device=dev).expand(n, n)
         self.others = others[~torch.eye(n, dtype=torch.bool, device=dev)].reshape(n, n - 1)
         self.moves = torch.tensor([[0.0, 1.0], [0.0, -1.0], [1.0, 0.0], [-1.0, 0.0]], device=dev)
+        # tasks: the canonical tokens [B, L] the copies play (None: SMACv2's random draws),
+        # whether copy i's pooled battle is still of its task and unused, which copies finished
+        self._task_space = SMACv2TaskSpace(m) if isinstance(m, GeneratedScenario) else None
+        self._tasks: torch.Tensor | None = None
+        self._task_ready = torch.zeros(num_envs, dtype=torch.bool, device=dev)
+        self._finished = torch.zeros(num_envs, dtype=torch.bool, device=dev)
 
     def set_terrain(self, walkable: torch.Tensor, playable: tuple[float, float]) -> None:
         """The map: its pathing grid ``walkable [X, Y]`` (bool, one cell per unit of
@@ -150,10 +162,46 @@ class SMACEnv(BatchedEnv[SMACState]):
         """The statistics of every unit: ``[U]`` on a fixed map, ``[B, U]`` otherwise."""
         return self.fixed if self.scenario.fixed else self.table.take(s.kind)
 
+    # --- tasks -----------------------------------------------------------------------------
+    @property
+    def task_space(self) -> SMACv2TaskSpace:
+        """The tasks of a generated scenario (no attribute on a fixed map)."""
+        if self._task_space is None:
+            raise AttributeError(f"smac:{self.scenario.name} is a fixed map and has no task "
+                                 "space; generated scenarios (smacv2:...) have one")
+        return self._task_space
+
+    def set_tasks(self, tokens: torch.Tensor | None) -> None:
+        """Copy ``i`` plays the task ``tokens[i]`` (``[num_envs, length]``, any integers, read
+        as ``task_space.decode`` reads them) from its next reset on, autoresets included;
+        ``None``: SMACv2's random teams and starts again. Battles under way go on."""
+        if self._task_space is None:
+            raise ValueError(f"set_tasks: smac:{self.scenario.name} is a fixed map, its units "
+                             "and starts are the map's; tasks are for generated scenarios "
+                             "(smacv2:<race>_<n>_vs_<m>)")
+        if tokens is not None:
+            if not isinstance(tokens, torch.Tensor) or tokens.shape[:1] != (self.num_envs,):
+                raise ValueError(f"set_tasks: tokens must be a tensor [num_envs={self.num_envs}, "
+                                 f"length={self._task_space.length}], got "
+                                 f"{list(getattr(tokens, 'shape', [type(tokens).__name__]))}")
+            tokens = self._task_space.canonical(tokens.to(self.device))
+        if self._tasks is None or tokens is None:
+            self._pool = None  # its battles are of the other kind
+        else:  # a copy whose task changed needs a new battle
+            self._task_ready &= (tokens == self._tasks).all(-1)
+        self._tasks = tokens
+
     # --- episodes --------------------------------------------------------------------------
     def _spawn(self, b: int) -> SMACState:
+        """``b`` new battles: SMACv2's random draws, or with tasks set, battle ``j`` plays copy
+        ``j``'s task (``b`` is ``num_envs``, or 1 for a state template)."""
         dev, u, n = self.device, self.n_units, self.n_agents
-        kind, pos = self.scenario.draw(b, self.rng, dev)
+        if self._tasks is None:
+            kind, pos = self.scenario.draw(b, self.rng, dev)
+        else:
+            tasks = self._tasks[torch.arange(b, device=dev) % self.num_envs]
+            kind, centre = self.task_space.placement(tasks)
+            pos = jittered(centre, self.rng)
         k = self.table.take(kind)
         zeros = torch.zeros(b, u, device=dev)
         return SMACState(
@@ -177,7 +225,44 @@ class SMACEnv(BatchedEnv[SMACState]):
             dist = self._loop(s, k)
         s.last_action = actions.clone()  # the caller keeps its tensor: autoreset writes here
         s.t += 1
-        return (s, *self.outcome(before, s))
+        reward, terminated, truncated, info = self.outcome(before, s)
+        self._finished = terminated | truncated  # the copies _fresh gives new battles
+        return s, reward, terminated, truncated, info
+
+    def _fresh(self, n: int) -> tuple[SMACState, Obs]:
+        """New battles for the ``n`` copies that just finished (in copy order). With tasks set,
+        each gets one of its own task: the pool then holds one battle per copy, of its task,
+        and is spawned again, for every copy at once, when a finished copy has used its own
+        or was given another task since (curricula give a copy a new task as it finishes)."""
+        if self._tasks is None:
+            return super()._fresh(n)
+        ids = self._finished.nonzero().squeeze(1)
+        if ids.numel() != n:
+            raise RuntimeError(f"SMACEnv._fresh: asked for {n} battles, {ids.numel()} copies "
+                               "finished in the last step")
+        if self._pool is None or not bool(self._task_ready[ids].all()):
+            pool = self._spawn(self.num_envs)
+            self._pool = (pool, self._observe(pool))
+            self._task_ready.fill_(True)
+        self._task_ready[ids] = False
+        state, obs = self._pool
+        return (SMACState(**{f: v[ids] for f, v in vars(state).items()}),
+                Obs(obs.obs[ids], obs.state[ids], obs.avail[ids]))
+
+    def state_dict(self) -> dict[str, Any]:
+        """:meth:`BatchedEnv.state_dict`, and the copies' tasks."""
+        sd = super().state_dict()
+        sd["tasks"] = None if self._tasks is None else self._tasks.clone()
+        sd["task_ready"] = self._task_ready.clone()
+        return sd
+
+    def load_state_dict(self, sd: dict[str, Any]) -> None:
+        """Continue from a :meth:`state_dict`, tasks included."""
+        super().load_state_dict(sd)
+        tasks = sd.get("tasks")
+        self._tasks = None if tasks is None else tasks.to(self.device)
+        if "task_ready" in sd:
+            self._task_ready = sd["task_ready"].to(self.device)
 
     def outcome(self, before: SMACState, after: SMACState) -> tuple[
             torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:

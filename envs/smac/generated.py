@@ -46,6 +46,13 @@ RACES: dict[str, tuple[tuple[str, ...], tuple[float, ...], tuple[str, ...]]] = {
 SIZES = ((5, 5), (10, 10), (20, 20), (10, 11), (20, 23))  # SMACv2's published scenarios
 
 
+def jittered(pos: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Starting positions ``pos [b, U, 2]`` each moved by up to ±0.5 per axis and kept on the
+    map, so that units spawned on one point can be pushed apart."""
+    jitter = torch.rand(pos.shape, generator=generator, device=pos.device) - 0.5
+    return (pos + jitter).clamp(0.0, MAP_SIZE)
+
+
 @dataclass(frozen=True)
 class GeneratedScenario(ScenarioLayout):
     """``<race>_<n_agents>_vs_<n_enemies>`` with teams and starts drawn per episode."""
@@ -104,8 +111,7 @@ class GeneratedScenario(ScenarioLayout):
         reflect = torch.rand(b, generator=generator, device=device) < self.p_reflect
         pos = torch.where(reflect[:, None, None], self._reflected(b, generator, device),
                           self._surrounded(b, generator, device))
-        jitter = torch.rand(b, n + e, 2, generator=generator, device=device) - 0.5
-        return kind, (pos + jitter).clamp(0.0, MAP_SIZE)
+        return kind, jittered(pos, generator)
 
     def _team(self, b: int, k: int, generator: torch.Generator,
               device: torch.device) -> torch.Tensor:
