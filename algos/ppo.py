@@ -296,16 +296,21 @@ class PPOLearner:
         obs, state, avail = rollout["obs"], rollout["state"], rollout["avail"]
         actions, old_log_prob = rollout["actions"], rollout["log_prob"]
         starts, memory0 = rollout["starts"], rollout.start_memory["hidden"]
+        # steps a curriculum played only to score its task weigh nothing (robust PLR)
+        learn = None if bool(rollout.learn.all()) else rollout.learn.float()
         sums: dict[str, torch.Tensor] = {}
         steps = 0
         for _ in range(cfg.epochs):
             order = torch.randperm(n_copies, generator=self.rng, device=self.device)
             for idx in order.chunk(cfg.num_minibatches):
+                if learn is not None and not bool(learn[:, idx].any()):
+                    continue  # no step at all: Adam's momentum would still move the weights
                 logits = self.actor.unroll(self._actor_inputs(obs[:, idx]), memory0[idx],
                                            starts[:, idx])
                 log_probs = self._masked_log_probs(logits, avail[:, idx])
                 log_prob = log_probs.gather(-1, actions[:, idx].unsqueeze(-1)).squeeze(-1)
-                entropy = -(log_probs.exp() * log_probs).sum(-1).mean()
+                weight = None if learn is None else learn[:, idx, None].expand_as(log_prob)
+                entropy = _mean(-(log_probs.exp() * log_probs).sum(-1), weight)
                 log_ratio = log_prob - old_log_prob[:, idx]
                 ratio = log_ratio.exp()
                 v = self._critic(obs[:, idx], state[:, idx])
@@ -313,12 +318,12 @@ class PPOLearner:
                     adv = advantages[:, idx]
                 else:  # EPyMARL: the return minus the current critic's value
                     adv = returns[:, idx] - self._denormalise(v.detach())
-                adv_mean = adv.mean()
+                adv_mean = _mean(adv, weight)
                 if cfg.normalise_advantages:
-                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                    adv = (adv - adv_mean) / (adv.std() + 1e-8)
                 surrogate = torch.min(ratio * adv,
                                       ratio.clamp(1 - cfg.clip, 1 + cfg.clip) * adv)
-                policy_loss = -surrogate.mean()
+                policy_loss = -_mean(surrogate, weight)
 
                 target, v_old = returns[:, idx], old_values[:, idx]
                 if cfg.value_norm:
@@ -328,7 +333,7 @@ class PPOLearner:
                 if cfg.value_clip > 0:
                     v_clipped = v_old + (v - v_old).clamp(-cfg.value_clip, cfg.value_clip)
                     value_error = torch.max(value_error, (v_clipped - target).square())
-                value_loss = value_error.mean()
+                value_loss = _mean(value_error, weight)
 
                 self.optimiser.zero_grad(set_to_none=True)
                 (policy_loss - cfg.entropy_coef * entropy + value_loss).backward()
@@ -356,7 +361,7 @@ class PPOLearner:
                     for fp, p in zip(frozen.parameters(), online.parameters(), strict=True):
                         fp.lerp_(p, cfg.target_tau)
         self.updates += 1
-        metrics = {k: x / steps for k, x in sums.items()}
+        metrics = {k: x / max(steps, 1) for k, x in sums.items()}
         residual = (returns - old_values).var()
         metrics["explained_variance"] = 1 - residual / returns.var().clamp(min=1e-8)
         metrics["lr"] = torch.tensor(lr)
@@ -394,3 +399,10 @@ class PPOLearner:
         self.value_stats.load_state_dict(state["value_stats"])
         self.rng.set_state(state["rng"])
         self.updates = state["updates"]
+
+
+def _mean(x: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    """The mean of ``x``, or its ``weight``-weighted mean (0 when nothing weighs)."""
+    if weight is None:
+        return x.mean()
+    return (x * weight).sum() / weight.sum().clamp(min=1.0)

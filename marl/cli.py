@@ -42,6 +42,8 @@ def _train_flags(args: argparse.Namespace) -> dict[str, Any]:
              "device": args.device, "name": args.name, "runs_dir": args.runs_dir}
     if args.no_progress:
         flags["progress"] = False
+    if args.teacher:
+        flags["teacher"] = {"name": args.teacher}
     return flags
 
 
@@ -194,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--runs-dir", help="where runs are written (default runs/)")
     tr.add_argument("--resume", help="continue a run from its folder or a checkpoint file")
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
+    tr.add_argument("--teacher", choices=("dr", "plr", "accel"),
+                    help="train on a curriculum (settings: teacher.key=value)")
     tr.set_defaults(run=_train, overrides=[])
 
     for name, helptext in (("eval", "greedy returns of a checkpoint"),

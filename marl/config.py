@@ -90,6 +90,41 @@ class ReplayConfig:
         require_device("device", self.device, optional=True)
 
 
+TEACHERS = ("", "dr", "plr", "accel")  # curricula (marl.curriculum)
+SCORES = ("max_mc", "positive_value_loss")  # their level scores
+
+
+@dataclass
+class TeacherConfig:
+    """The curriculum's teacher (``name`` "" = none: the environment's own random tasks)."""
+
+    name: str = ""  # dr | plr | accel
+    score: str = "max_mc"  # level score: max_mc | positive_value_loss
+    buffer_size: int = 4000  # PLR's level buffer (minimax's maze defaults below)
+    replay_prob: float = 0.5
+    staleness: float = 0.3
+    temperature: float = 0.3
+    min_fill: float = 0.5
+    robust: bool = True  # PLR⊥: no student gradient on new levels
+    mutations: int = 4  # ACCEL: token edits per mutated level
+    heldout_repeats: int = 4  # greedy episodes of each held-out task at every test
+    render_tasks: int = 4  # tasks drawn to <run>/tasks/ at every test
+
+    def __post_init__(self) -> None:
+        require(self.name in TEACHERS, "teacher.name", self.name,
+                "one of dr, plr, accel (or '' for none)")
+        require(self.score in SCORES, "teacher.score", self.score, f"one of {', '.join(SCORES)}")
+        for key, ok in (("buffer_size", self.buffer_size >= 1),
+                        ("replay_prob", 0 <= self.replay_prob <= 1),
+                        ("staleness", 0 <= self.staleness <= 1),
+                        ("temperature", self.temperature > 0),
+                        ("min_fill", 0 <= self.min_fill <= 1),
+                        ("mutations", self.mutations >= 1),
+                        ("heldout_repeats", self.heldout_repeats >= 1),
+                        ("render_tasks", self.render_tasks >= 0)):
+            require(ok, f"teacher.{key}", getattr(self, key), "a value in range")
+
+
 @dataclass
 class TrainConfig:
     """A training run: environment, budget, schedule of tests/logs/checkpoints, and learner."""
@@ -115,6 +150,7 @@ class TrainConfig:
     tensorboard: bool = True  # TensorBoard event files in the run folder
     validate_actions: str = "first"  # always | first (the first episode limit of steps) | never
     replay: ReplayConfig = field(default_factory=ReplayConfig)  # replay learners' data
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)  # a curriculum's teacher
     learner: Any = None  # the algorithm's config dataclass
 
     def __post_init__(self) -> None:

@@ -6,7 +6,10 @@ Layout, for ``T`` steps of ``B`` environment copies (``N`` agents):
   log-probabilities, rewards, ``terminated``/``done``, ...);
 - per-state fields ``[T + 1, B, ...]`` (``value``): row ``T`` is the value of the observation
   the rollout stopped on, which the last step bootstraps from;
-- ``start_memory``: the policy's memory (recurrent state ``[B, N, H]``) when the rollout began.
+- ``start_memory``: the policy's memory (recurrent state ``[B, N, H]``) when the rollout began;
+- ``learn [T, B]`` (bool, all True unless a curriculum clears it): the steps the learner may
+  learn from. Robust PLR plays new tasks only to score them: their steps are False, and a
+  learner weighs its losses by ``learn`` (values are still computed on every step).
 
 Episodes run across rollout boundaries; ``starts [T, B]`` marks the steps where a new episode
 began (the policy's memory was zero there), so a recurrent policy can be replayed over any
@@ -37,6 +40,7 @@ class RolloutBuffer:
             for name, f in self.fields.items()
         }
         self.start_memory: dict[str, torch.Tensor] = {}
+        self.learn = torch.ones(steps, num_envs, dtype=torch.bool, device=self.device)
         self.t_env = 0  # env steps taken before this rollout began (for learner schedules)
 
     def __getitem__(self, name: str) -> torch.Tensor:

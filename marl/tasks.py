@@ -53,3 +53,18 @@ class TaskSpace(Protocol):
     def canonical(self, tokens: torch.Tensor) -> torch.Tensor:
         """``encode(decode(tokens))``."""
         ...
+
+
+def heldout_tasks(env_id: str) -> tuple[list[str], list[Any]]:
+    """The names and layouts of the held-out tasks (fixed, never trained on) of ``env_id``'s
+    family, for ``env_id``'s size: LBF with walls and SMACv2 scenarios have them."""
+    family = env_id.partition(":")[0]
+    if family == "lbf":
+        from marl.envs.lbf.tasks import heldout_tasks as family_tasks
+    elif family == "smacv2":
+        from marl.envs.smac.tasks import heldout_tasks as family_tasks
+    else:
+        raise ValueError(f"{env_id}: no held-out tasks (lbf:<size>-<N>p-<F>f and "
+                         "smacv2:<race>_<n>_vs_<m> have them)")
+    tasks = family_tasks(env_id)
+    return list(tasks), list(tasks.values())

@@ -50,6 +50,7 @@ from marl.config import (
     to_yaml,
     with_overrides,
 )
+from marl.curriculum import CurriculumTraining, HeldOut, draw_tasks
 from marl.devices import available_device
 from marl.envs.registry import env_version
 from marl.learner import ReplayLearner, RolloutLearner
@@ -251,9 +252,21 @@ class Trainer:
         self.test_env = build_env(cfg, min(cfg.test_episodes, 1024), self.device)
         self.spec = self.env.spec
         self.learner = build_learner(cfg, self.spec, self.device)
-        self.data: ReplayTraining | RolloutTraining
+        self.data: ReplayTraining | RolloutTraining | CurriculumTraining
         on_policy = get_algorithm(cfg.algo).on_policy
-        if on_policy and isinstance(self.learner, RolloutLearner):
+        self.heldout: HeldOut | None = None
+        if cfg.teacher.name:
+            if not (on_policy and isinstance(self.learner, RolloutLearner)):
+                raise ConfigError(f"teacher.name={cfg.teacher.name!r}: curricula train "
+                                  f"rollout learners (ippo, mappo), not {cfg.algo}",
+                                  "teacher.name")
+            try:
+                self.data = CurriculumTraining(cfg, self.env, self.learner, self.device)
+                self.heldout = HeldOut(cfg, build_env, self.device)
+            except ValueError as e:
+                raise ConfigError(f"teacher.name={cfg.teacher.name!r}: {e}",
+                                  "teacher.name") from None
+        elif on_policy and isinstance(self.learner, RolloutLearner):
             self.data = RolloutTraining(cfg, self.env, self.learner, self.device)
         elif not on_policy and isinstance(self.learner, ReplayLearner):
             self.data = ReplayTraining(cfg, self.env, self.learner, self.device)
@@ -359,9 +372,18 @@ class Trainer:
         result = evaluate(self.test_env, self.learner, self.cfg.test_episodes,
                           seed=self.cfg.seed * 1_000_003 + c.t_env)
         summary = test_summary(result, self.test_env)
+        if self.heldout is not None:
+            heldout = self.heldout.test(self.learner, self.cfg.seed * 1_000_003 + c.t_env + 1,
+                                        logger, c.t_env)
+            summary["heldout_return_mean"] = heldout["return_mean"]
+            summary["heldout_solved_rate"] = heldout["solved_rate"]
+            if logger is not None:
+                draw_tasks(self.env, self.cfg.teacher.render_tasks,
+                           self.run_dir / "tasks" / f"step_{c.t_env}")
         c.last_test = summary
         if logger is not None:
-            logger.log("test", {k: v for k, v in summary.items() if k != "episodes"}, c.t_env)
+            logger.log("test", {k: v for k, v in summary.items()
+                                if k != "episodes" and not k.startswith("heldout_")}, c.t_env)
         return summary
 
     def run(self) -> dict[str, Any]:
@@ -464,6 +486,9 @@ class Trainer:
         }
         if "win_rate" in final:
             summary["test_win_rate"] = final["win_rate"]
+        for key in ("heldout_return_mean", "heldout_solved_rate"):
+            if key in final:
+                summary[key] = final[key]
         summary.update(self.learner.summary())  # figures of the learner's own (MANSA: CL calls)
         return summary
 

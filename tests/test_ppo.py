@@ -282,3 +282,28 @@ def test_conv_encoder_per_agent_equals_shared_with_the_same_weights():
     assert out.shape == (4, 5, 2, 6)
     torch.testing.assert_close(per_agent(x), out)
     assert not torch.equal(out[..., 0, :], out[..., 1, :])
+
+
+def test_steps_a_curriculum_masks_do_not_teach():
+    """Robust PLR: the policy and critic losses skip the steps ``RolloutBuffer.learn`` clears,
+    so what happened in them (here: the actions taken) cannot change the update."""
+    import copy
+
+    env, learner = _learner()
+    buffer, _ = _collect(env, learner, rollouts=1)
+    buffer.learn[:, 2:] = False  # copies 2.. played only to be scored
+    scrambled = copy.deepcopy(buffer)
+    g = torch.Generator().manual_seed(0)
+    scrambled["actions"][:, 2:] = torch.randint(0, env.spec.n_actions,
+                                                scrambled["actions"][:, 2:].shape, generator=g)
+    twin = copy.deepcopy(learner)
+    learner.update(buffer)
+    twin.update(scrambled)
+    for a, b in zip(learner.actor.parameters(), twin.actor.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+    nothing = copy.deepcopy(buffer)
+    nothing.learn.fill_(False)
+    before = [p.clone() for p in twin.actor.parameters()]
+    twin.update(nothing)
+    for a, b in zip(before, twin.actor.parameters(), strict=True):
+        torch.testing.assert_close(a, b)

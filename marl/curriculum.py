@@ -1,0 +1,245 @@
+"""Training on a curriculum: a teacher picks the task every copy of the environment plays.
+
+``marl train --algo mappo --env lbf:13x13-2p-3f --teacher plr`` (``dr``, ``plr``, ``accel``;
+settings under ``teacher.*``). The environment must offer tasks (``env.task_space``,
+``env.set_tasks``: :mod:`marl.tasks`) and the learner must learn from rollouts (IPPO, MAPPO).
+
+How a run goes (:class:`CurriculumTraining`):
+
+- :class:`TaskedEnv` keeps, for every copy, the task it plays and the one queued for its next
+  episode (a copy plays a task from its next reset): when a copy's episode ends, the queued
+  task starts and the teacher proposes the next one. Each step records which task every copy
+  played and whether the student learns from it (robust PLR: not from new tasks).
+- After each rollout, every episode that ended in it gets its **level score** from the rollout
+  (the team's reward and value: the agents' sum of rewards, the mean of their values; GAE with
+  the learner's γ and λ over the rollout, bootstrapped at its end): MaxMC (default) or the
+  positive value loss (:mod:`marl.algos.ued.scores`). The teacher takes the scores and team
+  returns; the learner updates on the rollout with the steps it may not learn from masked
+  (``RolloutBuffer.learn``).
+- At every test, the student also plays the **held-out tasks** (fixed, never trained on):
+  ``teacher.heldout_repeats`` greedy episodes of each, logged as ``heldout/return_mean``,
+  ``heldout/solved_rate`` and per task; a task is solved when the episode is won (SMAC) or
+  ends before its time limit (LBF: every food collected). ``teacher.render_tasks`` of the tasks
+  the copies play are drawn to ``<run>/tasks/``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from marl.config import TeacherConfig
+from marl.logger import RunLogger, register_tags
+from marl.returns import gae
+from marl.rollout import RolloutBuffer
+from marl.runner import RolloutRunner, evaluate
+from marl.spec import Obs, Step
+
+
+def make_teacher(cfg: TeacherConfig, space: Any, seed: int) -> Any:
+    """The teacher ``cfg.name`` over the task space ``space``."""
+    from marl.algos.ued.teachers import DomainRandomisation, PrioritisedReplay, ReplayConfig
+
+    if cfg.name == "dr":
+        return DomainRandomisation(space, seed)
+    replay = ReplayConfig(buffer_size=cfg.buffer_size, replay_prob=cfg.replay_prob,
+                          staleness=cfg.staleness, temperature=cfg.temperature,
+                          min_fill=cfg.min_fill, robust=cfg.robust,
+                          mutations=cfg.mutations if cfg.name == "accel" else 0)
+    return PrioritisedReplay(space, replay, seed)
+
+
+def check_tasks(env: Any) -> None:
+    """Raise ``ValueError`` unless ``env`` offers tasks (``task_space``, ``set_tasks``)."""
+    if not hasattr(env, "set_tasks") or getattr(env, "task_space", None) is None:
+        raise ValueError(f"{type(env).__name__} has no tasks (task_space, set_tasks): a "
+                         "curriculum needs an environment that offers them, e.g. "
+                         "lbf:<size>-<N>p-<F>f or smacv2:<race>_<n>_vs_<m>")
+
+
+class TaskedEnv:
+    """A batched environment whose copies play the teacher's tasks (see the module card)."""
+
+    def __init__(self, env: Any, teacher: Any) -> None:
+        check_tasks(env)
+        self.env, self.teacher = env, teacher
+        self.spec, self.num_envs, self.device = env.spec, env.num_envs, env.device
+        b, length = env.num_envs, env.task_space.length
+        self.playing = torch.zeros(b, length, dtype=torch.long)
+        self.learning = torch.ones(b, dtype=torch.bool)
+        self.queued = torch.zeros(b, length, dtype=torch.long)
+        self.queued_learn = torch.ones(b, dtype=torch.bool)
+        self.played: list[torch.Tensor] = []  # per step of the rollout: each copy's task
+        self.learned: list[torch.Tensor] = []  # per step: whether the student learns from it
+
+    def reset(self, *, seed: int | None = None) -> Obs:
+        first = self.teacher.propose(self.num_envs)
+        self.playing, self.learning = first.tokens, first.learn
+        self.env.set_tasks(self.playing)
+        obs = self.env.reset(seed=seed)
+        queued = self.teacher.propose(self.num_envs)
+        self.queued, self.queued_learn = queued.tokens, queued.learn
+        self.env.set_tasks(self.queued)
+        return obs
+
+    def step(self, actions: torch.Tensor) -> Step:
+        self.played.append(self.playing.clone())
+        self.learned.append(self.learning.clone())
+        step = self.env.step(actions)
+        ids = step.done.cpu().nonzero().squeeze(1)
+        if ids.numel():
+            self.playing[ids], self.learning[ids] = self.queued[ids], self.queued_learn[ids]
+            fresh = self.teacher.propose(ids.numel())
+            self.queued[ids], self.queued_learn[ids] = fresh.tokens, fresh.learn
+            self.env.set_tasks(self.queued)
+        return step
+
+    def __getattr__(self, name: str) -> Any:  # render, close, validate, episode_figures, ...
+        return getattr(self.env, name)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"env": self.env.state_dict(), "playing": self.playing.clone(),
+                "learning": self.learning.clone(), "queued": self.queued.clone(),
+                "queued_learn": self.queued_learn.clone()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.env.load_state_dict(state["env"])
+        for key in ("playing", "learning", "queued", "queued_learn"):
+            getattr(self, key).copy_(state[key])
+        self.env.set_tasks(self.queued)
+
+
+class CurriculumTraining:
+    """On-policy data on a curriculum: a rollout, the finished levels' scores to the teacher,
+    and one update without the steps the student may not learn from."""
+
+    def __init__(self, cfg: Any, env: Any, learner: Any, device: torch.device) -> None:
+        self.cfg, self.learner, self.device = cfg, learner, device
+        check_tasks(env)
+        self.teacher = make_teacher(cfg.teacher, env.task_space, cfg.seed + 3)
+        self.env = TaskedEnv(env, self.teacher)
+        self.buffer = RolloutBuffer(learner.rollout_fields(), learner.rollout_steps(env.num_envs),
+                                    env.num_envs, device=device)
+        self.runner = RolloutRunner(self.env, learner, self.buffer, device)  # type: ignore[arg-type]
+        b = env.num_envs
+        self.gamma = float(getattr(learner.cfg, "gamma", 0.99))
+        self.lam = float(getattr(learner.cfg, "gae_lambda", 0.95))
+        # running sums of the episodes in progress (they span rollouts)
+        self.sums = {k: torch.zeros(b, dtype=torch.float64)
+                     for k in ("positive_advantage", "value", "steps", "return")}
+
+    def iterate(self, c: Any) -> list[dict[str, torch.Tensor]]:
+        self.env.played, self.env.learned = [], []
+        c.episodes += self.runner.collect(c.t_env)
+        c.t_env += self.buffer.steps * self.buffer.num_envs
+        self.buffer.learn.copy_(torch.stack(self.env.learned).to(self.device))
+        self._score_levels(torch.stack(self.env.played))
+        c.updates += 1
+        metrics = self.learner.update(self.buffer)
+        metrics.update({f"teacher_{k}": torch.tensor(v)
+                        for k, v in self.teacher.metrics().items()})
+        metrics["teacher_learn_fraction"] = self.buffer.learn.float().mean()
+        return [metrics]
+
+    @torch.no_grad()
+    def _score_levels(self, played: torch.Tensor) -> None:
+        """Score every episode that ended in the rollout; ``played [T, B, L]``."""
+        buf = self.buffer
+        reward = buf["reward"].sum(-1, keepdim=True).double().cpu()  # team reward [T, B, 1]
+        values = buf["value"].mean(-1, keepdim=True).double().cpu()  # team value [T+1, B, 1]
+        final = buf["final_value"].mean(-1, keepdim=True).double().cpu()
+        done, terminated = buf["done"].cpu(), buf["terminated"].cpu()
+        next_values = torch.where(done.unsqueeze(-1), final, values[1:])
+        advantages, _ = gae(reward, values[:-1], next_values, terminated.unsqueeze(-1),
+                            done.unsqueeze(-1), self.gamma, self.lam)
+        s = self.sums
+        ended_tokens, ended_scores, ended_returns = [], [], []
+        for t in range(buf.steps):
+            s["positive_advantage"] += advantages[t, :, 0].clamp(min=0.0)
+            s["value"] += values[t, :, 0]
+            s["steps"] += 1
+            s["return"] += reward[t, :, 0]
+            ids = done[t].nonzero().squeeze(1)
+            if not ids.numel():
+                continue
+            tokens, returns, steps = played[t, ids], s["return"][ids], s["steps"][ids]
+            if self.cfg.teacher.score == "positive_value_loss":
+                scores = s["positive_advantage"][ids] / steps
+            else:  # MaxMC: mean over the episode of (best return on the level - V(s_t))
+                best = self.teacher.best_return(tokens, returns)
+                scores = best - s["value"][ids] / steps
+            ended_tokens.append(tokens)
+            ended_scores.append(scores)
+            ended_returns.append(returns)
+            for v in s.values():
+                v[ids] = 0.0
+        if ended_tokens:
+            self.teacher.update(torch.cat(ended_tokens), torch.cat(ended_scores),
+                                torch.cat(ended_returns))
+
+    def state_dict(self) -> dict[str, Any]:
+        """The runner's state holds the environment's and the tasks in play (TaskedEnv)."""
+        return {"runner": self.runner.state_dict(), "teacher": self.teacher.state_dict(),
+                "level_sums": {k: v.clone() for k, v in self.sums.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> bool:
+        self.teacher.load_state_dict(state["teacher"])
+        for k, v in state["level_sums"].items():
+            self.sums[k].copy_(v)
+        return self.runner.load_state_dict(state["runner"])
+
+
+def draw_tasks(env: Any, count: int, prefix: Any) -> None:
+    """PNGs of the first ``count`` copies of ``env`` as they play now (``<prefix>_<i>.png``)."""
+    from marl.render import save_png
+
+    for i in range(min(count, env.num_envs)):
+        prefix.parent.mkdir(parents=True, exist_ok=True)
+        save_png(env.render(i), prefix.parent / f"{prefix.name}_copy{i}.png")
+
+
+class HeldOut:
+    """Zero-shot tests on the held-out tasks of the training environment's id."""
+
+    def __init__(self, cfg: Any, build_env: Any, device: torch.device) -> None:
+        from marl.tasks import heldout_tasks
+
+        self.cfg = cfg
+        names, layouts = heldout_tasks(cfg.env)
+        repeats = cfg.teacher.heldout_repeats
+        self.names = names
+        self.env = build_env(cfg, len(names) * repeats, device)
+        self.tokens = self.env.task_space.encode(layouts).repeat(repeats, 1)
+        register_tags({f"heldout/{n}_return": f"mean greedy return on the held-out task {n}"
+                       for n in names})
+        register_tags({f"heldout/{n}_solved": f"solved rate on the held-out task {n}"
+                       for n in names})
+
+    def test(self, learner: Any, seed: int, logger: RunLogger | None,
+             t_env: int) -> dict[str, float]:
+        self.env.set_tasks(self.tokens)
+        result = evaluate(self.env, learner, self.tokens.shape[0], seed=seed)
+        returns = result["return"].double().cpu()
+        if "won" in result:
+            solved = result["won"].double().cpu()
+        else:
+            solved = (result["length"] < self.env.spec.episode_limit).double().cpu()
+        k = len(self.names)
+        by_task = {}
+        for i, name in enumerate(self.names):
+            by_task[f"{name}_return"] = float(returns[i::k].mean())
+            by_task[f"{name}_solved"] = float(solved[i::k].mean())
+        figures = {"return_mean": float(returns.mean()), "solved_rate": float(solved.mean()),
+                   **by_task}
+        if logger is not None:
+            logger.log("heldout", figures, t_env)
+        return figures
+
+
+register_tags({"heldout/return_mean": "mean greedy return on the held-out tasks",
+               "heldout/solved_rate": "share of held-out episodes solved (won, or ended "
+                                      "before the time limit)"})
+for _name in ("buffer_fill", "replay_rate", "score_mean", "waiting_mutations",
+              "learn_fraction"):
+    register_tags({f"learner/teacher_{_name}": f"the curriculum teacher's {_name}"})
