@@ -15,12 +15,14 @@ Card
   relative to the window's top-left corner clipped at the border (absolute with full sight).
   With ``observe_agent_levels=False`` players are (row, col) pairs: ``3F + 2N``.
   Grid observation ``[B, N, 3, 2K+1, 2K+1]``: agent levels, food levels, free cells (1 = free;
-  outside the field, players and food are 0), centred on the agent.
+  outside the field, walls, players and food are 0), centred on the agent. The vector
+  observation and the state do not show walls (lbforaging has none).
 - **State** ``[B, 3F + 3N]``: every remaining food (row, col, level), row-major, padded with
   (−1, −1, 0), then every player (row, col, level) in index order; absolute coordinates.
 - **Available actions**: lbforaging's validity rule from the current positions: NONE always;
-  a move when the target cell is on the field and holds no food (players do not block: walking
-  into a cell whose occupant stays put simply fails); LOAD when food is next to the agent.
+  a move when the target cell is on the field, not a wall and holds no food (players do not
+  block: walking into a cell whose occupant stays put simply fails); LOAD when food is next to
+  the agent.
 - **Reward** ``[B, N]``: when the loading players next to a food have levels summing to at
   least its level, each gets ``level · food_level / (Σ levels · food spawned)`` (so one
   episode's team total is at most 1); ``penalty`` is subtracted from each member of a failed
@@ -31,8 +33,37 @@ Card
 - **Arguments** (as ``lbforaging.ForagingEnv``): ``min_player_level=1``, ``max_player_level=2``,
   ``min_food_level=1``, ``max_food_level=None`` (cap = sum of the three lowest player levels),
   ``max_episode_steps=50``, ``normalize_reward=True``, ``observe_agent_levels=True``,
-  ``penalty=0.0``; plus ``validate=True`` and ``seed``. Levels are scalars (lbforaging also
-  takes per-player / per-food lists).
+  ``penalty=0.0``; plus ``walls=()``, ``max_walls=None``, ``validate=True`` and ``seed``.
+  Levels are scalars (lbforaging also takes per-player / per-food lists).
+
+Walls
+-----
+``walls``: a sequence of (row, col) cells (e.g. ``[[0, 3], [1, 3]]`` in YAML), the same in every
+copy. Nobody enters a wall (a move into one is unavailable; with ``validate=False`` it acts as
+NONE), nothing spawns on one. The free cells must form one 4-connected region (make enclosed
+cells walls too) with more free cells off the border than there are players, else
+``ValueError``; spawning is lbforaging's on the free cells (food off the border, off players,
+apart), so every food has a free neighbour that the players can reach — though food may block
+a one-cell corridor, and nothing checks that a food's free neighbours can hold the team its
+level needs (tasks check both). The state keeps each copy's walls (``LBFState.walls [B, R, C]``,
+0/1), so copies playing tasks have their own; ``render`` draws them.
+
+Tasks
+-----
+``env.task_space`` is an :class:`~marl.envs.lbf.tasks.LBFTaskSpace` for the id's field, players
+and food, with up to ``max_walls`` walls (default: a quarter of the cells, 42 on 13×13):
+layouts (:class:`~marl.envs.lbf.tasks.LBFLayout`: walls, player starts and levels, food and
+levels) as ``max_walls + N + F`` tokens; its module says what the tokens mean, which layouts
+are legal (every food reachable and loadable by the players that fit around it) and how any
+tokens are repaired into one. ``env.set_tasks(tokens [B, L])`` (or ``ids=`` and fewer rows):
+copy ``i`` plays layout ``tokens[i]`` from its next reset, autoresets included, until given
+another; ``set_tasks(None)`` goes back to random layouts. A task replaces the fixed walls and
+the drawn levels (``force_coop`` and the level arguments shape random layouts only); the
+environment's ``state_dict`` keeps the tasks. ``LBFOne`` takes one row. Held-out layouts are
+text maps under ``heldout/``, read by ``heldout_tasks("lbf:13x13-2p-3f")`` (seven named
+layouts for 13×13, 2 players, 3 food: an open field, two rooms joined by a door, a zigzag
+corridor, a level-3 food behind a one-cell gap, players in opposite corners, a spiral,
+pillars).
 
 Differences from lbforaging
 ---------------------------
@@ -52,7 +83,8 @@ tensor code and faster than ``lbforaging`` (``scripts/bench_face.py``).
 
 Versions
 --------
-- v1: lbforaging 2.0.0 rules.
+- v1: lbforaging 2.0.0 rules. Walls and tasks came later within v1: they add to it, and
+  without them every step is what it was.
 """
 
 from __future__ import annotations
@@ -64,9 +96,11 @@ from typing import Any
 import torch
 
 from marl.envs.lbf.env import ACTION_NAMES, LBFEnv, LBFState
+from marl.envs.lbf.tasks import LBFLayout, LBFTaskSpace, heldout_tasks
 from marl.envs.registry import EnvFamily, check_kwargs, register_family, unknown_id
 
-__all__ = ["ACTION_NAMES", "LBFEnv", "LBFState", "parse_id"]
+__all__ = ["ACTION_NAMES", "LBFEnv", "LBFLayout", "LBFState", "LBFTaskSpace", "heldout_tasks",
+           "parse_id"]
 
 _ID = re.compile(
     r"(?P<grid>grid-)?(?:(?P<sight>\d+)s-)?(?P<rows>\d+)x(?P<cols>\d+)-(?P<players>\d+)p-"

@@ -2,21 +2,29 @@
 
 Every function here works on all copies and all agents at once; the only Python loop is over
 the food items while spawning (a constant of the configuration, never over copies or agents).
-The card (agents, shapes, arguments, differences from ``lbforaging``) is in ``marl.envs.lbf``.
+Tasks (``set_tasks``) are decoded in Python once, when they are set; starting them is tensor
+code. The card (agents, shapes, arguments, walls, tasks, differences from ``lbforaging``) is in
+``marl.envs.lbf``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from dataclasses import dataclass
+import operator
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 
-from marl.batched_env import BatchedEnv
-from marl.spec import EnvSpec, Obs
+from marl.batched_env import BatchedEnv, put_state
+from marl.envs.lbf.tasks import LBFLayout, LBFTaskSpace
+from marl.spec import EnvSpec, Obs, Step
 
 ACTION_NAMES = ("NONE", "NORTH", "SOUTH", "WEST", "EAST", "LOAD")
+_NO_WALLS = torch.zeros(0, 0, 0, dtype=torch.long)  # a state made without: set_state fills in
 NONE, LOAD = 0, 5
 # (row, col) displacement of each action; NONE and LOAD stay.
 _MOVES = ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1), (0, 0))
@@ -28,7 +36,9 @@ class LBFState:
 
     The food still on the field comes first, in row-major order of its cells (the order
     ``lbforaging`` lists visible food in); the remaining slots (eaten or never spawned) hold
-    level 0 at position (-1, -1). Players may share a cell, as in lbforaging.
+    level 0 at position (-1, -1). Players may share a cell, as in lbforaging. A state made
+    without walls (e.g. from lbforaging) holds an empty ``walls``; ``LBFEnv.set_state`` gives
+    it the environment's fixed walls.
     """
 
     player_pos: torch.Tensor  # [B, N, 2] (row, col)
@@ -37,6 +47,7 @@ class LBFState:
     food_level: torch.Tensor  # [B, F]
     food_spawned: torch.Tensor  # [B] sum of the food levels placed at reset
     step: torch.Tensor  # [B] steps taken in the current episode
+    walls: torch.Tensor = field(default_factory=lambda: _NO_WALLS)  # [B, R, C], 1: a wall
 
 
 def _compact(mask: torch.Tensor, values: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
@@ -72,6 +83,8 @@ class LBFEnv(BatchedEnv[LBFState]):
         grid_observation: bool = False,
         observe_agent_levels: bool = True,
         penalty: float = 0.0,
+        walls: Sequence[Sequence[int]] = (),
+        max_walls: int | None = None,
         validate: bool = True,
         seed: int | None = None,
     ) -> None:
@@ -142,12 +155,36 @@ class LBFEnv(BatchedEnv[LBFState]):
         self._slot_rank = torch.arange(max_num_food, device=dev)
         self._slot_ids = torch.arange(1, max_num_food + 1, dtype=torch.int16, device=dev)
         self._neighbours = torch.tensor([-self._width, self._width, -1, 1], device=dev)  # N S W E
+        # The same on the field itself (row-major cells r * cols + c), for the walls.
+        self._flat_weight = torch.tensor([cols, 1], device=dev)
+        self._flat_neighbours = torch.tensor([-cols, cols, -1, 1], device=dev)
+        self._last_flat = rows * cols - 1
         # blocks[i, j]: food on cell i keeps food off cell j (3x3 box, or 2 cells along a line).
         every = torch.arange(rows * cols, device=dev)
         r, c = every // cols, every % cols
         dr, dc = (r[:, None] - r[None]).abs(), (c[:, None] - c[None]).abs()
         self._blocks = ((dr <= 1) & (dc <= 1)) | ((dr == 0) & (dc <= 2)) | ((dc == 0) & (dr <= 2))
-        self._border = (r == 0) | (r == rows - 1) | (c == 0) | (c == cols - 1)
+        border = (r == 0) | (r == rows - 1) | (c == 0) | (c == cols - 1)
+
+        self._wall_grid = _wall_grid(walls, rows, cols).to(dev)  # the fixed walls, 0/1
+        self._wall_cells = self._wall_grid.flatten().bool()
+        self._fixed_walls = bool(self._wall_cells.any())
+        self._no_food = border | self._wall_cells  # lbforaging keeps food off the border
+        if self._fixed_walls and int((~self._no_food).sum()) <= players:
+            raise ValueError(f"LBF: walls leave {int((~self._no_food).sum())} free cells off the "
+                             f"border; {players} players need at least {players + 1} (one "
+                             "for food)")
+        # Per-copy walls exist once walls are fixed or a task brings them; until then the
+        # observation skips them (they are all 0).
+        self._walled = self._fixed_walls
+        if max_walls is not None:
+            _check_int("max_walls", max_walls, 0)
+        self.max_walls = rows * cols // 4 if max_walls is None else max_walls
+        self._task_space: LBFTaskSpace | None = None
+        self._tasked: torch.Tensor | None = None  # [B] bool: the copy has a task
+        self._task_tokens = torch.zeros(0, dtype=torch.long)  # [B, L] as given
+        self._task_start: LBFState | None = None  # [B, ...] the first state of each task
+        self._task_obs: Obs | None = None  # [B, ...] and its observation
 
     # --- spawning --------------------------------------------------------------------------
     def _spawn(self, n: int) -> LBFState:
@@ -160,7 +197,10 @@ class LBFEnv(BatchedEnv[LBFState]):
             generator=g,
             device=dev,
         )
-        picked = torch.rand(n, cells, generator=g, device=dev).topk(self.n_players, dim=1).indices
+        score = torch.rand(n, cells, generator=g, device=dev)
+        if self._fixed_walls:
+            score.masked_fill_(self._wall_cells, -1.0)
+        picked = score.topk(self.n_players, dim=1).indices
         player_pos = torch.stack([picked // self.cols, picked % self.cols], dim=-1)
 
         if self.max_food_level is None:  # capped by the three lowest player levels
@@ -170,7 +210,7 @@ class LBFEnv(BatchedEnv[LBFState]):
         lo = hi if self.force_coop else torch.full_like(hi, self.min_food_level)
 
         # Each food lands uniformly on a cell its rules allow: lbforaging's rejection sampling.
-        blocked = self._border.expand(n, cells).clone()
+        blocked = self._no_food.expand(n, cells).clone()
         blocked.scatter_(1, picked, True)
         food_cell = torch.zeros(n, self.n_food, dtype=torch.long, device=dev)
         food_level = torch.zeros(n, self.n_food, dtype=torch.long, device=dev)
@@ -194,7 +234,171 @@ class LBFEnv(BatchedEnv[LBFState]):
             food_level=food_level,
             food_spawned=food_level.sum(1),
             step=torch.zeros(n, dtype=torch.long, device=dev),
+            walls=self._wall_grid.expand(n, -1, -1).clone(),
         )
+
+    # --- tasks -----------------------------------------------------------------------------
+    @property
+    def task_space(self) -> LBFTaskSpace:
+        """Layouts of this field, players and food with up to ``max_walls`` walls and this
+        environment's top player and food levels."""
+        if self._task_space is None:
+            self._task_space = LBFTaskSpace(
+                self.rows, self.cols, self.n_players, self.n_food, max_walls=self.max_walls,
+                max_player_level=max(self.max_player_level, 1),
+                max_food_level=max(self._top_food_level(), 1),
+            )
+        return self._task_space
+
+    def set_tasks(self, tokens: torch.Tensor | None, *,
+                  ids: Sequence[int] | torch.Tensor | None = None) -> None:
+        """Copy ``ids[i]`` (copy ``i`` when ``ids`` is None) plays the task ``tokens[i]``
+        (``[len(ids), task_space.length]``, any integers: ``task_space.decode`` repairs them)
+        from its next reset on, autoresets included, until given another; ``tokens=None``
+        gives those copies random layouts again. The current episodes play on. Only rows
+        that differ from a copy's current task are decoded, so setting every copy's task
+        after each step (a teacher's queue) costs only the new ones."""
+        where = _copy_ids(ids, self.num_envs).to(self.device)
+        if tokens is None:
+            if self._tasked is not None:
+                self._tasked[where] = False
+                if not self._tasked.any():
+                    self._tasked = self._task_start = self._task_obs = None
+            return
+        space = self.task_space
+        if (not isinstance(tokens, torch.Tensor) or tuple(tokens.shape) != (len(where),
+                                                                             space.length)
+                or tokens.dtype.is_floating_point or tokens.dtype.is_complex
+                or tokens.dtype == torch.bool):
+            got = (f"{tokens.dtype} {list(tokens.shape)}" if isinstance(tokens, torch.Tensor)
+                   else type(tokens).__name__)
+            raise ValueError(f"LBF set_tasks: tokens must be an integer tensor [{len(where)}, "
+                             f"{space.length}] (one task per copy set), got {got}")
+        tokens = tokens.to(self.device, torch.long)
+        if self._tasked is None or self._task_start is None or self._task_obs is None:
+            b, dev = self.num_envs, self.device
+            self._tasked = torch.zeros(b, dtype=torch.bool, device=dev)
+            self._task_tokens = torch.zeros(b, space.length, dtype=torch.long, device=dev)
+            none = self._layout_states([])  # no copy: the shapes
+            self._task_start = dataclasses.replace(none, **{
+                f.name: getattr(none, f.name).new_zeros((b, *getattr(none, f.name).shape[1:]))
+                for f in dataclasses.fields(none)})
+            self._task_obs = Obs(
+                torch.zeros(b, self.n_players, *self.spec.obs_shape, device=dev),
+                torch.zeros(b, *self.spec.state_shape, device=dev),
+                torch.zeros(b, self.n_players, self.spec.n_actions, dtype=torch.bool, device=dev),
+            )
+        new = ~(self._tasked[where] & (tokens == self._task_tokens[where]).all(1))
+        if not bool(new.any()):
+            return
+        where, tokens = where[new], tokens[new]
+        layouts = space.decode(tokens)
+        self._walled = self._walled or any(x.walls for x in layouts)
+        start = self._layout_states(layouts)
+        put_state(self._task_start, where, start)
+        first = self._observe(start)
+        for name in ("obs", "state", "avail"):
+            getattr(self._task_obs, name).index_copy_(0, where, getattr(first, name))
+        self._task_tokens.index_copy_(0, where, tokens)
+        self._tasked[where] = True
+
+    def _layout_states(self, layouts: Sequence[LBFLayout]) -> LBFState:
+        """The first states of ``layouts`` (one copy each)."""
+        n, f = len(layouts), self.n_food
+        walls = torch.zeros(n, self.rows * self.cols, dtype=torch.long)
+        walls[[i for i, x in enumerate(layouts) for _ in x.walls],
+              [r * self.cols + c for x in layouts for r, c in x.walls]] = 1
+        food_level = [[v for *_, v in x.foods] + [0] * (f - len(x.foods)) for x in layouts]
+
+        def t(values: Any) -> torch.Tensor:
+            return torch.tensor(values, dtype=torch.long, device=self.device)
+
+        m = self.n_players
+        return LBFState(
+            player_pos=t([[(r, c) for r, c, _ in x.players] for x in layouts]).view(n, m, 2),
+            player_level=t([[v for *_, v in x.players] for x in layouts]).view(n, m),
+            food_pos=t([[(r, c) for r, c, _ in x.foods] + [(-1, -1)] * (f - len(x.foods))
+                        for x in layouts]).view(n, f, 2),
+            food_level=t(food_level).view(n, f),
+            food_spawned=t([sum(v) for v in food_level]).view(n),
+            step=torch.zeros(n, dtype=torch.long, device=self.device),
+            walls=walls.view(n, self.rows, self.cols).to(self.device),
+        )
+
+    def _task_starts(self, ids: torch.Tensor) -> tuple[LBFState, Obs]:
+        """The first states and observations of the tasks of copies ``ids``."""
+        start, obs = self._task_start, self._task_obs
+        if start is None or obs is None:
+            raise RuntimeError("LBF: no copy has a task")
+        fields = {f.name: getattr(start, f.name)[ids] for f in dataclasses.fields(start)}
+        return dataclasses.replace(start, **fields), Obs(obs.obs[ids], obs.state[ids],
+                                                          obs.avail[ids])
+
+    def _start_tasks(self, ready: torch.Tensor, obs: Obs) -> Obs:
+        """Copies with a task where ``ready [B]``: at the start of it; ``obs`` with their first
+        observations (the next step's)."""
+        if self._tasked is not None:
+            ids = (ready & self._tasked).nonzero().squeeze(1)
+            if ids.numel():
+                start, first = self._task_starts(ids)
+                put_state(super().state, ids, start)
+                obs = Obs(obs.obs.index_copy(0, ids, first.obs),
+                          obs.state.index_copy(0, ids, first.state),
+                          obs.avail.index_copy(0, ids, first.avail))
+        self._last_obs = obs
+        return obs
+
+    # --- the protocol, with tasks and walls -------------------------------------------------
+    def reset(self, *, seed: int | None = None) -> Obs:
+        """Random layouts, or each copy's task (``set_tasks``)."""
+        obs = super().reset(seed=seed)
+        if self._tasked is None:
+            return obs
+        return self._start_tasks(self._tasked, obs)
+
+    def step(self, actions: torch.Tensor) -> Step:
+        """The base class's step; a finished copy with a task starts it again (the base class
+        hands it a random episode first)."""
+        out = super().step(actions)
+        if self._tasked is not None and self.autoreset:
+            out.obs = self._start_tasks(out.done, out.obs)
+        return out
+
+    def set_state(self, state: LBFState) -> Obs:
+        """Replace the simulation state; one without walls (e.g. from lbforaging) gets the
+        fixed walls."""
+        if state.walls.numel() == 0:
+            walls = self._wall_grid.expand(state.step.shape[0], -1, -1).clone()
+            state = dataclasses.replace(state, walls=walls)
+        elif not self._walled:
+            self._walled = bool(state.walls.any())
+        return super().set_state(state)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The base class's, and each copy's task (``tasks``)."""
+        sd = super().state_dict()
+        sd["tasks"] = (None if self._tasked is None else
+                       {"tokens": self._task_tokens.clone(), "has_task": self._tasked.clone()})
+        return sd
+
+    def load_state_dict(self, sd: dict[str, Any]) -> None:
+        """Continue from a :meth:`state_dict`; one saved before walls existed has none."""
+        pool = sd["pool"]
+        sd = {**sd, "state": self._with_walls(sd["state"]),
+              "pool": None if pool is None else (self._with_walls(pool[0]), pool[1])}
+        super().load_state_dict(sd)
+        self._walled = self._walled or bool(super().state.walls.any())
+        self._tasked = self._task_start = self._task_obs = None
+        tasks = sd.get("tasks")
+        if tasks is not None:
+            ids = tasks["has_task"].nonzero().squeeze(1)
+            self.set_tasks(tasks["tokens"][ids], ids=ids)
+
+    def _with_walls(self, fields: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        if "walls" in fields:
+            return fields
+        walls = self._wall_grid.expand(fields["step"].shape[0], -1, -1).clone()
+        return {**fields, "walls": walls}
 
     # --- dynamics --------------------------------------------------------------------------
     def _cell(self, pos: torch.Tensor) -> torch.Tensor:
@@ -255,11 +459,15 @@ class LBFEnv(BatchedEnv[LBFState]):
         pos, level = s.player_pos, s.player_level
         cell = self._cell(pos)
         food_next = self._food_nearby(s, cell) > 0  # [B, N, 4]
-        on_field = self._on_field[cell.unsqueeze(-1) + self._neighbours]
+        open_next = self._on_field[cell.unsqueeze(-1) + self._neighbours]
+        if self._walled:  # and not a wall (off-field cells clamp to some cell: masked above)
+            near = (pos @ self._flat_weight).unsqueeze(-1) + self._flat_neighbours
+            wall = s.walls.flatten(1).gather(1, near.flatten(1).clamp(0, self._last_flat))
+            open_next &= wall.view(near.shape) == 0
         avail = torch.cat(
             [
                 torch.ones_like(food_next[..., :1]),
-                on_field & ~food_next,
+                open_next & ~food_next,
                 food_next.any(-1, keepdim=True),
             ],
             dim=-1,
@@ -305,7 +513,8 @@ class LBFEnv(BatchedEnv[LBFState]):
         return torch.cat([food_obs.flatten(2), player_obs.flatten(2)], dim=-1).float()
 
     def _grid_obs(self, s: LBFState) -> torch.Tensor:
-        """Three layers (agent levels, food levels, free cells) of the window around each agent."""
+        """Three layers (agent levels, food levels, free cells: not walls either) of the window
+        around each agent."""
         b, sight = s.player_pos.shape[0], self.sight
         rows, cols = self.rows + 2 * sight, self.cols + 2 * sight
         batch = torch.arange(b, device=self.device)
@@ -327,6 +536,9 @@ class LBFEnv(BatchedEnv[LBFState]):
         occupied.index_put_((batch[:, None].expand_as(pr), pr, pc), torch.tensor(True))
         inside = torch.zeros(rows, cols, dtype=torch.bool, device=self.device)
         inside[sight : sight + self.rows, sight : sight + self.cols] = True
+        if self._walled:
+            inside = inside.expand(b, rows, cols).clone()
+            inside[:, sight : sight + self.rows, sight : sight + self.cols] = s.walls == 0
         access = (inside & ~occupied & (food == 0)).float()
         layers = torch.stack([agents, food, access], dim=-1)  # [B, rows, cols, 3]
         span = torch.arange(2 * sight + 1, device=self.device)
@@ -373,15 +585,66 @@ class LBFEnv(BatchedEnv[LBFState]):
         s = self.state
         levels = s.food_level[index].tolist()
         foods = [(p, lvl) for p, lvl in zip(s.food_pos[index].tolist(), levels, strict=True) if lvl]
+        walls = s.walls[index].nonzero().tolist()
         return render_lbf(
             self.rows,
             self.cols,
             s.player_pos[index].tolist(),
             s.player_level[index].tolist(),
             foods,
+            walls,
         )
 
 
 def _check_int(name: str, value: object, minimum: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise ValueError(f"LBF: {name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _wall_grid(walls: Sequence[Sequence[int]], rows: int, cols: int) -> torch.Tensor:
+    """The fixed walls as a ``[rows, cols]`` 0/1 grid; ``ValueError`` if a cell is not a
+    (row, col) pair on the field, or if the free cells are not one 4-connected region."""
+    if isinstance(walls, (str, bytes)) or not isinstance(walls, Sequence):
+        raise ValueError(f"LBF: walls must be a sequence of (row, col) cells, got {walls!r}")
+    cells = set()
+    for cell in walls:
+        try:
+            r, c = (operator.index(v) for v in cell)
+        except (TypeError, ValueError):
+            raise ValueError(f"LBF: walls must be (row, col) pairs of integers, got {cell!r}"
+                             ) from None
+        if not (0 <= r < rows and 0 <= c < cols):
+            raise ValueError(f"LBF: wall {(r, c)} is off the {rows}x{cols} field")
+        cells.add((r, c))
+    left = {(r, c) for r in range(rows) for c in range(cols)} - cells
+    sizes = []  # of the 4-connected regions of free cells
+    while left:
+        todo = [left.pop()]
+        sizes.append(1)
+        while todo:
+            r, c = todo.pop()
+            for dr, dc in _MOVES[1:5]:
+                if (r + dr, c + dc) in left:
+                    left.remove((r + dr, c + dc))
+                    todo.append((r + dr, c + dc))
+                    sizes[-1] += 1
+    if len(sizes) > 1:
+        raise ValueError(f"LBF: walls split the free cells into {len(sizes)} regions (of "
+                         f"{sorted(sizes, reverse=True)} cells); they must be one (make "
+                         "enclosed cells walls too)")
+    grid = torch.zeros(rows, cols, dtype=torch.long)
+    for r, c in cells:
+        grid[r, c] = 1
+    return grid
+
+
+def _copy_ids(ids: Sequence[int] | torch.Tensor | None, num_envs: int) -> torch.Tensor:
+    """``ids`` as distinct copy indices (every copy when None); ``ValueError`` otherwise."""
+    if ids is None:
+        return torch.arange(num_envs)
+    where = torch.as_tensor(ids).cpu()
+    if (where.dim() != 1 or where.dtype.is_floating_point or where.dtype == torch.bool
+            or ((where < 0) | (where >= num_envs)).any() or where.unique().numel() != len(where)):
+        raise ValueError(f"LBF set_tasks: ids must be distinct copy indices in [0, {num_envs}), "
+                         f"got {ids!r}")
+    return where.long()

@@ -7,8 +7,9 @@ whole of ``lbforaging``'s step. :class:`LBFOne` is :class:`~marl.envs.lbf.env.LB
 copy whose ``step`` applies the same rules to Python integers (two players and three food
 items are a handful of numbers).
 
-Everything else is LBFEnv's own: arguments, spec, bounds, rendering, and spawning — every
-episode starts from ``LBFEnv._spawn`` and its first observation from ``LBFEnv._observe``, so a
+Everything else is LBFEnv's own: arguments, spec, bounds, rendering, walls, tasks
+(``set_tasks`` with one row of tokens) and spawning — every episode starts from
+``LBFEnv._spawn`` (or the copy's task) and its first observation from ``LBFEnv._observe``, so a
 seed gives the same episodes as ``make("lbf:…", num_envs=1)``. ``state``, ``set_state`` and
 ``state_dict`` speak ``LBFState`` tensors as usual. ``tests/test_clients.py`` steps LBFOne
 and LBFEnv in lockstep, from the same states and with the same actions, across layouts
@@ -43,6 +44,9 @@ class LBFOne(LBFEnv):
         self._pos: list[tuple[int, int]] = []
         self._level: list[int] = []
         self._food: dict[tuple[int, int], int] = {}  # cell → level, the food left
+        self._walls: set[tuple[int, int]] = set()
+        self._wall_tensor = self._wall_grid.unsqueeze(0)  # the state's, [1, R, C]
+        self._first = torch.zeros(1, dtype=torch.long)  # the copy, as ids
         self._spawned = self._t = 0
         self._avail: list[list[bool]] = []  # what the last observation made available
         self._stale = False  # the tensor state lags the Python one
@@ -55,6 +59,8 @@ class LBFOne(LBFEnv):
         self._food = {(r, c): v for (r, c), v in zip(s.food_pos[0].tolist(), levels,
                                                      strict=True) if v > 0}
         self._spawned, self._t = int(s.food_spawned[0]), int(s.step[0])
+        self._wall_tensor = s.walls
+        self._walls = {(r, c) for r, c in s.walls[0].nonzero().tolist()}
         self._avail = avail[0].tolist()
         self._stale = False
 
@@ -69,7 +75,8 @@ class LBFOne(LBFEnv):
                 return torch.tensor([values], dtype=torch.long)
 
             self._state = LBFState(t([list(p) for p in self._pos]), t(self._level),
-                                   t(food_pos), t(food_level), t(self._spawned), t(self._t))
+                                   t(food_pos), t(food_level), t(self._spawned), t(self._t),
+                                   self._wall_tensor)
             self._stale = False
 
     @property
@@ -84,7 +91,7 @@ class LBFOne(LBFEnv):
 
     def set_state(self, state: LBFState) -> Obs:
         obs = super().set_state(state)
-        self._load(state, obs.avail)
+        self._load(super().state, obs.avail)
         return obs
 
     def state_dict(self) -> dict[str, Any]:
@@ -107,7 +114,9 @@ class LBFOne(LBFEnv):
         final = self._observe_py()
         obs = final
         if self.autoreset and (terminated or truncated):
-            fresh_state, obs = self._fresh(1)
+            fresh_state, obs = self._fresh(1)  # drawn with a task too, as LBFEnv.step does
+            if self._tasked is not None and bool(self._tasked[0]):
+                fresh_state, obs = self._task_starts(self._first)
             self._state = fresh_state
             self._load(fresh_state, obs.avail)
         self._last_obs = obs
@@ -160,11 +169,12 @@ class LBFOne(LBFEnv):
     # --- observation (the rules of LBFEnv._observe) ------------------------------------------
     def _observe_py(self) -> Obs:
         rows, cols = self.rows, self.cols
-        food = self._food
+        food, walls = self._food, self._walls
         avail = []
         for r, c in self._pos:
             near = [(r + dr, c + dc) in food for dr, dc in _AROUND]
             moves = [0 <= r + dr < rows and 0 <= c + dc < cols and not f
+                     and (r + dr, c + dc) not in walls
                      for (dr, dc), f in zip(_AROUND, near, strict=True)]
             avail.append([True, *moves, any(near)])
         self._avail = avail
@@ -211,7 +221,8 @@ class LBFOne(LBFEnv):
         return out + [x for p in seen for x in p[:width]]
 
     def _grid_obs_py(self) -> np.ndarray:
-        """Agent levels, food levels and free cells around each agent (LBFEnv._grid_obs)."""
+        """Agent levels, food levels and free cells (no wall either) around each agent
+        (LBFEnv._grid_obs)."""
         s = self.sight
         layers = np.zeros((3, self.rows + 2 * s, self.cols + 2 * s), np.float32)
         for j, ((r, c), v) in enumerate(zip(self._pos, self._level, strict=True)):
@@ -221,7 +232,7 @@ class LBFOne(LBFEnv):
             layers[1, r + s, c + s] += v
         free = np.zeros(layers.shape[1:], bool)
         free[s: s + self.rows, s: s + self.cols] = True
-        for r, c in self._pos:
+        for r, c in (*self._pos, *self._walls):
             free[r + s, c + s] = False
         layers[2] = free & (layers[1] == 0)
         k = 2 * s + 1

@@ -11,6 +11,7 @@ CELL = 40
 _BACKGROUND = (250, 250, 245)
 _GRID = (200, 200, 195)
 _FOOD = (218, 80, 40)
+_WALL = (70, 70, 75)
 _TEXT = (255, 255, 255)
 # Player colours, cycled when there are more players.
 _PLAYERS = ((45, 110, 200), (40, 160, 90), (150, 70, 180), (200, 160, 30), (60, 170, 190))
@@ -22,10 +23,14 @@ def render_lbf(
     player_pos: Sequence[Sequence[int]],
     player_level: Sequence[int],
     foods: Sequence[tuple[Sequence[int], int]],
+    walls: Sequence[Sequence[int]] = (),
 ) -> np.ndarray:
-    """``[rows·40, cols·40, 3]`` uint8: food as squares, players as discs, levels written on."""
+    """``[rows·40, cols·40, 3]`` uint8: walls as filled cells, food as squares, players as
+    discs, levels written on."""
     image = Image.new("RGB", (cols * CELL, rows * CELL), _BACKGROUND)
     draw = ImageDraw.Draw(image)
+    for r, c in walls:
+        draw.rectangle((c * CELL, r * CELL, (c + 1) * CELL, (r + 1) * CELL), fill=_WALL)
     for r in range(rows + 1):
         draw.line([(0, r * CELL), (cols * CELL, r * CELL)], fill=_GRID)
     for c in range(cols + 1):
