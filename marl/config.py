@@ -90,7 +90,7 @@ class ReplayConfig:
         require_device("device", self.device, optional=True)
 
 
-TEACHERS = ("", "dr", "plr", "accel")  # curricula (marl.curriculum)
+TEACHERS = ("", "dr", "plr", "accel", "paired")  # curricula (marl.curriculum)
 SCORES = ("max_mc", "positive_value_loss")  # their level scores
 
 
@@ -98,7 +98,7 @@ SCORES = ("max_mc", "positive_value_loss")  # their level scores
 class TeacherConfig:
     """The curriculum's teacher (``name`` "" = none: the environment's own random tasks)."""
 
-    name: str = ""  # dr | plr | accel
+    name: str = ""  # dr | plr | accel | paired
     score: str = "max_mc"  # level score: max_mc | positive_value_loss
     buffer_size: int = 4000  # PLR's level buffer (minimax's maze defaults below)
     replay_prob: float = 0.5
@@ -112,7 +112,7 @@ class TeacherConfig:
 
     def __post_init__(self) -> None:
         require(self.name in TEACHERS, "teacher.name", self.name,
-                "one of dr, plr, accel (or '' for none)")
+                "one of dr, plr, accel, paired (or '' for none)")
         require(self.score in SCORES, "teacher.score", self.score, f"one of {', '.join(SCORES)}")
         for key, ok in (("buffer_size", self.buffer_size >= 1),
                         ("replay_prob", 0 <= self.replay_prob <= 1),

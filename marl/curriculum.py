@@ -25,6 +25,7 @@ How a run goes (:class:`CurriculumTraining`):
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -43,6 +44,8 @@ def make_teacher(cfg: TeacherConfig, space: Any, seed: int) -> Any:
 
     if cfg.name == "dr":
         return DomainRandomisation(space, seed)
+    if cfg.name == "paired":
+        raise ValueError("PAIRED's teacher is a policy: PairedTraining builds it")
     replay = ReplayConfig(buffer_size=cfg.buffer_size, replay_prob=cfg.replay_prob,
                           staleness=cfg.staleness, temperature=cfg.temperature,
                           min_fill=cfg.min_fill, robust=cfg.robust,
@@ -190,6 +193,96 @@ class CurriculumTraining:
         return self.runner.load_state_dict(state["runner"])
 
 
+def _completed_returns(buffer: RolloutBuffer) -> list[list[float]]:
+    """Each copy's team returns of the episodes that ended in the rollout (in order)."""
+    reward = buffer["reward"].sum(-1).double().cpu()  # [T, B]
+    done = buffer["done"].cpu()
+    running = torch.zeros(buffer.num_envs, dtype=torch.float64)
+    out: list[list[float]] = [[] for _ in range(buffer.num_envs)]
+    for t in range(buffer.steps):
+        running += reward[t]
+        for b in done[t].nonzero().squeeze(1).tolist():
+            out[b].append(float(running[b]))
+        running[done[t]] = 0.0
+    return out
+
+
+class PairedTraining:
+    """PAIRED: a writer policy proposes one task per copy; a protagonist team (the run's
+    learner) and an antagonist team (a second learner of the same algorithm) each play one
+    rollout on those tasks (every copy starts anew on its task and replays it when an episode
+    ends); the writer learns from the regret, each team from its own rollout. The run's env
+    steps count the protagonist's steps; the antagonist's are logged apart
+    (``learner/teacher_antagonist_env_steps``). Rollouts must hold a whole episode
+    (``rollout_steps`` at least the episode limit), so every task has a finished episode of
+    each team."""
+
+    def __init__(self, cfg: Any, env: Any, learner: Any, device: torch.device,
+                 build_env: Any, build_learner: Any) -> None:
+        from marl.algos.ued.paired import TokenWriter
+
+        check_tasks(env)
+        steps = learner.rollout_steps(env.num_envs)
+        if steps < env.spec.episode_limit:
+            raise ValueError(f"PAIRED needs rollouts of a whole episode: rollout_steps={steps} "
+                             f"is under the episode limit ({env.spec.episode_limit})")
+        self.cfg, self.learner, self.device = cfg, learner, device
+        self.antagonist = build_learner(replace(cfg, seed=cfg.seed + 7), env.spec, device)
+        self.antagonist_env = build_env(cfg, env.num_envs, device)
+        self.envs = (env, self.antagonist_env)
+        self.buffers = tuple(RolloutBuffer(m.rollout_fields(), steps, env.num_envs,
+                                           device=device) for m in (learner, self.antagonist))
+        self.runner = RolloutRunner(env, learner, self.buffers[0], device)
+        self.antagonist_runner = RolloutRunner(self.antagonist_env, self.antagonist,
+                                               self.buffers[1], device)
+        space = env.task_space
+        self.writer = TokenWriter(space.length, space.vocab, seed=cfg.seed + 3)
+        self.antagonist_steps = 0
+
+    def iterate(self, c: Any) -> list[dict[str, torch.Tensor]]:
+        written = self.writer.write(self.envs[0].num_envs)
+        returns = []
+        for i, (env, runner) in enumerate(zip(self.envs, (self.runner,
+                                                          self.antagonist_runner), strict=True)):
+            env.set_tasks(written.tokens)
+            runner.start(self.cfg.seed * 1_000_003 + c.t_env + i)
+            finished = runner.collect(c.t_env)
+            if i == 0:  # the run counts the protagonist's episodes and steps
+                c.episodes += finished
+            returns.append(_completed_returns(runner.buffer))
+        from marl.algos.ued.scores import paired_regret
+
+        protagonist = torch.tensor([sum(r) / len(r) for r in returns[0]])
+        antagonist = torch.tensor([max(r) for r in returns[1]])
+        regret = paired_regret(antagonist[:, None], protagonist[:, None])
+        steps = self.buffers[0].steps * self.buffers[0].num_envs
+        c.t_env += steps
+        self.antagonist_steps += steps
+        c.updates += 1
+        metrics = self.learner.update(self.buffers[0])
+        antagonist_metrics = self.antagonist.update(self.buffers[1])
+        metrics.update({f"teacher_{k}": v for k, v in self.writer.update(written,
+                                                                         regret).items()})
+        metrics["teacher_antagonist_return"] = antagonist.float().mean()
+        metrics["teacher_antagonist_policy_loss"] = antagonist_metrics["policy_loss"]
+        metrics["teacher_antagonist_env_steps"] = torch.tensor(float(self.antagonist_steps))
+        return [metrics]
+
+    def state_dict(self) -> dict[str, Any]:
+        """Every iteration starts its episodes anew (seeded), so the learners, the writer
+        and the step count are the whole state."""
+        return {"antagonist": self.antagonist.state_dict(),
+                "writer": self.writer.state_dict_all(),
+                "antagonist_steps": self.antagonist_steps}
+
+    def load_state_dict(self, state: dict[str, Any]) -> bool:
+        self.antagonist.load_state_dict(state["antagonist"])
+        self.writer.load_state_dict_all(state["writer"])
+        self.antagonist_steps = state["antagonist_steps"]
+        self.runner.start(self.cfg.seed)  # ready to test and draw; iterate starts anew anyway
+        return True
+
+
 def draw_tasks(env: Any, count: int, prefix: Any) -> None:
     """PNGs of the first ``count`` copies of ``env`` as they play now (``<prefix>_<i>.png``)."""
     from marl.render import save_png
@@ -241,5 +334,7 @@ register_tags({"heldout/return_mean": "mean greedy return on the held-out tasks"
                "heldout/solved_rate": "share of held-out episodes solved (won, or ended "
                                       "before the time limit)"})
 for _name in ("buffer_fill", "replay_rate", "score_mean", "waiting_mutations",
-              "learn_fraction"):
+              "learn_fraction", "writer_policy_loss", "writer_value_loss", "writer_entropy",
+              "regret_mean", "antagonist_return", "antagonist_policy_loss",
+              "antagonist_env_steps"):
     register_tags({f"learner/teacher_{_name}": f"the curriculum teacher's {_name}"})

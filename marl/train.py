@@ -50,7 +50,7 @@ from marl.config import (
     to_yaml,
     with_overrides,
 )
-from marl.curriculum import CurriculumTraining, HeldOut, draw_tasks
+from marl.curriculum import CurriculumTraining, HeldOut, PairedTraining, draw_tasks
 from marl.devices import available_device
 from marl.envs.registry import env_version
 from marl.learner import ReplayLearner, RolloutLearner
@@ -252,7 +252,7 @@ class Trainer:
         self.test_env = build_env(cfg, min(cfg.test_episodes, 1024), self.device)
         self.spec = self.env.spec
         self.learner = build_learner(cfg, self.spec, self.device)
-        self.data: ReplayTraining | RolloutTraining | CurriculumTraining
+        self.data: ReplayTraining | RolloutTraining | CurriculumTraining | PairedTraining
         on_policy = get_algorithm(cfg.algo).on_policy
         self.heldout: HeldOut | None = None
         if cfg.teacher.name:
@@ -261,7 +261,11 @@ class Trainer:
                                   f"rollout learners (ippo, mappo), not {cfg.algo}",
                                   "teacher.name")
             try:
-                self.data = CurriculumTraining(cfg, self.env, self.learner, self.device)
+                if cfg.teacher.name == "paired":
+                    self.data = PairedTraining(cfg, self.env, self.learner, self.device,
+                                               build_env, build_learner)
+                else:
+                    self.data = CurriculumTraining(cfg, self.env, self.learner, self.device)
                 self.heldout = HeldOut(cfg, build_env, self.device)
             except ValueError as e:
                 raise ConfigError(f"teacher.name={cfg.teacher.name!r}: {e}",

@@ -95,9 +95,11 @@ def test_copies_play_the_teachers_tasks_in_order_and_levels_are_scored(tmp_path)
     assert float(scores[0]) == pytest.approx(want)
 
 
-@pytest.mark.parametrize("teacher", ["dr", "plr", "accel"])
+@pytest.mark.parametrize("teacher", ["dr", "plr", "accel", "paired"])
 def test_a_curriculum_run_writes_heldout_figures_and_task_pictures(tmp_path, teacher):
-    cfg = _config(tmp_path, teacher, 256, teacher=teacher)
+    extra = ("rollout_steps=200",) if teacher == "paired" else ()  # whole episodes
+    cfg = _config(tmp_path, teacher, 256 if teacher != "paired" else 800, teacher=teacher,
+                  extra=extra)
     summary = train(cfg)
     assert 0.0 <= summary["heldout_solved_rate"] <= 1.0
     assert isinstance(summary["heldout_return_mean"], float)
@@ -118,17 +120,34 @@ def test_curricula_need_tasks_and_rollout_learners(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("teacher", ["plr", "accel"])
+@pytest.mark.parametrize("teacher", ["plr", "accel", "paired"])
 def test_a_curriculum_run_resumes_exactly(tmp_path, teacher):
-    n = 512
-    straight = train(_config(tmp_path, "straight", 2 * n, teacher, save_interval=n))
-    train(_config(tmp_path, "broken", n, teacher))
+    n = 512 if teacher != "paired" else 800
+    extra = ("rollout_steps=200",) if teacher == "paired" else ()
+    straight = train(_config(tmp_path, "straight", 2 * n, teacher, save_interval=n,
+                             extra=extra))
+    train(_config(tmp_path, "broken", n, teacher, extra=extra))
     resumed = train(None, resume=tmp_path / "broken", flags={"steps": 2 * n})
     assert resumed["env_steps"] == straight["env_steps"] == 2 * n
     a, b = _final(tmp_path / "straight"), _final(tmp_path / "broken")
-    for part in ("learner", "runner", "teacher", "level_sums"):
+    parts = (("learner", "antagonist", "writer", "antagonist_steps") if teacher == "paired"
+             else ("learner", "runner", "teacher", "level_sums"))
+    for part in parts:
         _assert_same(a[part], b[part], part)
     assert resumed["heldout_return_mean"] == straight["heldout_return_mean"]
+
+
+def test_paired_regret_drives_the_writer():
+    """The writer learns to write what earns regret: with regret 1 for token 0 in the first
+    position and 0 otherwise, token 0 becomes likely there."""
+    from marl.algos.ued.paired import TokenWriter, WriterConfig
+
+    writer = TokenWriter(3, 4, WriterConfig(hidden_dim=16, noise_dim=4, lr=3e-3,
+                                            entropy_coef=0.0), seed=0)
+    for _ in range(60):
+        written = writer.write(64)
+        writer.update(written, (written.tokens[:, 0] == 0).float())
+    assert (writer.write(256).tokens[:, 0] == 0).float().mean() > 0.8
 
 
 def test_tasked_env_refuses_an_env_without_tasks():
