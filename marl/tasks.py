@@ -15,8 +15,10 @@ Rules every task space keeps:
 - ``encode`` writes a layout in the space's canonical order (e.g. sorted wall cells, as CLUTR
   trains its VAE on), so that one layout has one token sequence; ``decode(encode(x)) == x``.
 - ``canonical(tokens) == encode(decode(tokens))``.
-- ``mutate(tokens, k, generator)`` changes at most ``k`` tokens of each task (ACCEL's edits),
-  then returns the canonical form.
+- ``mutate(tokens, k, generator)`` makes at most ``k`` edits to each task's layout (ACCEL's
+  edits: a wall toggled, a unit or food moved or changed), then returns the canonical form;
+  the canonical sort may move tokens, so the edits are counted on the layouts (walls, units
+  and food compared as sets), not position by position.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ class TaskSpace(Protocol):
         ...
 
     def mutate(self, tokens: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
-        """Each task with at most ``k`` tokens changed, canonical."""
+        """Each task with at most ``k`` edits to its layout, canonical."""
         ...
 
     def canonical(self, tokens: torch.Tensor) -> torch.Tensor:
