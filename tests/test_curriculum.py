@@ -95,7 +95,8 @@ def test_copies_play_the_teachers_tasks_in_order_and_levels_are_scored(tmp_path)
     assert float(scores[0]) == pytest.approx(want)
 
 
-@pytest.mark.parametrize("teacher", ["dr", "plr", "accel", "paired"])
+@pytest.mark.parametrize("teacher", ["dr", "plr", "accel",
+                                     pytest.param("paired", marks=pytest.mark.slow)])
 def test_a_curriculum_run_writes_heldout_figures_and_task_pictures(tmp_path, teacher):
     extra = ("rollout_steps=200",) if teacher == "paired" else ()  # whole episodes
     cfg = _config(tmp_path, teacher, 256 if teacher != "paired" else 800, teacher=teacher,
