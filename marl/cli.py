@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--runs-dir", help="where runs are written (default runs/)")
     tr.add_argument("--resume", help="continue a run from its folder or a checkpoint file")
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
-    tr.add_argument("--teacher", choices=("dr", "plr", "accel", "paired"),
+    tr.add_argument("--teacher", choices=("dr", "plr", "accel", "paired", "clutr"),
                     help="train on a curriculum (settings: teacher.key=value)")
     tr.set_defaults(run=_train, overrides=[])
 

@@ -90,7 +90,7 @@ class ReplayConfig:
         require_device("device", self.device, optional=True)
 
 
-TEACHERS = ("", "dr", "plr", "accel", "paired")  # curricula (marl.curriculum)
+TEACHERS = ("", "dr", "plr", "accel", "paired", "clutr")  # curricula (marl.curriculum)
 SCORES = ("max_mc", "positive_value_loss")  # their level scores
 
 
@@ -98,7 +98,7 @@ SCORES = ("max_mc", "positive_value_loss")  # their level scores
 class TeacherConfig:
     """The curriculum's teacher (``name`` "" = none: the environment's own random tasks)."""
 
-    name: str = ""  # dr | plr | accel | paired
+    name: str = ""  # dr | plr | accel | paired | clutr
     score: str = "max_mc"  # level score: max_mc | positive_value_loss
     buffer_size: int = 4000  # PLR's level buffer (minimax's maze defaults below)
     replay_prob: float = 0.5
@@ -107,12 +107,17 @@ class TeacherConfig:
     min_fill: float = 0.5
     robust: bool = True  # PLR⊥: no student gradient on new levels
     mutations: int = 4  # ACCEL: token edits per mutated level
+    vae: str = ""  # CLUTR: a task VAE file ("": the one shipped for the environment)
+    vae_joint: bool = False  # CLUTR ablation: train the VAE from scratch alongside
+    clutr_score: str = "regret"  # CLUTR's reward: regret (PAIRED's) | max_mc (an ablation)
     heldout_repeats: int = 4  # greedy episodes of each held-out task at every test
     render_tasks: int = 4  # tasks drawn to <run>/tasks/ at every test
 
     def __post_init__(self) -> None:
         require(self.name in TEACHERS, "teacher.name", self.name,
-                "one of dr, plr, accel, paired (or '' for none)")
+                "one of dr, plr, accel, paired, clutr (or '' for none)")
+        require(self.clutr_score in ("regret", "max_mc"), "teacher.clutr_score",
+                self.clutr_score, "regret or max_mc")
         require(self.score in SCORES, "teacher.score", self.score, f"one of {', '.join(SCORES)}")
         for key, ok in (("buffer_size", self.buffer_size >= 1),
                         ("replay_prob", 0 <= self.replay_prob <= 1),

@@ -26,6 +26,7 @@ How a run goes (:class:`CurriculumTraining`):
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -44,8 +45,8 @@ def make_teacher(cfg: TeacherConfig, space: Any, seed: int) -> Any:
 
     if cfg.name == "dr":
         return DomainRandomisation(space, seed)
-    if cfg.name == "paired":
-        raise ValueError("PAIRED's teacher is a policy: PairedTraining builds it")
+    if cfg.name in ("paired", "clutr"):
+        raise ValueError(f"{cfg.name}'s teacher is a policy: PairedTraining builds it")
     replay = ReplayConfig(buffer_size=cfg.buffer_size, replay_prob=cfg.replay_prob,
                           staleness=cfg.staleness, temperature=cfg.temperature,
                           min_fill=cfg.min_fill, robust=cfg.robust,
@@ -208,25 +209,27 @@ def _completed_returns(buffer: RolloutBuffer) -> list[list[float]]:
 
 
 class PairedTraining:
-    """PAIRED: a writer policy proposes one task per copy; a protagonist team (the run's
-    learner) and an antagonist team (a second learner of the same algorithm) each play one
-    rollout on those tasks (every copy starts anew on its task and replays it when an episode
-    ends); the writer learns from the regret, each team from its own rollout. The run's env
-    steps count the protagonist's steps; the antagonist's are logged apart
+    """PAIRED and CLUTR: a teacher policy proposes one task per copy (PAIRED's writes it token
+    by token, CLUTR's picks a point of a task VAE's latent space); a protagonist team (the
+    run's learner) and an antagonist team (a second learner of the same algorithm) each play
+    one rollout on those tasks (every copy starts anew on its task and replays it when an
+    episode ends); the teacher learns from the regret, each team from its own rollout. The
+    run's env steps count the protagonist's steps; the antagonist's are logged apart
     (``learner/teacher_antagonist_env_steps``). Rollouts must hold a whole episode
     (``rollout_steps`` at least the episode limit), so every task has a finished episode of
-    each team."""
+    each team. CLUTR with ``teacher.clutr_score=max_mc`` (an ablation) has no antagonist: the
+    reward is the protagonist's MaxMC on the task (its best finished return there minus its
+    mean value over the rollout)."""
 
     def __init__(self, cfg: Any, env: Any, learner: Any, device: torch.device,
                  build_env: Any, build_learner: Any) -> None:
-        from marl.algos.ued.paired import TokenWriter
-
         check_tasks(env)
         steps = learner.rollout_steps(env.num_envs)
         if steps < env.spec.episode_limit:
             raise ValueError(f"PAIRED needs rollouts of a whole episode: rollout_steps={steps} "
                              f"is under the episode limit ({env.spec.episode_limit})")
         self.cfg, self.learner, self.device = cfg, learner, device
+        self.regret = not (cfg.teacher.name == "clutr" and cfg.teacher.clutr_score == "max_mc")
         self.antagonist = build_learner(replace(cfg, seed=cfg.seed + 7), env.spec, device)
         self.antagonist_env = build_env(cfg, env.num_envs, device)
         self.envs = (env, self.antagonist_env)
@@ -235,15 +238,14 @@ class PairedTraining:
         self.runner = RolloutRunner(env, learner, self.buffers[0], device)
         self.antagonist_runner = RolloutRunner(self.antagonist_env, self.antagonist,
                                                self.buffers[1], device)
-        space = env.task_space
-        self.writer = TokenWriter(space.length, space.vocab, seed=cfg.seed + 3)
+        self.writer = make_writer(cfg, env.task_space)
         self.antagonist_steps = 0
 
     def iterate(self, c: Any) -> list[dict[str, torch.Tensor]]:
         written = self.writer.write(self.envs[0].num_envs)
         returns = []
-        for i, (env, runner) in enumerate(zip(self.envs, (self.runner,
-                                                          self.antagonist_runner), strict=True)):
+        runners = (self.runner, self.antagonist_runner) if self.regret else (self.runner,)
+        for i, (env, runner) in enumerate(zip(self.envs, runners, strict=False)):
             env.set_tasks(written.tokens)
             runner.start(self.cfg.seed * 1_000_003 + c.t_env + i)
             finished = runner.collect(c.t_env)
@@ -253,19 +255,25 @@ class PairedTraining:
         from marl.algos.ued.scores import paired_regret
 
         protagonist = torch.tensor([sum(r) / len(r) for r in returns[0]])
-        antagonist = torch.tensor([max(r) for r in returns[1]])
-        regret = paired_regret(antagonist[:, None], protagonist[:, None])
         steps = self.buffers[0].steps * self.buffers[0].num_envs
         c.t_env += steps
-        self.antagonist_steps += steps
         c.updates += 1
         metrics = self.learner.update(self.buffers[0])
-        antagonist_metrics = self.antagonist.update(self.buffers[1])
+        if self.regret:
+            antagonist = torch.tensor([max(r) for r in returns[1]])
+            reward = paired_regret(antagonist[:, None], protagonist[:, None])
+            self.antagonist_steps += steps
+            antagonist_metrics = self.antagonist.update(self.buffers[1])
+            metrics["teacher_antagonist_return"] = antagonist.float().mean()
+            metrics["teacher_antagonist_policy_loss"] = antagonist_metrics["policy_loss"]
+            metrics["teacher_antagonist_env_steps"] = torch.tensor(
+                float(self.antagonist_steps))
+        else:  # MaxMC: the best finished return minus the mean team value over the rollout
+            best = torch.tensor([max(r) for r in returns[0]])
+            value = self.buffers[0]["value"][:-1].mean(-1).mean(0).double().cpu()
+            reward = best.double() - value
         metrics.update({f"teacher_{k}": v for k, v in self.writer.update(written,
-                                                                         regret).items()})
-        metrics["teacher_antagonist_return"] = antagonist.float().mean()
-        metrics["teacher_antagonist_policy_loss"] = antagonist_metrics["policy_loss"]
-        metrics["teacher_antagonist_env_steps"] = torch.tensor(float(self.antagonist_steps))
+                                                                         reward).items()})
         return [metrics]
 
     def state_dict(self) -> dict[str, Any]:
@@ -281,6 +289,38 @@ class PairedTraining:
         self.antagonist_steps = state["antagonist_steps"]
         self.runner.start(self.cfg.seed)  # ready to test and draw; iterate starts anew anyway
         return True
+
+
+def make_writer(cfg: Any, space: Any) -> Any:
+    """PAIRED's token writer, or CLUTR's latent teacher over the run's task VAE."""
+    from marl.algos.ued.clutr import LatentTeacher
+    from marl.algos.ued.paired import TokenWriter
+    from marl.algos.ued.rvae import RVAEConfig, TaskVAE, load_vae
+
+    t = cfg.teacher
+    if t.name == "paired":
+        return TokenWriter(space.length, space.vocab, seed=cfg.seed + 3)
+    if t.vae_joint:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed + 5)
+            vae = TaskVAE(space.length, space.vocab, RVAEConfig())
+    else:
+        vae = load_vae(t.vae or shipped_vae(cfg.env), space, cfg.env)
+        vae.requires_grad_(False)
+    return LatentTeacher(vae, space, seed=cfg.seed + 3, joint=t.vae_joint)
+
+
+def shipped_vae(env_id: str) -> Path:
+    """The task VAE shipped for ``env_id`` (``marl ued pretrain`` makes one for any other)."""
+    from importlib import resources
+
+    path = Path(str(resources.files("marl.algos.ued").joinpath(
+        "vaes", f"{env_id.replace(':', '-')}.pt")))
+    if not path.is_file():
+        raise ValueError(f"no task VAE is shipped for {env_id}: train one with "
+                         f"`marl ued pretrain --task-space {env_id} --out FILE` and pass "
+                         "teacher.vae=FILE")
+    return path
 
 
 def draw_tasks(env: Any, count: int, prefix: Any) -> None:

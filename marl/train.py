@@ -261,7 +261,7 @@ class Trainer:
                                   f"rollout learners (ippo, mappo), not {cfg.algo}",
                                   "teacher.name")
             try:
-                if cfg.teacher.name == "paired":
+                if cfg.teacher.name in ("paired", "clutr"):
                     self.data = PairedTraining(cfg, self.env, self.learner, self.device,
                                                build_env, build_learner)
                 else:
