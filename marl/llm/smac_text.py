@@ -316,13 +316,11 @@ class SMACTextBattles:
                 team = teams[team_name]
                 accepted = []
                 per_unit: dict[int, list[Order]] = {s: [] for s in team.units}
-                keep = False
                 for action in actions:
                     counts["actions"] += 1
                     problem = self._check(action, team, b, tags, view, per_unit)
                     if problem is None:
                         accepted.append(action.text())
-                        keep = keep or action.name == "No_Operation"
                     else:
                         counts["rejected"] += 1
                         errors.append(f"Team {team_name}: {action.text()}: {problem}")
