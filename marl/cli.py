@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -161,6 +162,40 @@ def _render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ued_pretrain(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from marl.algos.ued.rvae import RVAEConfig, save_vae, train_vae
+    from marl.envs import make
+
+    try:
+        env_args = json.loads(args.env_args)
+        if not isinstance(env_args, dict):
+            raise ValueError("--env-args must be a JSON object")
+        space = getattr(make(args.task_space, num_envs=1, **env_args), "task_space", None)
+        if space is None:
+            raise ValueError(f"{args.task_space} has no task space (LBF and SMACv2 have one)")
+        cfg = RVAEConfig()
+        if args.steps is not None:
+            cfg = dataclasses.replace(cfg, steps=args.steps)
+        if args.unsorted:
+            cfg = dataclasses.replace(cfg, sorted=False)
+    except (ValueError, TypeError) as e:
+        print(f"marl ued pretrain: error: {e}", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+
+    def log(step: int, metrics: dict) -> None:
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+        print(f"step {step}: {shown}", file=sys.stderr)
+
+    vae, metrics = train_vae(space, cfg, args.seed, log=log)
+    save_vae(args.out, vae, args.task_space, metrics)
+    print(json.dumps({"task_space": args.task_space, "out": args.out, "steps": cfg.steps,
+                      "wall_s": round(time.perf_counter() - started, 1), **metrics}))
+    return 0
+
+
 def _llm_eval(args: argparse.Namespace) -> int:
     from marl.llm.backends import BackendError
     from marl.llm.evaluate import run_cli
@@ -245,6 +280,24 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--transcript", help="transcript path (default: LOGDIR/transcript.jsonl)")
     ev.add_argument("--no-progress", action="store_true", help="no progress bar")
     ev.set_defaults(run=_llm_eval)
+
+    ued = sub.add_parser("ued", help="curriculum tools (task VAEs for CLUTR)")
+    ued_sub = ued.add_subparsers(dest="ued_command", required=True)
+    pre = ued_sub.add_parser("pretrain", help="train a task VAE on random tasks of a task space",
+                             description="Train CLUTR's recurrent VAE on random tasks of an "
+                             "environment's task space (no environment steps) and write it to "
+                             "--out with its config and metrics (reconstruction accuracy on "
+                             "held-out random tasks, legal and distinct decoded latents).")
+    pre.add_argument("--task-space", required=True, help="an env id with tasks, e.g. "
+                     "lbf:13x13-2p-3f or smacv2:protoss_5_vs_5")
+    pre.add_argument("--out", required=True, help="the VAE file to write")
+    pre.add_argument("--steps", type=int, help="training steps (default: the config's)")
+    pre.add_argument("--seed", type=int, default=0)
+    pre.add_argument("--unsorted", action="store_true",
+                     help="train on tasks in random order (CLUTR's ablation)")
+    pre.add_argument("--env-args", default="{}", help='JSON keywords of the env, e.g. '
+                     '\'{"max_walls": 40}\'')
+    pre.set_defaults(run=_ued_pretrain)
 
     tr.usage = "marl train [options] [key=value ...]"
     args, rest = parser.parse_known_args(argv)

@@ -125,7 +125,7 @@ class CurriculumTraining:
         self.env = TaskedEnv(env, self.teacher)
         self.buffer = RolloutBuffer(learner.rollout_fields(), learner.rollout_steps(env.num_envs),
                                     env.num_envs, device=device)
-        self.runner = RolloutRunner(self.env, learner, self.buffer, device)  # type: ignore[arg-type]
+        self.runner = RolloutRunner(self.env, learner, self.buffer, device)
         b = env.num_envs
         self.gamma = float(getattr(learner.cfg, "gamma", 0.99))
         self.lam = float(getattr(learner.cfg, "gae_lambda", 0.95))
@@ -301,9 +301,7 @@ def make_writer(cfg: Any, space: Any) -> Any:
     if t.name == "paired":
         return TokenWriter(space.length, space.vocab, seed=cfg.seed + 3)
     if t.vae_joint:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed + 5)
-            vae = TaskVAE(space.length, space.vocab, RVAEConfig())
+        vae = TaskVAE(space.length, space.vocab, RVAEConfig(), seed=cfg.seed + 5)
     else:
         vae = load_vae(t.vae or shipped_vae(cfg.env), space, cfg.env)
         vae.requires_grad_(False)
@@ -314,8 +312,8 @@ def shipped_vae(env_id: str) -> Path:
     """The task VAE shipped for ``env_id`` (``marl ued pretrain`` makes one for any other)."""
     from importlib import resources
 
-    path = Path(str(resources.files("marl.algos.ued").joinpath(
-        "vaes", f"{env_id.replace(':', '-')}.pt")))
+    path = Path(str(resources.files("marl.algos.ued").joinpath("vaes").joinpath(
+        f"{env_id.replace(':', '-')}.pt")))
     if not path.is_file():
         raise ValueError(f"no task VAE is shipped for {env_id}: train one with "
                          f"`marl ued pretrain --task-space {env_id} --out FILE` and pass "

@@ -19,11 +19,14 @@ Rules every task space keeps:
   edits: a wall toggled, a unit or food moved or changed), then returns the canonical form;
   the canonical sort may move tokens, so the edits are counted on the layouts (walls, units
   and food compared as sets), not position by position.
+- ``shuffle(tokens, generator)`` writes the same layouts with the tokens of each group of
+  interchangeable tokens (walls, food; a team's units) in a random order — what CLUTR's
+  unsorted-data ablation trains on; ``canonical(shuffle(t)) == canonical(t)``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import torch
@@ -56,11 +59,17 @@ class TaskSpace(Protocol):
         """``encode(decode(tokens))``."""
         ...
 
+    def shuffle(self, tokens: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """The layouts of ``tokens`` with each group of interchangeable tokens in a random
+        order (see the module rules)."""
+        ...
+
 
 def heldout_tasks(env_id: str) -> tuple[list[str], list[Any]]:
     """The names and layouts of the held-out tasks (fixed, never trained on) of ``env_id``'s
     family, for ``env_id``'s size: LBF with walls and SMACv2 scenarios have them."""
     family = env_id.partition(":")[0]
+    family_tasks: Callable[[str], Mapping[str, Any]]
     if family == "lbf":
         from marl.envs.lbf.tasks import heldout_tasks as family_tasks
     elif family == "smacv2":

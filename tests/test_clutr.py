@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
 import torch
 
 from marl.algos.ued.clutr import LatentTeacher, LatentTeacherConfig, to_latent
@@ -50,3 +51,79 @@ def test_the_teacher_resumes_exactly():
     b.load_state_dict_all(a.state_dict_all())
     ca, cb = a.write(16), b.write(16)
     assert torch.equal(ca.u, cb.u) and torch.equal(ca.tokens, cb.tokens)
+
+
+def _tiny_vae(tmp_path, env_id: str = "smacv2:protoss_5_vs_5"):
+    from marl.algos.ued.rvae import RVAEConfig, save_vae, train_vae
+    from marl.envs import make
+
+    space = make(env_id, num_envs=1).task_space
+    cfg = RVAEConfig(latent_dim=8, embed_dim=8, hidden_dim=16, steps=20, batch_size=16,
+                     kl_anneal_steps=10, log_interval=10)
+    vae, metrics = train_vae(space, cfg, seed=0)
+    path = tmp_path / "vae.pt"
+    save_vae(path, vae, env_id, metrics)
+    return path
+
+
+@pytest.mark.parametrize("variant", [
+    (), pytest.param(("teacher.clutr_score=max_mc",), marks=pytest.mark.slow),
+    pytest.param(("teacher.vae_joint=true",), marks=pytest.mark.slow)])
+def test_a_clutr_run_plays_decoded_tasks_and_tests_on_the_heldout_set(tmp_path, variant):
+    from test_curriculum import _config
+
+    from marl.train import train
+
+    path = _tiny_vae(tmp_path)
+    extra = ("rollout_steps=200", f"teacher.vae={path}", *variant)
+    summary = train(_config(tmp_path, "clutr", 800, teacher="clutr", extra=extra))
+    assert summary["env_steps"] == 800 and 0.0 <= summary["heldout_solved_rate"] <= 1.0
+
+
+def test_a_vae_for_another_task_space_is_refused(tmp_path):
+    from test_curriculum import _config
+
+    from marl.config import ConfigError
+    from marl.train import Trainer
+
+    path = _tiny_vae(tmp_path, "smacv2:terran_5_vs_5")
+    with pytest.raises(ConfigError, match="teacher.name"):
+        Trainer(_config(tmp_path, "wrong", 800, teacher="clutr",
+                        extra=("rollout_steps=200", f"teacher.vae={path}")))
+    with pytest.raises(ConfigError, match="marl ued pretrain"):
+        Trainer(_config(tmp_path, "none", 800, teacher="clutr", extra=("rollout_steps=200",)))
+
+
+@pytest.mark.slow
+def test_a_clutr_run_resumes_exactly(tmp_path):
+    from test_curriculum import _config
+    from test_train_resume import _assert_same, _final
+
+    from marl.train import train
+
+    path = _tiny_vae(tmp_path)
+    extra = ("rollout_steps=200", f"teacher.vae={path}")
+    straight = train(_config(tmp_path, "straight", 1600, "clutr", save_interval=800,
+                             extra=extra))
+    train(_config(tmp_path, "broken", 800, "clutr", extra=extra))
+    resumed = train(None, resume=tmp_path / "broken", flags={"steps": 1600})
+    assert resumed["env_steps"] == straight["env_steps"] == 1600
+    a, b = _final(tmp_path / "straight"), _final(tmp_path / "broken")
+    for part in ("learner", "antagonist", "writer", "antagonist_steps"):
+        _assert_same(a[part], b[part], part)
+
+
+def test_marl_ued_pretrain_writes_a_vae_that_loads(tmp_path, capsys):
+    import json
+
+    from marl.algos.ued.rvae import load_vae
+    from marl.cli import main
+    from marl.envs import make
+
+    out = tmp_path / "lbf.pt"
+    assert main(["ued", "pretrain", "--task-space", "lbf:5x5-2p-1f", "--out", str(out),
+                 "--steps", "5"]) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert {"token_accuracy", "task_accuracy", "legal_share", "distinct_share"} <= set(line)
+    load_vae(out, make("lbf:5x5-2p-1f").task_space, "lbf:5x5-2p-1f")
+    assert main(["ued", "pretrain", "--task-space", "smac:3m", "--out", str(out)]) == 2

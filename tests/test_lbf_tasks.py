@@ -161,6 +161,24 @@ def test_mutate_changes_at_most_k_layout_elements(k):
     assert torch.equal(SPACE.mutate(tokens, 0, g), tokens)
 
 
+@pytest.mark.parametrize("space", [SPACE, SMALL], ids=["13x13", "5x5-crowded"])
+def test_shuffle_reorders_walls_and_food_but_keeps_the_layouts(space):
+    g = torch.Generator().manual_seed(5)
+    tokens = space.sample(300, g)
+    raw = torch.randint(-50, 3 * space.vocab, (100, space.length), generator=g)
+    for t in (tokens, raw):
+        shuffled = space.shuffle(t, g)
+        assert shuffled.shape == t.shape and torch.equal(space.canonical(shuffled),
+                                                        space.canonical(t))
+    w, n = space.max_walls, space.n_players
+    shuffled = space.shuffle(tokens, g)
+    assert torch.equal(shuffled[:, w:w + n], tokens[:, w:w + n])  # players in agent order
+    for part in (slice(0, w), slice(w + n, None)):  # walls and food: same tokens, new order
+        assert torch.equal(shuffled[:, part].sort(1).values, tokens[:, part].sort(1).values)
+        changed = (shuffled[:, part] != tokens[:, part]).any(1)
+        assert changed.float().mean() > 0.3  # 2 food items keep their order half the time
+
+
 # --- set_tasks ---------------------------------------------------------------------------------
 def _plays(env: LBFEnv, copy: int, x: LBFLayout) -> bool:
     s = env.state

@@ -153,6 +153,22 @@ def test_mutate_counts_from_the_canonical_form_of_any_tokens():
         sp.mutate(raw, -1, g)
 
 
+@pytest.mark.parametrize("name", ["protoss_5_vs_5", "terran_3_vs_4"])
+def test_shuffle_reorders_each_team_but_keeps_the_layouts(name):
+    sp = space(name)
+    g = torch.Generator().manual_seed(6)
+    tokens = sp.sample(300, g)
+    raw = torch.randint(-500, 500, (200, sp.length), generator=g)
+    for t in (tokens, raw):
+        shuffled = sp.shuffle(t, g)
+        assert shuffled.shape == t.shape and torch.equal(sp.canonical(shuffled), sp.canonical(t))
+    shuffled = sp.shuffle(tokens, g)
+    n = sp.n_agents
+    for team in (slice(0, n), slice(n, None)):  # each team: same units, new order
+        assert torch.equal(shuffled[:, team].sort(1).values, tokens[:, team])
+        assert (shuffled[:, team] != tokens[:, team]).any(1).float().mean() > 0.5
+
+
 @pytest.mark.parametrize("race", RACES)
 def test_heldout_sets_are_legal_named_and_distinct(race):
     tasks = heldout_tasks(f"smacv2:{race}_5_vs_5")

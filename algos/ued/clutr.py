@@ -91,9 +91,9 @@ class LatentTeacher(nn.Module):
         for _ in range(self.cfg.vae_steps):
             tokens = self.space.sample(self.cfg.vae_batch, self.generator)
             weight = cfg.kl_weight_max * min(1.0, self.vae_updates / max(cfg.kl_anneal_steps, 1))
-            recon, kl = self.vae.loss(tokens, weight)
+            recon, kl = self.vae.loss(tokens, self.generator)
             self.vae_optimiser.zero_grad(set_to_none=True)
-            (recon + weight * kl).backward()
+            (self.vae.length * recon + weight * kl).backward()  # train_vae's objective
             self.vae_optimiser.step()
             self.vae_updates += 1
 
@@ -109,7 +109,7 @@ class LatentTeacher(nn.Module):
             y = torch._standard_gamma(beta.concentration0.contiguous(), generator=self.generator)
             u = (x / (x + y)).clamp(1e-6, 1 - 1e-6)
             log_prob = beta.log_prob(u).sum(-1)
-            tokens = self.vae.decode(to_latent(u, self.scale))
+            tokens = self.vae.decode(to_latent(u, self.scale).clamp(-self.scale, self.scale))
         return Chosen(tokens, u, noise, log_prob, value)
 
     def update(self, chosen: Chosen, reward: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -172,6 +172,18 @@ class LBFTaskSpace:
         """``encode(decode(tokens))``."""
         return self.encode(self.decode(tokens))
 
+    def shuffle(self, tokens: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """``canonical(tokens)`` with the wall tokens (zeros included) in a random order among
+        the wall slots and the food tokens among the food slots; players keep agent order. A
+        legal layout decodes the same from its food in any order, so
+        ``canonical(shuffle(t)) == canonical(t)``."""
+        t = self.canonical(tokens)
+        w, first_food = self.max_walls, self.max_walls + self.n_players
+        order = [torch.rand(len(t), k, generator=generator, device=generator.device)
+                 .argsort(1).cpu() for k in (w, self.n_foods)]
+        return torch.cat([t[:, :w].gather(1, order[0]), t[:, w:first_food],
+                          t[:, first_food:].gather(1, order[1])], dim=1)
+
     # --- beyond the protocol -------------------------------------------------------------
     def legal(self, layout: LBFLayout) -> bool:
         """Whether ``layout`` is legal (see the module) and fits the space."""

@@ -125,6 +125,15 @@ class SMACv2TaskSpace:
         n = self.n_agents
         return torch.cat([self._team(t[:, :n]), self._team(t[:, n:])], dim=1)
 
+    def shuffle(self, tokens: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """``canonical(tokens)`` with the allies in a random order among the ally slots and the
+        enemies among the enemy slots."""
+        t = self.canonical(tokens)
+        n, dev = self.n_agents, t.device
+        allies, enemies = (torch.rand(len(t), k, generator=generator, device=dev).argsort(1)
+                           for k in (n, self.n_enemies))
+        return torch.cat([t[:, :n].gather(1, allies), t[:, n:].gather(1, enemies)], dim=1)
+
     def mutate(self, tokens: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
         """Each task of ``canonical(tokens)`` with at most ``k`` units edited (counted as the
         units of a team that are not in the edited team, as multisets), canonical."""
