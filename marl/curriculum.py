@@ -291,6 +291,15 @@ class PairedTraining:
         return True
 
 
+def curriculum_training(cfg: Any, env: Any, learner: Any, device: torch.device,
+                        build_env: Any, build_learner: Any) -> Any:
+    """The trainer's data source for ``cfg.teacher.name``: the teachers that write tasks with
+    a policy against two teams (PAIRED, CLUTR), or the ones that pick them (DR, PLR⊥, ACCEL)."""
+    if cfg.teacher.name in ("paired", "clutr"):
+        return PairedTraining(cfg, env, learner, device, build_env, build_learner)
+    return CurriculumTraining(cfg, env, learner, device)
+
+
 def make_writer(cfg: Any, space: Any) -> Any:
     """PAIRED's token writer, or CLUTR's latent teacher over the run's task VAE."""
     from marl.algos.ued.clutr import LatentTeacher

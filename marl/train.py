@@ -50,7 +50,13 @@ from marl.config import (
     to_yaml,
     with_overrides,
 )
-from marl.curriculum import CurriculumTraining, HeldOut, PairedTraining, draw_tasks
+from marl.curriculum import (
+    CurriculumTraining,
+    HeldOut,
+    PairedTraining,
+    curriculum_training,
+    draw_tasks,
+)
 from marl.devices import available_device
 from marl.envs.registry import env_version
 from marl.learner import ReplayLearner, RolloutLearner
@@ -261,11 +267,8 @@ class Trainer:
                                   f"rollout learners (ippo, mappo), not {cfg.algo}",
                                   "teacher.name")
             try:
-                if cfg.teacher.name in ("paired", "clutr"):
-                    self.data = PairedTraining(cfg, self.env, self.learner, self.device,
-                                               build_env, build_learner)
-                else:
-                    self.data = CurriculumTraining(cfg, self.env, self.learner, self.device)
+                self.data = curriculum_training(cfg, self.env, self.learner, self.device,
+                                                build_env, build_learner)
                 self.heldout = HeldOut(cfg, build_env, self.device)
             except ValueError as e:
                 raise ConfigError(f"teacher.name={cfg.teacher.name!r}: {e}",

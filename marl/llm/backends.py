@@ -204,8 +204,11 @@ class TransformersBackend:
         self.tokenizer: Any
         self.model: Any
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-            self.model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True)
+            # never run code from the folder: no remote code, weights only as safetensors
+            self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True,
+                                                           trust_remote_code=False)
+            self.model = AutoModelForCausalLM.from_pretrained(
+                folder, local_files_only=True, trust_remote_code=False, use_safetensors=True)
         except (OSError, ValueError) as exc:
             raise BackendError(f"cannot load a causal language model from {folder}: {exc}") from exc
         self.model.to(device).eval()
