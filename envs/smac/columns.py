@@ -36,7 +36,14 @@ class UnitColumns:
     health_regen: torch.Tensor
     max_cooldown: torch.Tensor  # SMAC's state normaliser
     splash: torch.Tensor  # bool: explodes on its target (Baneling)
+    splash_radius: torch.Tensor  # reach of the explosion, to the victims' edges
     ground: torch.Tensor  # bool
+    walker: torch.Tensor  # bool: bound to walkable ground (ground units but the Colossus)
+    hits_ground: torch.Tensor  # bool: its weapon targets ground units
+    hits_air: torch.Tensor  # bool: its weapon targets air units
+    scan: torch.Tensor  # the built-in AI's target acquisition range (between edges)
+    beam: torch.Tensor  # length of a Colossus's line splash (0: none)
+    beam_width: torch.Tensor
     sight: torch.Tensor  # what an agent of this type sees (observation range)
     shoot: torch.Tensor  # centre distance within which its attack action is available
     types: torch.Tensor  # [..., type_bits] the observation's type one-hot
@@ -71,7 +78,14 @@ class UnitColumns:
             health_regen=col(t.health_regen / LOOPS_PER_SECOND for t in units),
             max_cooldown=col(t.max_cooldown for t in units),
             splash=col((t.splash_radius > 0 for t in units), torch.bool),
+            splash_radius=col(t.splash_radius for t in units),
             ground=col((not t.air for t in units), torch.bool),
+            walker=col((not t.air and not t.walks_cliffs for t in units), torch.bool),
+            hits_ground=col((t.hits_ground for t in units), torch.bool),
+            hits_air=col((t.hits_air for t in units), torch.bool),
+            scan=col(max(t.scan, t.range) for t in units),
+            beam=col(t.beam for t in units),
+            beam_width=col(t.beam_width for t in units),
             sight=col(sight for sight, _ in ranges),
             shoot=col(shoot for _, shoot in ranges),
             types=types)

@@ -26,6 +26,14 @@ def hit_table(attackers: Sequence[UnitType], targets: Sequence[UnitType]) -> tor
                           if a.damage > 0 else 0.0 for t in targets] for a in attackers])
 
 
+def target_table(attackers: Sequence[UnitType], targets: Sequence[UnitType]) -> torch.Tensor:
+    """Whether each attacker's weapon can target each unit ``[len(attackers), len(targets)]``
+    (bool): ground units by weapons that hit ground, air units by weapons that hit air; units
+    without a weapon (healers) target no one."""
+    return torch.tensor([[a.damage > 0 and (a.hits_air if t.air else a.hits_ground)
+                          for t in targets] for a in attackers], dtype=torch.bool)
+
+
 def land_hits(health: torch.Tensor, shield: torch.Tensor, armour: torch.Tensor,
               raw: torch.Tensor, hits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """New ``(health, shield)`` after ``hits`` hits totalling ``raw`` damage (before armour)

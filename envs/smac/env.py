@@ -3,41 +3,50 @@
 Interface (SMAC's, default flags): observations, state, actions and availability as laid out
 in :mod:`marl.envs.smac.maps`; the team reward is SMAC's (damage dealt to enemy health and
 shields, +10 per kill, +200 for a win, scaled so a perfect episode returns 20) split evenly
-over the agents, so the agents' rewards sum to SMAC's scalar; ``info["won"]``. The same
-simulator plays SMACv2-style generated scenarios (:mod:`marl.envs.smac.generated`: unit types
-and starts drawn per copy and episode, per-type sight and attack ranges); there the reward is
-scaled by each battle's own enemies (SMAC scales by the first episode's), so that a perfect
-battle returns 20 whatever was drawn.
+over the agents, so the agents' rewards sum to SMAC's scalar; ``info["won"]``. SMAC takes the
+absolute value of a step's gain (enemy shields that regenerate pay), SMACv2 clips it at 0. The
+same simulator plays SMACv2-style generated scenarios (:mod:`marl.envs.smac.generated`: unit
+types and starts drawn per copy and episode, per-type sight and attack ranges); there the
+reward is scaled by each battle's own enemies (SMAC scales by the first episode's), so that a
+perfect battle returns 20 whatever was drawn.
+
+The map (SMAC maps: :mod:`marl.envs.smac.mapdata`, from the map files): its walkable cells
+(:mod:`marl.envs.smac.terrain`), where each side's units start (the same every episode, as in
+the game), the enemies' order, and the allies' unit statistics (the map's ``_RL`` copies).
 
 Dynamics, per environment step of 8 game loops, each loop for every unit of every copy at once:
 
 1. **Orders.** An agent's action sets its order for the step: stop (hold still), move 2 units
    north/south/east/west, or attack enemy ``j`` (a Medivac: heal ally ``j``). Allied units
    never act on their own (SMAC's allies are passive).
-2. **Enemy AI** (our rule, in the spirit of SMAC's map trigger, which sends the enemies at
-   the allies, and the built-in AI): every enemy attacks the closest living ally, walking to
-   it wherever it is, so running away does not stall the battle. An enemy Medivac heals the
-   most injured friendly unit in sight (9), and otherwise keeps with the closest friendly
-   unit.
-3. **Movement.** A unit with a target out of range walks straight at it; a unit with a move
-   order walks to its destination; at its speed, never past the goal. Overlapping ground units
-   are pushed apart by half their overlap; positions stay inside the map.
-4. **Weapons.** A unit whose target is within its range (between unit edges) and whose cooldown
-   has run out (cooldowns count whole game loops) fires: ``attacks`` hits of
+2. **Enemy AI**: the map's order, then SC2's unit behaviour (:meth:`SMACEnv._enemy_ai`,
+   docs/envs/smac.md): attack-move towards the map's point, acquire an ally within scan range
+   (one that attacks it first, then one that can hurt it, the closest), keep it while it stays
+   targetable and within scan range, resume the attack-move without one. SMACv2 (and
+   ``2c_vs_64zg``, whose script sends the enemies at the allies' units): every 0.5 game
+   seconds, enemies without a target are ordered onto the closest ally. An enemy Medivac
+   heals the most injured friendly unit in sight, else keeps with the closest friendly unit.
+3. **Movement.** A unit with a target out of range walks to it; a unit with a move order walks
+   to its destination; at its speed, never past the goal. Ground units walk on walkable cells:
+   straight when the goal is in sight, else along a shortest path round walls and up ramps
+   (:meth:`~marl.envs.smac.terrain.Terrain.waypoint`); a blocked step slides along the wall.
+   Overlapping ground units are pushed apart by half their overlap (a Colossus steps over
+   others and walks over cliffs); positions stay inside the map.
+4. **Weapons.** A unit whose target is within its range (between unit edges), that its weapon
+   can target (air or ground: only Marines, Stalkers and Hydralisks hit the Medivac), and whose
+   cooldown has run out (cooldowns count whole game loops) fires: ``attacks`` hits of
    :func:`~marl.envs.smac.combat.hit_table` damage, landed by
    :func:`~marl.envs.smac.combat.land_hits` (shields first, then armour); then its cooldown
-   restarts. A Baneling explodes on its target: splash damage to every opponent
-   within 2.2, and it dies. A Medivac heals 12.6 health per second at 1 energy per 3 health.
+   restarts, with SC2's random extra delay of -1 to +2 game loops (``WEAPON_DELAY``). A
+   Colossus's shot also hits every other opponent touching a line 2.8 long across its target;
+   a Baneling explodes on its target, damaging every opponent whose edge is within 2.2, and
+   dies. A Medivac heals 12.6 health per second at 1 energy per 3 health.
 5. **Regeneration.** Protoss shields regenerate 2.8 per second after 7 seconds without damage;
    Zerg health 0.38 per second; Medivac energy 0.7875 per second.
 
 The battle ends (``terminated``) when a side is wiped out or left with only Medivacs; reaching
-the map's episode limit is ``truncated`` (SMAC reports it as the end of the episode too).
-Positions are continuous on a 32 × 32 map, open unless the map lists walls: ground units do not
-enter wall cells (a blocked move slides along the wall) and a move is available when the cell
-1 unit ahead is walkable (SMAC's ``can_move``). Allies start in a block around the map's ally
-start ((9, 16) by default) and enemies around its enemy start ((23, 16)), with a uniform jitter
-of ±0.5 per unit.
+the map's episode limit is ``truncated`` (SMAC reports it as the end of the episode too). A
+move is available when the point 1 unit ahead is walkable (SMAC's ``can_move``).
 
 Tasks (generated scenarios only): :meth:`SMACEnv.set_tasks` fixes each copy's unit types and
 start cells (:mod:`marl.envs.smac.tasks`, ``env.task_space``) from its next reset on, autoresets
@@ -58,10 +67,11 @@ import torch
 
 from marl.batched_env import BatchedEnv
 from marl.envs.smac.columns import UnitColumns
-from marl.envs.smac.combat import hit_table, land_hits
+from marl.envs.smac.combat import hit_table, land_hits, target_table
 from marl.envs.smac.generated import GeneratedScenario, jittered
 from marl.envs.smac.maps import N_BASE_ACTIONS, SMACMap
 from marl.envs.smac.tasks import SMACv2TaskSpace
+from marl.envs.smac.terrain import Terrain
 from marl.envs.smac.units import LOOPS_PER_SECOND, STEP_LOOPS
 from marl.spec import EnvSpec, Obs
 
@@ -69,10 +79,15 @@ MAP_SIZE = 32.0
 MOVE_AMOUNT = 2.0
 SHIELD_DELAY = 7.0 * LOOPS_PER_SECOND  # loops without damage before shields regenerate
 SHIELD_REGEN = 2.8 / LOOPS_PER_SECOND
-SPLASH = 2.2
 REWARD_KILL, REWARD_WIN = 10.0, 200.0
+# SC2 weapons wait a random extra -0.0625 to +0.125 game seconds (16 loops each) after every
+# shot (their RandomDelayMin/Max; SMAX draws the same): the battles' only randomness
+WEAPON_DELAY = (-1.0, 2.0)
 ACTION_NAMES_BASE = ("no-op", "stop", "north", "south", "east", "west")
-NONE, STOP, MOVE, ATTACK = 0, 1, 2, 3  # orders
+# orders; an enemy's MOVE is the map's attack-move (to its destination, acquiring targets on
+# the way), ATTACK a target it acquired itself, CHASE a target it was ordered to attack
+NONE, STOP, MOVE, ATTACK, CHASE = 0, 1, 2, 3, 4
+TIER = 1e4  # target priority tiers of the enemy AI, in units of distance
 
 
 @dataclass
@@ -85,9 +100,9 @@ class SMACState:
     cooldown: torch.Tensor  # float [B, U], game loops until the weapon is ready
     energy: torch.Tensor  # float [B, U]
     quiet: torch.Tensor  # float [B, U], game loops since the unit last took damage
-    order: torch.Tensor  # int64 [B, U]: NONE, STOP, MOVE, ATTACK (attack or heal)
+    order: torch.Tensor  # int64 [B, U]: NONE, STOP, MOVE, ATTACK (attack or heal), CHASE
     target: torch.Tensor  # int64 [B, U], unit index of the target (ATTACK)
-    dest: torch.Tensor  # float [B, U, 2], destination (MOVE)
+    dest: torch.Tensor  # float [B, U, 2], destination (MOVE; an enemy's attack-move point)
     last_action: torch.Tensor  # int64 [B, N], -1 at the start
     t: torch.Tensor  # int64 [B], environment steps taken
     kind: torch.Tensor  # int64 [B, U], each unit's type (index into the scenario's kinds)
@@ -116,22 +131,31 @@ class SMACEnv(BatchedEnv[SMACState]):
             action_names=ACTION_NAMES_BASE + tuple(f"target_{j}" for j in range(e)))
         self.table = UnitColumns.of(kinds, m.types, [m.ranges(t) for t in kinds], dev)
         self.kind_hits = hit_table(kinds, kinds).to(dev)  # damage per hit [K, K]
+        self.kind_targets = target_table(kinds, kinds).to(dev)  # who can target whom [K, K]
         if isinstance(m, SMACMap):  # the same unit in every slot: [U] columns, built once
-            self.fixed = self.table.take(torch.tensor(m.slot_kinds, device=dev))
+            slots = torch.tensor(m.slot_kinds, device=dev)
+            self.fixed = self.table.take(slots)
+            self.fixed_targets = self.kind_targets[slots[:, None], slots[None, :]]  # [U, U]
         self.team = torch.tensor([0] * n + [1] * e, device=dev)
         self.opponents = self.team[:, None] != self.team[None, :]
         self.not_self = ~torch.eye(u, dtype=torch.bool, device=dev)
         # rules no unit of the scenario uses are skipped
         self.has_splash = any(t.splash_radius > 0 for t in kinds)
+        self.has_beam = any(t.beam > 0 for t in kinds)
+        self.has_cliff_walker = any(t.walks_cliffs for t in kinds)
         self.has_healer = any(t.healer for t in kinds)
         self.has_shields = any(t.shield > 0 for t in kinds)
         self.has_regen = any(t.health_regen > 0 for t in kinds)
         self.ally_shield, self.enemy_shield = bool(m.ally_shield), bool(m.enemy_shield)
-        cells = int(MAP_SIZE)
-        walkable = torch.ones(cells, cells, dtype=torch.bool)  # [x, y]
-        for x0, x1, y0, y1 in m.walls:
-            walkable[x0:x1, y0:y1] = False
-        self.set_terrain(walkable, (MAP_SIZE, MAP_SIZE))
+        if isinstance(m, SMACMap):  # the map file's ground
+            x0, y0, x1, y1 = m.data.playable
+            self.set_terrain(m.data.walkable, (x1 - x0, y1 - y0))
+        else:  # SMACv2's open field
+            cells = int(MAP_SIZE)
+            self.set_terrain(torch.ones(cells, cells, dtype=torch.bool), (MAP_SIZE, MAP_SIZE))
+        # enemies left without a target are ordered onto the closest ally: SMACv2's map
+        # script every 0.5 s, and on maps whose script sends the enemies at the allies' units
+        self.chase_idle = not isinstance(m, SMACMap) or m.data.order == "units"
         # the other allies each agent sees, in id order (SMAC skips the agent itself)
         others = torch.arange(n, device=dev).expand(n, n)
         self.others = others[~torch.eye(n, dtype=torch.bool, device=dev)].reshape(n, n - 1)
@@ -148,11 +172,12 @@ class SMACEnv(BatchedEnv[SMACState]):
         distance; the map's bounds are its size) and the size of its playable area, which
         the global state divides positions by (measured from the map's centre), as SMAC."""
         dev = self.device
-        self.walkable = walkable.to(device=dev, dtype=torch.bool)
-        self.bounds = torch.tensor(walkable.shape, dtype=torch.float32, device=dev)
+        self.terrain = Terrain(walkable, dev)
+        self.walkable = self.terrain.walkable
+        self.bounds = self.terrain.bounds
         self.centre = self.bounds / 2
         self.playable = torch.tensor(playable, dtype=torch.float32, device=dev)
-        self.has_walls = not bool(self.walkable.all())
+        self.has_walls = not self.terrain.open_everywhere
 
     def observe(self, state: SMACState) -> Obs:
         """What the agents see in ``state`` (a simulated one, or one read off the game)."""
@@ -161,6 +186,13 @@ class SMACEnv(BatchedEnv[SMACState]):
     def columns(self, s: SMACState) -> UnitColumns:
         """The statistics of every unit: ``[U]`` on a fixed map, ``[B, U]`` otherwise."""
         return self.fixed if self.scenario.fixed else self.table.take(s.kind)
+
+    def targets(self, s: SMACState) -> torch.Tensor:
+        """Whether unit ``i``'s weapon can target unit ``j`` (air/ground), ``[U, U]`` on a
+        fixed map, ``[B, U, U]`` otherwise."""
+        if self.scenario.fixed:
+            return self.fixed_targets
+        return self.kind_targets[s.kind.unsqueeze(-1), s.kind.unsqueeze(-2)]
 
     # --- tasks -----------------------------------------------------------------------------
     @property
@@ -204,25 +236,48 @@ class SMACEnv(BatchedEnv[SMACState]):
             pos = jittered(centre, self.rng)
         k = self.table.take(kind)
         zeros = torch.zeros(b, u, device=dev)
+        dest = self._enemy_destinations(pos)
         return SMACState(
             pos=pos, health=k.max_health.clone(), shield=k.max_shield.clone(),
             cooldown=zeros.clone(), energy=k.start_energy.clone(), quiet=zeros.clone(),
             order=torch.zeros(b, u, dtype=torch.long, device=dev),
             target=torch.zeros(b, u, dtype=torch.long, device=dev),
-            dest=torch.zeros(b, u, 2, device=dev),
+            dest=dest,
             last_action=torch.full((b, n), -1, dtype=torch.long, device=dev),
             t=torch.zeros(b, dtype=torch.long, device=dev), kind=kind.contiguous())
+
+    def _enemy_destinations(self, pos: torch.Tensor) -> torch.Tensor:
+        """``[B, U, 2]``: the enemies' attack-move points for battles starting at ``pos``
+        (zeros for the allies): the map's point, a point drawn between its two ends, or
+        (sent at the allies' units, or nowhere) where each enemy stands; generated
+        scenarios: the allies' centre."""
+        n = self.n_agents
+        dest = torch.zeros_like(pos)
+        m = self.scenario
+        if not isinstance(m, SMACMap):
+            dest[:, n:] = pos[:, :n].mean(1, keepdim=True)
+        elif m.data.order == "point":
+            dest[:, n:] = torch.tensor(m.data.order_points[0], device=pos.device)
+        elif m.data.order == "between":
+            a, b = (torch.tensor(p, device=pos.device) for p in m.data.order_points)
+            t = torch.rand(pos.shape[0], 1, generator=self.rng, device=pos.device)
+            dest[:, n:] = (a + (b - a) * t).unsqueeze(1)
+        else:
+            dest[:, n:] = pos[:, n:]
+        return dest
 
     def _step(self, s: SMACState, actions: torch.Tensor):
         n = self.n_agents
         before = s
         s = SMACState(**{f: v.clone() for f, v in vars(s).items()})
         k = self.columns(s)
+        can = self.targets(s)
         self._give_orders(s, k, actions)
         dist = torch.cdist(s.pos, s.pos)
-        for _ in range(STEP_LOOPS):
-            self._enemy_ai(s, k, dist[:, n:])
-            dist = self._loop(s, k)
+        for tick in range(STEP_LOOPS):
+            idle_order = tick == 0 and self.chase_idle  # every 0.5 game seconds
+            self._enemy_ai(s, k, can, dist[:, n:], idle_order)
+            dist = self._loop(s, k, can)
         s.last_action = actions.clone()  # the caller keeps its tensor: autoreset writes here
         s.t += 1
         reward, terminated, truncated, info = self.outcome(before, s)
@@ -278,7 +333,10 @@ class SMACEnv(BatchedEnv[SMACState]):
         fighting = alive & ~k.healer  # a side left with only Medivacs has lost (SMAC)
         allies_left, enemies_left = fighting[:, :n].any(-1), fighting[:, enemy].any(-1)
         won = ~enemies_left & allies_left
-        reward = (damage + REWARD_KILL * kills).abs() + REWARD_WIN * won
+        gain = damage + REWARD_KILL * kills  # negative only when shields regenerate
+        # SMAC takes its absolute value, SMACv2 clips it at 0
+        gain = gain.abs() if self.scenario.fixed else gain.clamp(min=0)
+        reward = gain + REWARD_WIN * won
         # SMAC scales by the first episode's maximum; we by each battle's own (the same on a
         # fixed map), so that a perfect generated battle also returns 20
         max_reward = (REWARD_KILL * e + REWARD_WIN
@@ -304,14 +362,47 @@ class SMACEnv(BatchedEnv[SMACState]):
         # a Medivac's target j is ally j; everyone else's is enemy j
         s.target[:, :n] = torch.where(k.healer[..., :n], j, j + n)
 
-    def _enemy_ai(self, s: SMACState, k: UnitColumns, dist: torch.Tensor) -> None:
+    def _enemy_ai(self, s: SMACState, k: UnitColumns, can: torch.Tensor, dist: torch.Tensor,
+                  order_idle: bool) -> None:
         """Targets and orders of the enemies, from their distances to every unit ``[B, E, U]``
-        (measured at the end of the previous game loop)."""
-        n = self.n_agents
+        (measured at the end of the previous game loop): SC2's unit behaviour under the map's
+        attack-move (docs/envs/smac.md, "The enemy"). An enemy keeps a target it acquired
+        while it stays targetable and within its scan range (edge to edge), and one it was
+        ordered to attack while it lives. Otherwise it acquires, among the allies it can
+        target, one that attacks it (retaliation, at any distance), else one within its scan
+        range that can hurt it, else any within its scan range, the closest in each tier; with
+        none it attack-moves on to its destination. ``order_idle`` (SMACv2's map script, every
+        0.5 game seconds): enemies left without a target are ordered to attack the closest
+        ally they can target, wherever it is."""
+        n, e = self.n_agents, self.n_enemies
         alive = s.health > 0
-        foes = alive[:, None, :] & (self.team == 0)
-        target = dist.masked_fill(~foes, math.inf).argmin(-1)
-        has = foes.any(-1)
+        radius = k.radius.expand(alive.shape)
+        gap = dist - radius[:, n:, None] - radius[:, None, :]  # edge to edge [B, E, U]
+        scan = k.scan.expand(alive.shape)[:, n:]
+        can_hit = can.expand(alive.shape[0], -1, -1)
+        foes = alive[:, None, :n] & can_hit[:, n:, :n]  # targetable allies [B, E, N]
+        order, target = s.order[:, n:], s.target[:, n:]
+        # the current target, if it still holds
+        held = foes.gather(-1, target.clamp(max=n - 1).unsqueeze(-1)).squeeze(-1) & (target < n)
+        held_gap = gap.gather(-1, target.unsqueeze(-1)).squeeze(-1)
+        keep = held & ((order == CHASE) | ((order == ATTACK) & (held_gap <= scan)))
+        # allies attacking each enemy: their attack order is on it and it is within their range
+        ally_range = k.range.expand(alive.shape)[:, :n]
+        on_me = (s.target[:, None, :n] == torch.arange(n, n + e, device=s.target.device)[:, None])
+        attacker = (on_me & (s.order[:, None, :n] == ATTACK) & alive[:, None, :n]
+                    & (gap[..., :n] <= ally_range[:, None, :]))
+        threat = can_hit[:, :n, n:].transpose(1, 2)  # ally i can hurt enemy j [B, E, N]
+        near = foes & (gap[..., :n] <= scan.unsqueeze(-1))
+        tier = torch.where(attacker, 0.0, torch.where(threat, 1.0, 2.0))
+        score = (tier * TIER + dist[..., :n]).masked_fill(~(foes & (near | attacker)), math.inf)
+        found = score.isfinite().any(-1)
+        new_order = torch.where(keep, order, torch.where(found, ATTACK, MOVE))
+        new_target = torch.where(keep, target, torch.where(found, score.argmin(-1), target))
+        if order_idle:
+            idle = (new_order == MOVE) & foes.any(-1)
+            closest = dist[..., :n].masked_fill(~foes, math.inf).argmin(-1)
+            new_order = torch.where(idle, CHASE, new_order)
+            new_target = torch.where(idle, closest, new_target)
         if self.has_healer:  # an enemy healer heals the most injured friend in sight, or
             # else keeps with the closest friend
             friends = alive[:, None, :] & (self.team == 1) & ~k.healer.unsqueeze(-2)
@@ -319,35 +410,44 @@ class SMACEnv(BatchedEnv[SMACState]):
                 ~friends | (dist >= k.sight[..., n:, None]), 0.0)
             closest = dist.masked_fill(~friends, math.inf).argmin(-1)
             patient = torch.where(hurt.max(-1).values > 0, hurt.argmax(-1), closest)
-            healer = k.healer[..., n:]
-            target = torch.where(healer, patient, target)
-            has = torch.where(healer, friends.any(-1), has)
-        s.target[:, n:] = target
-        s.order[:, n:] = torch.where(alive[:, n:] & has, ATTACK, NONE)
+            healer = k.healer[..., n:].expand_as(new_order)
+            new_target = torch.where(healer, patient, new_target)
+            new_order = torch.where(healer, torch.where(friends.any(-1), ATTACK, NONE),
+                                    new_order)
+        s.target[:, n:] = new_target
+        s.order[:, n:] = torch.where(alive[:, n:], new_order, NONE)
 
-    def _loop(self, s: SMACState, k: UnitColumns) -> torch.Tensor:
+    def _loop(self, s: SMACState, k: UnitColumns, can: torch.Tensor) -> torch.Tensor:
         """One game loop: move, fire, land hits, heal, regenerate, push apart. Returns the
         distances between units ``[B, U, U]`` before the push."""
         alive = s.health > 0
+        can_hit = can.expand(alive.shape[0], -1, -1)
         target_pos = s.pos.gather(1, s.target.unsqueeze(-1).expand(-1, -1, 2))
         target_alive = alive.gather(1, s.target)
-        attacking = (s.order == ATTACK) & target_alive & alive
+        # a weapon only fires at what it can target (a healer's target is an ally to heal)
+        valid = k.healer | can_hit.gather(2, s.target.unsqueeze(-1)).squeeze(-1)
+        ordered = s.order >= ATTACK
+        attacking = ordered & target_alive & alive & valid
         gap = (target_pos - s.pos).norm(dim=-1) - k.radius - _at(k.radius, s.target)
         in_range = attacking & (gap <= k.range)
         # movement: towards the target until in range, or to the destination
-        goal = torch.where((s.order == ATTACK).unsqueeze(-1), target_pos, s.dest)
+        goal = torch.where(ordered.unsqueeze(-1), target_pos, s.dest)
         want = torch.where(attacking, (gap - k.range).clamp(min=0), 0.0)
         to_dest = (s.dest - s.pos).norm(dim=-1)
         want = torch.where((s.order == MOVE) & alive, to_dest, want)
+        if self.has_walls and not self.terrain.convex:  # round walls, up ramps
+            goal = torch.where(k.walker.unsqueeze(-1), self.terrain.waypoint(s.pos, goal), goal)
         delta = goal - s.pos
         length = delta.norm(dim=-1, keepdim=True).clamp(min=1e-6)
         stride = torch.minimum(want, k.speed).unsqueeze(-1)
         moved = s.pos + delta / length * stride
-        s.pos = self._slide(s.pos, moved, k.ground) if self.has_walls else moved
+        s.pos = self._slide(s.pos, moved, k.walker) if self.has_walls else moved
         # weapons (healers heal continuously instead); cooldowns run in whole game loops
         s.cooldown = (s.cooldown - 1).clamp(min=0)
         fire = in_range & (s.cooldown <= 0) & ~k.healer
-        s.cooldown = torch.where(fire, k.cooldown_loops, s.cooldown)
+        delay = torch.rand(fire.shape, generator=self.rng, device=fire.device)
+        delay = WEAPON_DELAY[0] + (WEAPON_DELAY[1] - WEAPON_DELAY[0]) * delay
+        s.cooldown = torch.where(fire, k.cooldown_loops + delay, s.cooldown)
         shots = fire.float() * k.attacks
         if self.has_splash:
             bombs = fire & k.splash
@@ -355,13 +455,22 @@ class SMACEnv(BatchedEnv[SMACState]):
         per_hit = self.kind_hits[s.kind, s.kind.gather(1, s.target)]  # [B, U]
         raw = torch.zeros_like(s.health).scatter_add_(1, s.target, shots * per_hit)
         hits = torch.zeros_like(s.health).scatter_add_(1, s.target, shots)
-        if self.has_splash:  # Banelings: splash on every opponent near them, then they die
-            near = torch.cdist(s.pos, s.pos) <= SPLASH  # [B, bomber, victim]
-            pair = self.kind_hits[s.kind.unsqueeze(-1), s.kind.unsqueeze(-2)] * self.opponents
-            blast = bombs.unsqueeze(-1) & near & alive.unsqueeze(1) & (pair > 0)
+        if self.has_splash or self.has_beam:
+            pair = self.kind_hits[s.kind.unsqueeze(-1), s.kind.unsqueeze(-2)] * (
+                self.opponents & can_hit)  # damage per hit [B, attacker, victim]
+            victims = alive.unsqueeze(1) & (pair > 0)
+            radius = k.radius.expand(alive.shape).unsqueeze(1)  # [B, 1, victim]
+        if self.has_splash:  # Banelings: splash on every opponent whose edge is within
+            # the splash radius, then they die
+            reach = k.splash_radius.expand(alive.shape).unsqueeze(-1)
+            near = torch.cdist(s.pos, s.pos) - radius <= reach  # [B, bomber, victim]
+            blast = bombs.unsqueeze(-1) & near & victims
             raw = raw + (blast * pair).sum(1)
             hits = hits + blast.float().sum(1)
             s.health = torch.where(bombs, torch.zeros_like(s.health), s.health)
+        if self.has_beam:  # Colossi: their shots also hit every other opponent touching
+            # the line across the target
+            raw, hits = self._beam(s, k, fire, target_pos, pair, victims, radius, raw, hits)
         health, shield = land_hits(s.health, s.shield, k.armour, raw, hits)
         alive = health > 0  # decided before healing and regeneration: they revive no one
         if self.has_healer:  # Medivacs heal their target while it is hurt and energy lasts
@@ -379,16 +488,42 @@ class SMACEnv(BatchedEnv[SMACState]):
             s.shield = torch.where(alive, torch.minimum(shield.clamp(min=0), k.max_shield),
                                    0.0)
         pushed, dist = self._push_apart(s.pos, alive, k)
-        s.pos = self._slide(s.pos, pushed, k.ground) if self.has_walls else pushed
+        s.pos = self._slide(s.pos, pushed, k.walker) if self.has_walls else pushed
         return dist
+
+    def _beam(self, s: SMACState, k: UnitColumns, fire: torch.Tensor, target_pos: torch.Tensor,
+              pair: torch.Tensor, victims: torch.Tensor, radius: torch.Tensor, raw: torch.Tensor,
+              hits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``raw`` damage and ``hits`` with the line splash of the Colossi firing now: a line
+        ``beam`` long and ``beam_width`` wide, centred on the target and perpendicular to
+        the shot, hits every other opponent it touches with the shot's hits."""
+        beams = fire & (k.beam > 0)
+        if not bool(beams.any()):
+            return raw, hits
+        shot = target_pos - s.pos
+        shot = shot / shot.norm(dim=-1, keepdim=True).clamp(min=1e-6)
+        across = torch.stack([-shot[..., 1], shot[..., 0]], -1)  # along the line
+        rel = s.pos.unsqueeze(1) - target_pos.unsqueeze(2)  # [B, shooter, victim, 2]
+        half = (k.beam / 2).expand(fire.shape).unsqueeze(-1)
+        half_width = (k.beam_width / 2).expand(fire.shape).unsqueeze(-1)
+        touched = (((rel * across.unsqueeze(2)).sum(-1).abs() <= half + radius)
+                   & ((rel * shot.unsqueeze(2)).sum(-1).abs() <= half_width + radius))
+        others = torch.arange(fire.shape[1], device=fire.device) != s.target.unsqueeze(-1)
+        struck = beams.unsqueeze(-1) & touched & victims & others
+        count = struck * k.attacks.expand(fire.shape).unsqueeze(-1)
+        return raw + (count * pair).sum(1), hits + count.sum(1)
 
     def _push_apart(self, pos: torch.Tensor, alive: torch.Tensor,
                     k: UnitColumns) -> tuple[torch.Tensor, torch.Tensor]:
-        """Overlapping living ground units each move away by half the overlap; returns the
-        new positions and the distances before the push."""
+        """Overlapping living ground units each move away by half the overlap (a Colossus
+        steps over the others and collides only with Colossi); returns the new positions and
+        the distances before the push."""
         solid = alive & k.ground
         dist = torch.cdist(pos, pos)  # [B, U, U]
         pair = solid.unsqueeze(2) & solid.unsqueeze(1) & self.not_self
+        if self.has_cliff_walker:
+            walker = k.walker.expand_as(solid)
+            pair = pair & (walker.unsqueeze(2) == walker.unsqueeze(1))
         touching = k.radius.unsqueeze(-1) + k.radius.unsqueeze(-2)  # centre distance
         # unit i moves by sum_j w_ij (p_i - p_j), w_ij = overlap / (2 distance): as a batched
         # matrix product, without the [B, U, U, 2] differences
@@ -397,20 +532,19 @@ class SMACEnv(BatchedEnv[SMACState]):
         return torch.minimum((pos + push).clamp(min=0.0), self.bounds), dist
 
     def _open(self, pos: torch.Tensor) -> torch.Tensor:
-        """Whether the cells under ``pos [..., 2]`` are walkable (outside the map: no)."""
-        inside = ((pos >= 0) & (pos < self.bounds)).all(-1)
-        cell = torch.minimum(pos.clamp(min=0), self.bounds - 1).long()
-        return inside & self.walkable[cell[..., 0], cell[..., 1]]
+        """Whether ground units may stand at ``pos [..., 2]`` (outside the map: no)."""
+        return self.terrain.open(pos)
 
     def _slide(self, old: torch.Tensor, new: torch.Tensor,
-               ground: torch.Tensor) -> torch.Tensor:
-        """``new`` positions of ground units kept out of walls: a blocked move keeps whichever
-        of its x and y parts stays walkable (sliding along the wall), else stays put."""
+               walker: torch.Tensor) -> torch.Tensor:
+        """``new`` positions of the units bound to walkable ground (``walker``) kept out of
+        walls: a blocked move keeps whichever of its x and y parts stays walkable (sliding
+        along the wall), else stays put."""
         keep_x = torch.stack([new[..., 0], old[..., 1]], -1)
         keep_y = torch.stack([old[..., 0], new[..., 1]], -1)
         out = torch.where(self._open(keep_y).unsqueeze(-1), keep_y, old)
         out = torch.where(self._open(keep_x).unsqueeze(-1), keep_x, out)
-        ok = self._open(new) | ~ground
+        ok = self._open(new) | ~walker
         return torch.where(ok.unsqueeze(-1), new, out)
 
     def reset_info(self) -> dict[str, torch.Tensor]:
@@ -431,12 +565,13 @@ class SMACEnv(BatchedEnv[SMACState]):
 
     def state_bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """Features in [0, 1], positions in [-1, 1], except an ally's weapon cooldown over
-        SMAC's normaliser, which exceeds 1 for the types whose cooldown is longer than it
-        (Hydralisk, Zergling)."""
+        SMAC's normaliser, which exceeds 1 for the types whose cooldown (with the longest
+        random delay) is longer than it (Hydralisk, Zergling, Marauder)."""
         m = self.scenario
         n, a, e = m.n_agents, m.ally_state_feats, m.enemy_state_feats
         allies = m.ally_units if isinstance(m, SMACMap) else m.kinds
-        cooldown = max([1.0] + [t.cooldown_loops / t.max_cooldown for t in allies
+        cooldown = max([1.0] + [(t.cooldown_loops + WEAPON_DELAY[1]) / t.max_cooldown
+                                for t in allies
                                 if not t.healer and t.splash_radius == 0])
         low, high = np.zeros(m.state_size, np.float32), np.ones(m.state_size, np.float32)
         for i in range(n):
@@ -515,7 +650,7 @@ class SMACEnv(BatchedEnv[SMACState]):
         # targets: enemies, or (for a Medivac) the other non-Medivac allies
         dist = torch.cdist(me, s.pos)  # [B, N, U]
         near = (dist <= k.shoot[..., :n, None]) & alive[:, None, :]
-        enemy_t = near[:, :, n:]
+        enemy_t = near[:, :, n:] & self.targets(s).expand(b, -1, -1)[:, :n, n:]
         healer = k.healer[..., :n]
         ally_t = near[:, :, :n] & ~healer.unsqueeze(-2)
         pad = self.n_enemies - n

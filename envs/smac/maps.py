@@ -7,7 +7,8 @@ is SMAC's for allies (e.g. Stalker, Zealot on ``2s3z``); SMAC encodes *enemy* ty
 another order on some maps (a known quirk of its custom-map unit ids), which we do not copy:
 both sides use the order below.
 
-Maps are 32 × 32 units; ``walls`` lists the cells (1 × 1) units cannot enter, if any.
+Each map's ground, spawns, enemy order and allied unit statistics come from its map file
+(:mod:`marl.envs.smac.mapdata`).
 
 The sizes follow SMAC's size functions with its default flags (``obs_all_health``,
 ``obs_own_health``, ``state_last_action`` on; last action in the observation, pathing grid,
@@ -16,11 +17,12 @@ terrain height and time step off).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 
+from marl.envs.smac.mapdata import MapData, map_data
 from marl.envs.smac.units import UNITS, UnitType
 
 N_MOVE_FEATS = 4  # availability of the four moves
@@ -89,49 +91,48 @@ class ScenarioLayout:
                 + self.n_agents * self.n_actions)
 
 
-def block(n: int, centre: tuple[float, float], spacing: float) -> torch.Tensor:
-    """``n`` positions ``[n, 2]`` in a roughly square block around ``centre``."""
-    cols = math.ceil(math.sqrt(n))
-    i = torch.arange(n)
-    x = (i // cols).float() - (math.ceil(n / cols) - 1) / 2
-    y = (i % cols).float() - (min(n, cols) - 1) / 2
-    return torch.stack([centre[0] + x * spacing, centre[1] + y * spacing], dim=-1)
-
-
 @dataclass(frozen=True)
 class SMACMap(ScenarioLayout):
-    """One scenario: ``allies``/``enemies`` as ``((unit, count), ...)`` in unit-id order."""
+    """One scenario: ``allies``/``enemies`` as ``((unit, count), ...)`` in unit-id order. Its
+    ground, spawns, enemy order and allied unit statistics come from the map file's table
+    (:mod:`marl.envs.smac.mapdata`)."""
 
     name: str
     allies: tuple[tuple[str, int], ...]
     enemies: tuple[tuple[str, int], ...]
     limit: int
     types: tuple[str, ...] = ()  # type one-hot order; () on single-type maps
-    ally_start: tuple[float, float] = (9.0, 16.0)  # centre of the allies' starting block
-    enemy_start: tuple[float, float] = (23.0, 16.0)
-    walls: tuple[tuple[int, int, int, int], ...] = ()  # unwalkable cells [x0, x1) × [y0, y1)
     own_pos = False  # SMAC's default flags
     fixed = True  # the same units every episode
 
-    @property
+    @cached_property
+    def data(self) -> MapData:
+        return map_data(self.name)
+
+    @cached_property
     def ally_units(self) -> tuple[UnitType, ...]:
-        return tuple(UNITS[u] for u, k in self.allies for _ in range(k))
+        """The allies: the map's ``_RL`` copies of the units."""
+        return tuple(self.data.ally_unit(u) for u, k in self.allies for _ in range(k))
 
     @property
     def enemy_units(self) -> tuple[UnitType, ...]:
+        """The enemies: the game's own units."""
         return tuple(UNITS[u] for u, k in self.enemies for _ in range(k))
 
-    @property
+    @cached_property
     def kinds(self) -> tuple[UnitType, ...]:
-        """The unit types on the map, each once (the simulator's type indices)."""
-        names = dict.fromkeys(u for u, _ in self.allies + self.enemies)
-        return tuple(UNITS[u] for u in names)
+        """The distinct unit statistics on the map, each once (the simulator's type indices;
+        an allied and an enemy unit of one name differ where the map changes the ally)."""
+        kinds: list[UnitType] = []
+        for t in self.ally_units + self.enemy_units:
+            if t not in kinds:
+                kinds.append(t)
+        return tuple(kinds)
 
     @property
     def slot_kinds(self) -> tuple[int, ...]:
         """Each unit slot's type, as an index into :attr:`kinds` (allies first)."""
-        names = [t.name for t in self.kinds]
-        return tuple(names.index(t.name) for t in self.ally_units + self.enemy_units)
+        return tuple(self.kinds.index(t) for t in self.ally_units + self.enemy_units)
 
     @property
     def agent_names(self) -> tuple[str, ...]:
@@ -158,16 +159,35 @@ class SMACMap(ScenarioLayout):
         """SMAC: every unit sees 9 and may be ordered to attack a target within 6."""
         return SIGHT, SHOOT
 
+    @cached_property
+    def start_positions(self) -> torch.Tensor:
+        """``[U, 2]``: where every unit starts, allies first (the map's spawns, spread by
+        :mod:`marl.envs.smac.mapdata`'s placement rule)."""
+        taken: list[tuple[float, float, float, bool]] = []
+        allies = [(t.name, t) for t in self.ally_units]
+        enemies = [(t.name, t) for t in self.enemy_units]
+        pos = (self.data.placements(allies, self.data.ally_spawns, taken)
+               + self.data.placements(enemies, self.data.enemy_spawns, taken))
+        return torch.tensor(pos, dtype=torch.float32)
+
+    @property
+    def attack_point(self) -> tuple[float, float] | None:
+        """Where the map's script sends the enemies (attack-move); the middle of the two
+        ends where it draws a point between them, None where it sends them at the allies'
+        units or nowhere."""
+        points = self.data.order_points
+        if self.data.order == "point":
+            return points[0]
+        if self.data.order == "between":
+            return ((points[0][0] + points[1][0]) / 2, (points[0][1] + points[1][1]) / 2)
+        return None
+
     def draw(self, b: int, generator: torch.Generator,
              device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """Unit types ``[b, U]`` (indices into :attr:`kinds`) and starting positions
-        ``[b, U, 2]`` of ``b`` new battles: each side in a block (1.5 apart) around its start,
-        each unit jittered uniformly by ±0.5."""
+        ``[b, U, 2]`` of ``b`` new battles: the map's, the same every episode."""
         kind = torch.tensor(self.slot_kinds, device=device)
-        start = torch.cat([block(self.n_agents, self.ally_start, 1.5),
-                           block(self.n_enemies, self.enemy_start, 1.5)]).to(device)
-        jitter = torch.rand(b, len(kind), 2, generator=generator, device=device) - 0.5
-        return kind.expand(b, -1), start + jitter
+        return kind.expand(b, -1), self.start_positions.to(device).expand(b, -1, -1).clone()
 
 
 def _same(name: str, units: tuple[tuple[str, int], ...], limit: int,
@@ -199,10 +219,7 @@ MAPS: dict[str, SMACMap] = {m.name: m for m in (
     SMACMap("3s_vs_4z", (("stalker", 3),), (("zealot", 4),), 200),
     SMACMap("3s_vs_5z", (("stalker", 3),), (("zealot", 5),), 250),
     SMACMap("2s_vs_1sc", (("stalker", 2),), (("spine_crawler", 1),), 300),
-    # open ground on both ends joined by a passage 5 cells wide and 10 long (our layout: the
-    # SMAC map file is not available here)
-    SMACMap("corridor", (("zealot", 6),), (("zergling", 24),), 400, ally_start=(6.0, 16.0),
-            enemy_start=(26.0, 16.0), walls=((11, 21, 0, 14), (11, 21, 19, 32))),
+    SMACMap("corridor", (("zealot", 6),), (("zergling", 24),), 400),
     SMACMap("6h_vs_8z", (("hydralisk", 6),), (("zealot", 8),), 150),
     _same("bane_vs_bane", (("baneling", 4), ("zergling", 20)), 200, ("baneling", "zergling")),
     SMACMap("so_many_baneling", (("zealot", 7),), (("baneling", 32),), 100),

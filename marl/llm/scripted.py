@@ -4,10 +4,11 @@ They stand in for a language model behind :class:`~marl.llm.backends.FunctionBac
 whole loop (observation text, prompt, reply, parser, orders) runs without one, and they give
 the baselines a model is compared with:
 
-- :func:`focus_fire_reply` — every team attacks the enemy in its "Nearby Enemy Units" with the
-  fewest hit points (health + shields; ties: the nearer, then the first listed) and stops when
-  it sees none; a Medivac team heals the nearby non-Medivac ally with the lowest health % (ties:
-  the nearer). It is :func:`marl.llm.smac_orders.focus_fire_orders` read off the text, so
+- :func:`focus_fire_reply` — every team attacks, among the enemies in its "Nearby Enemy Units"
+  within attack range (6), the one with the fewest hit points (health + shields; ties: the
+  nearer, then the first listed), else the nearest enemy it sees, and stops when it sees none;
+  a Medivac team heals the nearby non-Medivac ally with the lowest health % (ties: the
+  nearer). It is :func:`marl.llm.smac_orders.focus_fire_orders` read off the text, so
   comparing the two measures what the text layer loses.
 - :func:`random_reply` — every team takes a uniformly random one of: stop, a move to a random
   screen point, an attack on a random nearby enemy (a heal of a random nearby ally), drawn from
@@ -20,6 +21,7 @@ import random
 import re
 from dataclasses import dataclass, field
 
+from marl.envs.smac.maps import SHOOT
 from marl.llm.backends import Request
 from marl.llm.grammar import TextAction, format_reply
 
@@ -86,12 +88,13 @@ def focus_fire_reply(request: Request) -> str:
             pick = min(friends, key=lambda u: (u.health_pct, u.distance), default=None)
             name = "Heal_Unit"
         else:
-            pick = min(team.enemies, key=lambda u: (u.health + u.shield, u.distance),
-                       default=None)
+            in_range = [u for u in team.enemies if u.distance <= SHOOT]
+            pick = (min(in_range, key=lambda u: (u.health + u.shield, u.distance)) if in_range
+                    else min(team.enemies, key=lambda u: u.distance, default=None))
             name = "Attack_Unit"
         actions[team.name] = [TextAction(name, (pick.tag,)) if pick is not None
                               else TextAction("Stop")]
-    return format_reply(actions, analysis="Focus fire on the weakest enemy in sight.")
+    return format_reply(actions, analysis="Focus fire on the weakest enemy in range.")
 
 
 def random_reply(request: Request, seed: int = 0) -> str:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from marl.envs.smac.maps import N_BASE_ACTIONS
+from marl.envs.smac.maps import N_BASE_ACTIONS, SHOOT
 
 NOOP, STOP = 0, 1
 MOVES = np.array([[0.0, 1.0], [0.0, -1.0], [1.0, 0.0], [-1.0, 0.0]])  # actions 2..5: N S E W
@@ -121,9 +121,10 @@ def _move_towards(at: np.ndarray, goal: np.ndarray, avail: np.ndarray, reach: fl
 def focus_fire_orders(pos: np.ndarray, alive: np.ndarray, hit_points: np.ndarray,
                       health_fraction: np.ndarray, sight: np.ndarray, healer: np.ndarray,
                       n_agents: int) -> list[list[Order]]:
-    """The focus-fire heuristic as orders, for one battle: every unit attacks the visible
-    enemy (within its sight) with the fewest hit points (health + shields; ties: the nearer,
-    then the lower slot) and holds when it sees none; a Medivac heals the visible non-Medivac
+    """The focus-fire heuristic as orders, for one battle: every unit attacks, among the
+    visible enemies (within its sight) within attack range (``SHOOT``), the one with the
+    fewest hit points (health + shields; ties: the nearer, then the lower slot), else the
+    nearest visible enemy, and holds when it sees none; a Medivac heals the visible non-Medivac
     ally with the lowest ``health_fraction`` (ties: the nearer), or holds when it sees none.
     Arrays are one battle's: ``[U]`` per unit (allies first), ``sight [N]``."""
     u = pos.shape[0]
@@ -146,6 +147,8 @@ def focus_fire_orders(pos: np.ndarray, alive: np.ndarray, hit_points: np.ndarray
         if not foes:
             orders.append([Order("stop")])
             continue
-        pick = min(foes, key=lambda j: (hit_points[j], dist[j], j))
+        in_range = [j for j in foes if dist[j] <= SHOOT]
+        pick = (min(in_range, key=lambda j: (hit_points[j], dist[j], j)) if in_range
+                else min(foes, key=lambda j: (dist[j], j)))
         orders.append([Order("attack", target=pick)])
     return orders
