@@ -274,9 +274,10 @@ class SMACEnv(BatchedEnv[SMACState]):
         can = self.targets(s)
         self._give_orders(s, k, actions)
         dist = torch.cdist(s.pos, s.pos)
+        context = self._enemy_context(s, k, can)
         for tick in range(STEP_LOOPS):
             idle_order = tick == 0 and self.chase_idle  # every 0.5 game seconds
-            self._enemy_ai(s, k, can, dist[:, n:], idle_order)
+            self._enemy_ai(s, k, context, dist[:, n:], idle_order)
             dist = self._loop(s, k, can)
         s.last_action = actions.clone()  # the caller keeps its tensor: autoreset writes here
         s.t += 1
@@ -362,45 +363,56 @@ class SMACEnv(BatchedEnv[SMACState]):
         # a Medivac's target j is ally j; everyone else's is enemy j
         s.target[:, :n] = torch.where(k.healer[..., :n], j, j + n)
 
-    def _enemy_ai(self, s: SMACState, k: UnitColumns, can: torch.Tensor, dist: torch.Tensor,
-                  order_idle: bool) -> None:
+    def _enemy_context(self, s: SMACState, k: UnitColumns, can: torch.Tensor) -> dict[
+            str, torch.Tensor]:
+        """What the enemy AI reads that stays the same through a step (the allies' orders
+        change only between steps): ``[..., E, N]`` tensors."""
+        n = self.n_agents
+        lead = s.health.shape[:1] if k.radius.dim() > 1 else ()
+        radius = k.radius.expand(*lead, self.n_units)
+        threat = can[..., :n, n:].transpose(-1, -2)  # ally i can hurt enemy j
+        aimed = (s.target[:, None, :n] == torch.arange(n, self.n_units, device=s.target.device)
+                 [:, None]) & (s.order[:, None, :n] == ATTACK)
+        return {"edge": radius[..., n:, None] + radius[..., None, :n],
+                "scan": k.scan.expand(*lead, self.n_units)[..., n:, None],
+                "hits": can[..., n:, :n], "aimed": aimed,
+                "reach": k.range.expand(*lead, self.n_units)[..., None, :n],
+                "tier": torch.where(threat, TIER, 2 * TIER)}
+
+    def _enemy_ai(self, s: SMACState, k: UnitColumns, c: dict[str, torch.Tensor],
+                  dist: torch.Tensor, order_idle: bool) -> None:
         """Targets and orders of the enemies, from their distances to every unit ``[B, E, U]``
-        (measured at the end of the previous game loop): SC2's unit behaviour under the map's
-        attack-move (docs/envs/smac.md, "The enemy"). An enemy keeps a target it acquired
-        while it stays targetable and within its scan range (edge to edge), and one it was
-        ordered to attack while it lives. Otherwise it acquires, among the allies it can
-        target, one that attacks it (retaliation, at any distance), else one within its scan
-        range that can hurt it, else any within its scan range, the closest in each tier; with
-        none it attack-moves on to its destination. ``order_idle`` (SMACv2's map script, every
-        0.5 game seconds): enemies left without a target are ordered to attack the closest
-        ally they can target, wherever it is."""
-        n, e = self.n_agents, self.n_enemies
+        (measured at the end of the previous game loop) and the step's :meth:`_enemy_context`
+        ``c``: SC2's unit behaviour under the map's attack-move (docs/envs/smac.md, "The
+        enemy"). An enemy keeps a target it acquired while it stays targetable and within its
+        scan range (edge to edge), and one it was ordered to attack while it lives. Otherwise
+        it acquires, among the allies it can target, one that attacks it (retaliation, at any
+        distance), else one within its scan range that can hurt it, else any within its scan
+        range, the closest in each tier; with none it attack-moves on to its destination.
+        ``order_idle`` (SMACv2's map script, every 0.5 game seconds): enemies left without a
+        target are ordered to attack the closest ally they can target, wherever it is."""
+        n = self.n_agents
         alive = s.health > 0
-        radius = k.radius.expand(alive.shape)
-        gap = dist - radius[:, n:, None] - radius[:, None, :]  # edge to edge [B, E, U]
-        scan = k.scan.expand(alive.shape)[:, n:]
-        can_hit = can.expand(alive.shape[0], -1, -1)
-        foes = alive[:, None, :n] & can_hit[:, n:, :n]  # targetable allies [B, E, N]
+        to_ally = dist[..., :n]
+        gap = to_ally - c["edge"]  # edge to edge [B, E, N]
+        foes = alive[:, None, :n] & c["hits"]  # targetable allies [B, E, N]
         order, target = s.order[:, n:], s.target[:, n:]
         # the current target, if it still holds
-        held = foes.gather(-1, target.clamp(max=n - 1).unsqueeze(-1)).squeeze(-1) & (target < n)
-        held_gap = gap.gather(-1, target.unsqueeze(-1)).squeeze(-1)
-        keep = held & ((order == CHASE) | ((order == ATTACK) & (held_gap <= scan)))
+        slot = target.clamp(max=n - 1).unsqueeze(-1)
+        held = foes.gather(-1, slot).squeeze(-1) & (target < n)
+        in_scan = gap <= c["scan"]
+        keep = held & ((order == CHASE) | ((order == ATTACK)
+                                            & in_scan.gather(-1, slot).squeeze(-1)))
         # allies attacking each enemy: their attack order is on it and it is within their range
-        ally_range = k.range.expand(alive.shape)[:, :n]
-        on_me = (s.target[:, None, :n] == torch.arange(n, n + e, device=s.target.device)[:, None])
-        attacker = (on_me & (s.order[:, None, :n] == ATTACK) & alive[:, None, :n]
-                    & (gap[..., :n] <= ally_range[:, None, :]))
-        threat = can_hit[:, :n, n:].transpose(1, 2)  # ally i can hurt enemy j [B, E, N]
-        near = foes & (gap[..., :n] <= scan.unsqueeze(-1))
-        tier = torch.where(attacker, 0.0, torch.where(threat, 1.0, 2.0))
-        score = (tier * TIER + dist[..., :n]).masked_fill(~(foes & (near | attacker)), math.inf)
-        found = score.isfinite().any(-1)
+        attacker = c["aimed"] & (gap <= c["reach"])
+        score = torch.where(attacker, 0.0, c["tier"]) + to_ally
+        best, pick = score.masked_fill(~(foes & (in_scan | attacker)), math.inf).min(-1)
+        found = best < math.inf
         new_order = torch.where(keep, order, torch.where(found, ATTACK, MOVE))
-        new_target = torch.where(keep, target, torch.where(found, score.argmin(-1), target))
+        new_target = torch.where(keep, target, torch.where(found, pick, target))
         if order_idle:
-            idle = (new_order == MOVE) & foes.any(-1)
-            closest = dist[..., :n].masked_fill(~foes, math.inf).argmin(-1)
+            near, closest = to_ally.masked_fill(~foes, math.inf).min(-1)
+            idle = (new_order == MOVE) & (near < math.inf)
             new_order = torch.where(idle, CHASE, new_order)
             new_target = torch.where(idle, closest, new_target)
         if self.has_healer:  # an enemy healer heals the most injured friend in sight, or
@@ -537,15 +549,9 @@ class SMACEnv(BatchedEnv[SMACState]):
 
     def _slide(self, old: torch.Tensor, new: torch.Tensor,
                walker: torch.Tensor) -> torch.Tensor:
-        """``new`` positions of the units bound to walkable ground (``walker``) kept out of
-        walls: a blocked move keeps whichever of its x and y parts stays walkable (sliding
-        along the wall), else stays put."""
-        keep_x = torch.stack([new[..., 0], old[..., 1]], -1)
-        keep_y = torch.stack([old[..., 0], new[..., 1]], -1)
-        out = torch.where(self._open(keep_y).unsqueeze(-1), keep_y, old)
-        out = torch.where(self._open(keep_x).unsqueeze(-1), keep_x, out)
-        ok = self._open(new) | ~walker
-        return torch.where(ok.unsqueeze(-1), new, out)
+        """``new`` positions, those of the units bound to walkable ground (``walker``) kept
+        on it (:meth:`~marl.envs.smac.terrain.Terrain.keep`)."""
+        return torch.where(walker.unsqueeze(-1), self.terrain.keep(old, new), new)
 
     def reset_info(self) -> dict[str, torch.Tensor]:
         """``won``, ``dead_allies`` and ``dead_enemies`` of the current state (nothing has

@@ -39,8 +39,14 @@ class Terrain:
         self.open_everywhere = bool(self.walkable.all())
         self.pinch = _pinch_corners(self.walkable)
         self.has_pinch = bool(self.pinch.any())
-        # on a map whose walkable cells form one rectangle every goal is in sight
-        self.convex = _one_rectangle(self.walkable)
+        # on a map whose walkable cells form one rectangle every goal is in sight, and
+        # keeping units on the ground is a clamp into it
+        box = _rectangle(self.walkable)
+        self.convex = box is not None
+        if box is not None:
+            (x0, y0), (x1, y1) = box
+            self.low = torch.tensor([x0, y0], dtype=torch.float32, device=device)
+            self.high = torch.tensor([x1 + 1, y1 + 1], dtype=torch.float32, device=device) - 1e-4
         self.next_hop = None if self.convex else _next_hops(self.walkable).to(device)
 
     def cell(self, pos: torch.Tensor) -> torch.Tensor:
@@ -48,8 +54,22 @@ class Terrain:
         c = torch.minimum(pos.clamp(min=0), self.bounds - 1).long()
         return c[..., 0] * self.size[1] + c[..., 1]
 
+    def keep(self, old: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+        """``new`` positions kept on walkable ground: on a rectangle, clamped into it (what
+        sliding along its edges gives); else a blocked move keeps whichever of its x and y
+        parts stays walkable (sliding along the wall), or stays at ``old``."""
+        if self.convex:
+            return torch.maximum(torch.minimum(new, self.high), self.low)
+        keep_x = torch.stack([new[..., 0], old[..., 1]], -1)
+        keep_y = torch.stack([old[..., 0], new[..., 1]], -1)
+        out = torch.where(self.open(keep_y).unsqueeze(-1), keep_y, old)
+        out = torch.where(self.open(keep_x).unsqueeze(-1), keep_x, out)
+        return torch.where(self.open(new).unsqueeze(-1), new, out)
+
     def open(self, pos: torch.Tensor) -> torch.Tensor:
         """Whether ground units may stand at ``pos [..., 2]`` (outside the map: no)."""
+        if self.convex:
+            return ((pos >= self.low) & (pos <= self.high)).all(-1)
         inside = ((pos >= 0) & (pos < self.bounds)).all(-1)
         c = torch.minimum(pos.clamp(min=0), self.bounds - 1).long()
         ok = self.walkable[c[..., 0], c[..., 1]]
@@ -88,14 +108,16 @@ class Terrain:
         return torch.where(seen.unsqueeze(-1), goal, through)
 
 
-def _one_rectangle(walkable: torch.Tensor) -> bool:
-    """Whether the walkable cells are exactly one axis-aligned rectangle."""
+def _rectangle(walkable: torch.Tensor) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """The first and last cell of the walkable cells when they are exactly one axis-aligned
+    rectangle, else None."""
     cells = walkable.nonzero()
     if not len(cells):
-        return True
+        return None
     (x0, y0), (x1, y1) = cells.min(0).values.tolist(), cells.max(0).values.tolist()
-    return bool(walkable[x0: x1 + 1, y0: y1 + 1].all()) and len(cells) == (x1 - x0 + 1) * (
-        y1 - y0 + 1)
+    full = bool(walkable[x0: x1 + 1, y0: y1 + 1].all())
+    return ((x0, y0), (x1, y1)) if full and len(cells) == (x1 - x0 + 1) * (y1 - y0 + 1) \
+        else None
 
 
 def _pinch_corners(walkable: torch.Tensor) -> torch.Tensor:
