@@ -143,6 +143,14 @@ class SMACEnv(BatchedEnv[SMACState]):
         self.has_splash = any(t.splash_radius > 0 for t in kinds)
         self.has_beam = any(t.beam > 0 for t in kinds)
         self.has_cliff_walker = any(t.walks_cliffs for t in kinds)
+        # the unit slots that may deal area damage: on a fixed map, those of the types that
+        # do; on a generated one, any
+        slot_types = ([kinds[i] for i in m.slot_kinds] if isinstance(m, SMACMap)
+                      else None)
+        self.splash_slots, self.beam_slots = (
+            torch.tensor([i for i in range(u) if slot_types is None or test(slot_types[i])],
+                         dtype=torch.long, device=dev)
+            for test in (lambda t: t.splash_radius > 0, lambda t: t.beam > 0))
         self.has_healer = any(t.healer for t in kinds)
         self.has_shields = any(t.shield > 0 for t in kinds)
         self.has_regen = any(t.health_regen > 0 for t in kinds)
@@ -467,22 +475,13 @@ class SMACEnv(BatchedEnv[SMACState]):
         per_hit = self.kind_hits[s.kind, s.kind.gather(1, s.target)]  # [B, U]
         raw = torch.zeros_like(s.health).scatter_add_(1, s.target, shots * per_hit)
         hits = torch.zeros_like(s.health).scatter_add_(1, s.target, shots)
-        if self.has_splash or self.has_beam:
-            pair = self.kind_hits[s.kind.unsqueeze(-1), s.kind.unsqueeze(-2)] * (
-                self.opponents & can_hit)  # damage per hit [B, attacker, victim]
-            victims = alive.unsqueeze(1) & (pair > 0)
-            radius = k.radius.expand(alive.shape).unsqueeze(1)  # [B, 1, victim]
         if self.has_splash:  # Banelings: splash on every opponent whose edge is within
             # the splash radius, then they die
-            reach = k.splash_radius.expand(alive.shape).unsqueeze(-1)
-            near = torch.cdist(s.pos, s.pos) - radius <= reach  # [B, bomber, victim]
-            blast = bombs.unsqueeze(-1) & near & victims
-            raw = raw + (blast * pair).sum(1)
-            hits = hits + blast.float().sum(1)
+            raw, hits = self._blast(s, k, bombs, alive, can_hit, raw, hits)
             s.health = torch.where(bombs, torch.zeros_like(s.health), s.health)
         if self.has_beam:  # Colossi: their shots also hit every other opponent touching
             # the line across the target
-            raw, hits = self._beam(s, k, fire, target_pos, pair, victims, radius, raw, hits)
+            raw, hits = self._beam(s, k, fire, target_pos, alive, can_hit, raw, hits)
         health, shield = land_hits(s.health, s.shield, k.armour, raw, hits)
         alive = health > 0  # decided before healing and regeneration: they revive no one
         if self.has_healer:  # Medivacs heal their target while it is hurt and energy lasts
@@ -503,26 +502,52 @@ class SMACEnv(BatchedEnv[SMACState]):
         s.pos = self._slide(s.pos, pushed, k.walker) if self.has_walls else pushed
         return dist
 
+    def _area(self, s: SMACState, k: UnitColumns, slots: torch.Tensor, alive: torch.Tensor,
+              can_hit: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """For the units in ``slots`` (those that may deal area damage), the damage per hit
+        on every unit ``[B, S, U]`` (0 for friends and what their weapon cannot target),
+        whether each unit can be hit (alive, damaged by it), and every unit's radius
+        ``[B, 1, U]``."""
+        pair = self.kind_hits[s.kind[:, slots].unsqueeze(-1), s.kind.unsqueeze(-2)] * (
+            self.opponents[slots] & can_hit[:, slots])
+        radius = k.radius.expand(alive.shape).unsqueeze(1)
+        return pair, alive.unsqueeze(1) & (pair > 0), radius
+
+    def _blast(self, s: SMACState, k: UnitColumns, bombs: torch.Tensor, alive: torch.Tensor,
+               can_hit: torch.Tensor, raw: torch.Tensor,
+               hits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``raw`` damage and ``hits`` with the splash of the Banelings exploding now: every
+        opponent whose edge is within the splash radius takes a hit."""
+        slots = self.splash_slots
+        pair, victims, radius = self._area(s, k, slots, alive, can_hit)
+        reach = k.splash_radius.expand(alive.shape)[:, slots].unsqueeze(-1)
+        near = torch.cdist(s.pos[:, slots], s.pos) - radius <= reach  # [B, bomber, victim]
+        blast = bombs[:, slots].unsqueeze(-1) & near & victims
+        return raw + (blast * pair).sum(1), hits + blast.float().sum(1)
+
     def _beam(self, s: SMACState, k: UnitColumns, fire: torch.Tensor, target_pos: torch.Tensor,
-              pair: torch.Tensor, victims: torch.Tensor, radius: torch.Tensor, raw: torch.Tensor,
+              alive: torch.Tensor, can_hit: torch.Tensor, raw: torch.Tensor,
               hits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``raw`` damage and ``hits`` with the line splash of the Colossi firing now: a line
         ``beam`` long and ``beam_width`` wide, centred on the target and perpendicular to
         the shot, hits every other opponent it touches with the shot's hits."""
-        beams = fire & (k.beam > 0)
+        slots = self.beam_slots
+        beams = fire[:, slots] & (k.beam.expand(fire.shape)[:, slots] > 0)
         if not bool(beams.any()):
             return raw, hits
-        shot = target_pos - s.pos
+        pair, victims, radius = self._area(s, k, slots, alive, can_hit)
+        shooter, aim = s.pos[:, slots], target_pos[:, slots]
+        shot = aim - shooter
         shot = shot / shot.norm(dim=-1, keepdim=True).clamp(min=1e-6)
         across = torch.stack([-shot[..., 1], shot[..., 0]], -1)  # along the line
-        rel = s.pos.unsqueeze(1) - target_pos.unsqueeze(2)  # [B, shooter, victim, 2]
-        half = (k.beam / 2).expand(fire.shape).unsqueeze(-1)
-        half_width = (k.beam_width / 2).expand(fire.shape).unsqueeze(-1)
+        rel = s.pos.unsqueeze(1) - aim.unsqueeze(2)  # [B, shooter, victim, 2]
+        half = (k.beam / 2).expand(fire.shape)[:, slots].unsqueeze(-1)
+        half_width = (k.beam_width / 2).expand(fire.shape)[:, slots].unsqueeze(-1)
         touched = (((rel * across.unsqueeze(2)).sum(-1).abs() <= half + radius)
                    & ((rel * shot.unsqueeze(2)).sum(-1).abs() <= half_width + radius))
-        others = torch.arange(fire.shape[1], device=fire.device) != s.target.unsqueeze(-1)
+        others = torch.arange(fire.shape[1], device=fire.device) != s.target[:, slots, None]
         struck = beams.unsqueeze(-1) & touched & victims & others
-        count = struck * k.attacks.expand(fire.shape).unsqueeze(-1)
+        count = struck * k.attacks.expand(fire.shape)[:, slots].unsqueeze(-1)
         return raw + (count * pair).sum(1), hits + count.sum(1)
 
     def _push_apart(self, pos: torch.Tensor, alive: torch.Tensor,

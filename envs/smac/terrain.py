@@ -10,12 +10,14 @@ Pinches
     corner counts as walkable.
 
 Routes
-    Ground units walk to a goal straight when the segment to it crosses only walkable ground
-    (always, on a map whose walkable cells form one rectangle), and otherwise towards the
-    centre of the next cell of a shortest 8-connected path (``next_hop [C, C]``: towards goal
-    cell, from cell; ``C = X · Y``, 2 MB on a 32 × 32 map, computed once per map), so that
-    they go round walls and up ramps as the game's path finder does, rather than sliding
-    along a cliff.
+    Ground units walk to a goal straight when the segment between the centres of their cell
+    and the goal's crosses only walkable ground (``visible [C, C]``, tested at
+    ``SIGHT_SAMPLES`` points; always, on a map whose walkable cells form one rectangle), and
+    otherwise towards the centre of the next cell of a shortest 8-connected path
+    (``next_hop [C, C]``: towards goal cell, from cell), so that they go round walls and up
+    ramps as the game's path finder does, rather than sliding along a cliff. ``C = X · Y``:
+    3 MB for a 32 × 32 map, computed once per ground (a second or two) and kept for the
+    process.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ class Terrain:
             (x0, y0), (x1, y1) = box
             self.low = torch.tensor([x0, y0], dtype=torch.float32, device=device)
             self.high = torch.tensor([x1 + 1, y1 + 1], dtype=torch.float32, device=device) - 1e-4
-        self.next_hop = None if self.convex else _next_hops(self.walkable).to(device)
+        self.next_hop, self.visible = (None, None) if self.convex else (
+            t.to(device) for t in _routes(self.walkable))
 
     def cell(self, pos: torch.Tensor) -> torch.Tensor:
         """The index ``x · Y + y`` of the cell under ``pos [..., 2]`` (clamped to the map)."""
@@ -80,13 +83,6 @@ class Terrain:
             ok = ok | (near & self.pinch[k[..., 0], k[..., 1]])
         return inside & ok
 
-    def in_sight(self, pos: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
-        """Whether the segment from ``pos`` to ``goal`` (``[..., 2]``) crosses only walkable
-        ground (tested at ``SIGHT_SAMPLES`` points along it)."""
-        t = torch.linspace(0, 1, SIGHT_SAMPLES, device=pos.device).view(-1, 1)
-        points = pos.unsqueeze(-2) + (goal - pos).unsqueeze(-2) * t  # [..., S, 2]
-        return self.open(points).all(-1)
-
     def waypoint(self, pos: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
         """Where a ground unit at ``pos`` heads for ``goal`` (both ``[..., 2]``): the goal
         when it is in sight, else the centre of the next cell on a shortest path."""
@@ -94,7 +90,7 @@ class Terrain:
             return goal
         here, there = self.cell(pos), self.cell(goal)
         n = self.size[1]
-        seen = self.in_sight(pos, goal)
+        seen = self.visible[here, there]
         hop = self.next_hop[there, here].long()
         to = torch.stack([torch.div(hop, n, rounding_mode="floor"), hop % n], -1)
         at = torch.stack([torch.div(here, n, rounding_mode="floor"), here % n], -1)
@@ -149,6 +145,38 @@ def _diagonal_ok(walkable: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
     side_x[xd, :] = walkable[xs, :]  # the cell at (+dx, 0)
     side_y[:, yd] = walkable[:, ys]  # the cell at (0, +dy)
     return side_x == side_y
+
+
+_ROUTES: dict[tuple[tuple[int, ...], bytes], tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def _routes(walkable: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``next_hop`` and ``visible`` of a ground (module doc), computed once per process."""
+    walkable = walkable.cpu().contiguous()
+    key = (tuple(walkable.shape), walkable.numpy().tobytes())
+    if key not in _ROUTES:
+        _ROUTES[key] = (_next_hops(walkable), _visible(walkable))
+    return _ROUTES[key]
+
+
+def _visible(walkable: torch.Tensor) -> torch.Tensor:
+    """``[C, C]``: whether the segment between two walkable cells' centres crosses only
+    walkable ground (pinches included); a blocked cell answers as the closest walkable one."""
+    x, y = walkable.shape
+    ix = torch.arange(x * y)
+    centres = torch.stack([ix // y, ix % y], -1).float() + 0.5
+    cells = walkable.reshape(-1).nonzero().squeeze(1)
+    terrain = Terrain.__new__(Terrain)  # the open() test of this ground, without routes
+    terrain.walkable, terrain.size = walkable, (x, y)
+    terrain.bounds = torch.tensor([x, y], dtype=torch.float32)
+    terrain.convex, terrain.pinch = False, _pinch_corners(walkable)
+    terrain.has_pinch = bool(terrain.pinch.any())
+    ends = centres[cells]
+    visible = torch.ones(len(cells), len(cells), dtype=torch.bool)
+    for t in torch.linspace(0, 1, SIGHT_SAMPLES):
+        visible &= terrain.open(ends.unsqueeze(1) * (1 - t) + ends.unsqueeze(0) * t)
+    closest = torch.cdist(centres, ends).argmin(1)
+    return visible[closest][:, closest]
 
 
 def _next_hops(walkable: torch.Tensor) -> torch.Tensor:
