@@ -393,9 +393,9 @@ def run_episode(env, rng):
     ("marl.envs:marl/Foraging-2s-10x10-3p-3f-coop-v1", 50, {}),
     ("marl.envs:marl/Foraging-v1", 50, {"field_size": 6, "players": 3, "max_num_food": 2,
                                         "sight": 2, "grid_observation": True}),
-    ("marl.envs:marl/SMAC-3m-v1", 60, {}),
-    ("marl.envs:marl/SMAC-v1", 120, {"map_name": "2s3z"}),
-    ("marl.envs:marl/SMACv2-protoss_5_vs_5-v1", 200, {}),
+    ("marl.envs:marl/SMAC-3m-v2", 60, {}),
+    ("marl.envs:marl/SMAC-v2", 120, {"map_name": "2s3z"}),
+    ("marl.envs:marl/SMACv2-protoss_5_vs_5-v2", 200, {}),
 ])
 def test_gymma_style_episodes(key, limit, extra):
     env = GymmaDriver(key, limit, seed=0, **extra)
@@ -434,16 +434,19 @@ def test_gymma_time_limit_is_not_a_terminal():
 def test_gymnasium_ids():
     ids = [k for k in gymnasium.registry if k.startswith("marl/")]
     assert all(":" not in k for k in ids)
-    v = env_version("lbf:8x8-2p-3f").split("-v")[1]
-    for gid in ("marl/Foraging-8x8-2p-3f", "marl/Foraging-v", "marl/SMAC-3m", "marl/SMAC-v",
-                "marl/SMACv2-zerg_10_vs_11", "marl/SMACv2-v"):
+    for gid, env_id in (("marl/Foraging-8x8-2p-3f", "lbf:8x8-2p-3f"),
+                        ("marl/Foraging-v", "lbf:8x8-2p-3f"), ("marl/SMAC-3m", "smac:3m"),
+                        ("marl/SMAC-v", "smac:3m"),
+                        ("marl/SMACv2-zerg_10_vs_11", "smacv2:zerg_10_vs_11"),
+                        ("marl/SMACv2-v", "smacv2:zerg_10_vs_11")):
+        v = env_version(env_id).split("-v")[1]
         full = gid + (v if gid.endswith("-v") else f"-v{v}")
         assert full in gymnasium.registry, full
     assert gym_id("smac:MMM2") == f"marl/SMAC-MMM2-v{families()['smac'].version}"
     env = gymnasium.make("marl/Foraging-v1", field_size=(6, 9), players=3, sight=2,
                          force_coop=True)
     assert env.unwrapped.env_id == "lbf:2s-6x9-3p-3f-coop"
-    assert gymnasium.make("marl/SMACv2-v1", race="zerg", n_units=3,
+    assert gymnasium.make("marl/SMACv2-v2", race="zerg", n_units=3,
                           n_enemies=4).unwrapped.env_id == "smacv2:zerg_3_vs_4"
     with pytest.raises(ValueError, match="players must be an integer"):
         gymnasium.make("marl/Foraging-v1", players=2.0)

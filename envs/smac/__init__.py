@@ -17,6 +17,11 @@ Versions
 - v1: 32 × 32 ground, walls where the map has them (``corridor``), SMAC's interface with
   default flags. smacv2: SMACv2's team and start distributions and its configured flags
   (own position, per-type sight and attack ranges).
+- v2: the maps as their files define them (ground, spawns, the enemies' order, the allies'
+  unit statistics), SC2's targeting for the enemy (scan, keep, retaliate), air and ground
+  targeting, the Colossus's line splash, Baneling splash to unit edges, SC2's random weapon
+  delay. smacv2: the same rules, SMACv2's periodic order onto idle enemies, the reward
+  clipped at 0.
 """
 
 from __future__ import annotations
@@ -85,7 +90,7 @@ register_family(EnvFamily(
     summary="SMACv2-style generated StarCraft battles (random unit types and starts)",
     pattern="smacv2:<race>_<n>_vs_<m>",
     make=make_generated,
-    version=1,  # the card's Versions
+    version=2,  # the card's Versions
     catalogue=catalogue_generated,
 ))
 
@@ -103,6 +108,6 @@ register_family(EnvFamily(
     summary="StarCraft micromanagement (SMAC maps), built-in batched simulator",
     pattern="smac:<map>",
     make=make,
-    version=1,  # the card's Versions
+    version=2,  # the card's Versions
     catalogue=catalogue,
 ))
