@@ -74,6 +74,20 @@ def test_an_enemy_whose_target_leaves_switches_to_an_ally_attacking_it():
     assert env2.state.dest[0, n].tolist() == pytest.approx(list(MAPS["3m"].attack_point))
 
 
+def test_an_enemy_idle_at_its_point_is_sent_after_the_closest_ally():
+    """SMAC's enemy is a computer player: its idle army goes after the allies, so hiding out
+    of scan range does not stall the battle; a Spine Crawler (it cannot walk) stays put."""
+    n = MAPS["3m"].n_agents
+    point = MAPS["3m"].attack_point
+    env, _ = placed("smac:3m", {0: (28.0, 9.0), 1: (30.0, 22.0), n: point})
+    env.step(stop_all(env))
+    assert env.state.order[0, n] == CHASE and env.state.target[0, n] == 0
+    n = MAPS["2s_vs_1sc"].n_agents
+    env, s = placed("smac:2s_vs_1sc", {0: (18.5, 8.5), n: (13.92, 20.04)})  # out of scan
+    env.step(stop_all(env))
+    assert env.state.order[0, n] == MOVE
+
+
 def test_smacv2_orders_idle_enemies_onto_the_closest_ally_wherever_it_is():
     env = make("smacv2:terran_5_vs_5", num_envs=1, seed=0, validate=False)
     env.reset(seed=0)

@@ -22,10 +22,13 @@ Dynamics, per environment step of 8 game loops, each loop for every unit of ever
 2. **Enemy AI**: the map's order, then SC2's unit behaviour (:meth:`SMACEnv._enemy_ai`,
    docs/envs/smac.md): attack-move towards the map's point, acquire an ally within scan range
    (one that attacks it first, then one that can hurt it, the closest), keep it while it stays
-   targetable and within scan range, resume the attack-move without one. SMACv2 (and
-   ``2c_vs_64zg``, whose script sends the enemies at the allies' units): every 0.5 game
-   seconds, enemies without a target are ordered onto the closest ally. An enemy Medivac
-   heals the most injured friendly unit in sight, else keeps with the closest friendly unit.
+   targetable and within scan range, resume the attack-move without one. Every 0.5 game
+   seconds, enemies without a target are ordered onto the closest ally: on SMAC's maps those
+   standing idle at their order's point (the enemy is a computer player, whose AI sends its
+   idle army after the enemy: the allies cannot win time by hiding), on SMACv2 (its map
+   script) and ``2c_vs_64zg`` (whose script sends the enemies at the allies' units) all of
+   them. An enemy Medivac heals the most injured friendly unit in sight, else keeps with the
+   closest friendly unit.
 3. **Movement.** A unit with a target out of range walks to it; a unit with a move order walks
    to its destination; at its speed, never past the goal. Ground units walk on walkable cells:
    straight when the goal is in sight, else along a shortest path round walls and up ramps
@@ -88,6 +91,7 @@ ACTION_NAMES_BASE = ("no-op", "stop", "north", "south", "east", "west")
 # the way), ATTACK a target it acquired itself, CHASE a target it was ordered to attack
 NONE, STOP, MOVE, ATTACK, CHASE = 0, 1, 2, 3, 4
 TIER = 1e4  # target priority tiers of the enemy AI, in units of distance
+ARRIVED = 1.0  # an enemy this close to its attack-move point stands there, idle
 
 
 @dataclass
@@ -161,8 +165,10 @@ class SMACEnv(BatchedEnv[SMACState]):
         else:  # SMACv2's open field
             cells = int(MAP_SIZE)
             self.set_terrain(torch.ones(cells, cells, dtype=torch.bool), (MAP_SIZE, MAP_SIZE))
-        # enemies left without a target are ordered onto the closest ally: SMACv2's map
-        # script every 0.5 s, and on maps whose script sends the enemies at the allies' units
+        # every 0.5 game seconds, enemies without a target are ordered onto the closest ally:
+        # all of them (SMACv2's map script; maps whose script sends the enemies at the
+        # allies' units), or those standing idle at their order's point (SMAC's enemy is a
+        # computer player, whose AI sends its idle army after the enemy)
         self.chase_idle = not isinstance(m, SMACMap) or m.data.order == "units"
         # the other allies each agent sees, in id order (SMAC skips the agent itself)
         others = torch.arange(n, device=dev).expand(n, n)
@@ -284,8 +290,7 @@ class SMACEnv(BatchedEnv[SMACState]):
         dist = torch.cdist(s.pos, s.pos)
         context = self._enemy_context(s, k, can)
         for tick in range(STEP_LOOPS):
-            idle_order = tick == 0 and self.chase_idle  # every 0.5 game seconds
-            self._enemy_ai(s, k, context, dist[:, n:], idle_order)
+            self._enemy_ai(s, k, context, dist[:, n:], order_idle=tick == 0)
             dist = self._loop(s, k, can)
         s.last_action = actions.clone()  # the caller keeps its tensor: autoreset writes here
         s.t += 1
@@ -397,8 +402,9 @@ class SMACEnv(BatchedEnv[SMACState]):
         it acquires, among the allies it can target, one that attacks it (retaliation, at any
         distance), else one within its scan range that can hurt it, else any within its scan
         range, the closest in each tier; with none it attack-moves on to its destination.
-        ``order_idle`` (SMACv2's map script, every 0.5 game seconds): enemies left without a
-        target are ordered to attack the closest ally they can target, wherever it is."""
+        ``order_idle`` (every 0.5 game seconds): enemies left without a target — on SMAC's
+        maps, those standing at their order's point — are ordered to attack the closest ally
+        they can target, wherever it is (``chase_idle``)."""
         n = self.n_agents
         alive = s.health > 0
         to_ally = dist[..., :n]
@@ -421,6 +427,9 @@ class SMACEnv(BatchedEnv[SMACState]):
         if order_idle:
             near, closest = to_ally.masked_fill(~foes, math.inf).min(-1)
             idle = (new_order == MOVE) & (near < math.inf)
+            if not self.chase_idle:  # only those that stand at their point (and can walk)
+                there = (s.pos[:, n:] - s.dest[:, n:]).norm(dim=-1) < ARRIVED
+                idle = idle & there & (k.speed.expand_as(s.health)[:, n:] > 0)
             new_order = torch.where(idle, CHASE, new_order)
             new_target = torch.where(idle, closest, new_target)
         if self.has_healer:  # an enemy healer heals the most injured friend in sight, or
