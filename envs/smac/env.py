@@ -84,7 +84,8 @@ SHIELD_DELAY = 7.0 * LOOPS_PER_SECOND  # loops without damage before shields reg
 SHIELD_REGEN = 2.8 / LOOPS_PER_SECOND
 REWARD_KILL, REWARD_WIN = 10.0, 200.0
 # SC2 weapons wait a random extra -0.0625 to +0.125 game seconds (16 loops each) after every
-# shot (their RandomDelayMin/Max; SMAX draws the same): the battles' only randomness
+# shot (their RandomDelayMin/Max; SMAX draws the same): with the same starts every episode,
+# this (and 2m_vs_1z's drawn attack point) is what makes two battles differ
 WEAPON_DELAY = (-1.0, 2.0)
 ACTION_NAMES_BASE = ("no-op", "stop", "north", "south", "east", "west")
 # orders; an enemy's MOVE is the map's attack-move (to its destination, acquiring targets on
