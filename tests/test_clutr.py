@@ -127,3 +127,20 @@ def test_marl_ued_pretrain_writes_a_vae_that_loads(tmp_path, capsys):
     assert {"token_accuracy", "task_accuracy", "legal_share", "distinct_share"} <= set(line)
     load_vae(out, make("lbf:5x5-2p-1f").task_space, "lbf:5x5-2p-1f")
     assert main(["ued", "pretrain", "--task-space", "smac:3m", "--out", str(out)]) == 2
+
+
+def test_the_shipped_task_vae_loads_for_its_space_and_decodes_distinct_legal_tasks():
+    from marl.algos.ued.rvae import load_vae
+    from marl.curriculum import shipped_vae
+    from marl.envs import make
+
+    env = make("lbf:13x13-2p-3f", num_envs=1)
+    vae = load_vae(shipped_vae("lbf:13x13-2p-3f"), env.task_space, "lbf:13x13-2p-3f")
+    u = torch.rand(64, vae.cfg.latent_dim, generator=torch.Generator().manual_seed(0))
+    z = vae.from_unit(u)
+    tokens = env.task_space.canonical(vae.decode(z))
+    layouts = env.task_space.decode(tokens)
+    assert len({str(x) for x in layouts}) == 64  # distinct tasks from distinct latents
+    assert torch.equal(env.task_space.encode(layouts), tokens)  # each one legal
+    with pytest.raises(ValueError, match="no task VAE is shipped for lbf:8x8-2p-3f"):
+        shipped_vae("lbf:8x8-2p-3f")
