@@ -214,6 +214,12 @@ class PPOLearner:
             "done": Field((), torch.bool),
         }
 
+    def critic_reward(self, reward: torch.Tensor) -> torch.Tensor:
+        """``reward`` in the units the critic's values count (standardised by the learner's
+        running statistics when it standardises rewards), so that scores made of rewards and
+        values (a curriculum's level scores) compare like with like."""
+        return self.reward_stats.standardise(reward) if self.cfg.standardise_rewards else reward
+
     def rollout_steps(self, num_envs: int) -> int:
         """Steps of every copy in a rollout of ``num_envs`` copies (minibatches split them)."""
         if self.cfg.num_minibatches > num_envs:

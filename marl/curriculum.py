@@ -13,8 +13,11 @@ How a run goes (:class:`CurriculumTraining`):
 - After each rollout, every episode that ended in it gets its **level score** from the rollout
   (the team's reward and value: the agents' sum of rewards, the mean of their values; GAE with
   the learner's γ and λ over the rollout, bootstrapped at its end): MaxMC (default) or the
-  positive value loss (:mod:`marl.algos.ued.scores`). The teacher takes the scores and team
-  returns; the learner updates on the rollout with the steps it may not learn from masked
+  positive value loss (:mod:`marl.algos.ued.scores`). Rewards enter in the critic's units
+  (``learner.critic_reward``: standardised as the learner standardises them), and MaxMC's
+  returns are discounted from the episode's start, so that rewards, returns and values
+  compare like with like. The teacher takes the scores and these returns; the learner
+  updates on the rollout with the steps it may not learn from masked
   (``RolloutBuffer.learn``).
 - At every test, the student also plays the **held-out tasks** (fixed, never trained on):
   ``teacher.heldout_repeats`` greedy episodes of each, logged as ``heldout/return_mean``,
@@ -150,7 +153,9 @@ class CurriculumTraining:
     def _score_levels(self, played: torch.Tensor) -> None:
         """Score every episode that ended in the rollout; ``played [T, B, L]``."""
         buf = self.buffer
-        reward = buf["reward"].sum(-1, keepdim=True).double().cpu()  # team reward [T, B, 1]
+        team = buf["reward"].sum(-1, keepdim=True)  # team reward [T, B, 1]
+        # the scores compare rewards with the critic's values: in the critic's units
+        reward = self.learner.critic_reward(team).double().cpu()
         values = buf["value"].mean(-1, keepdim=True).double().cpu()  # team value [T+1, B, 1]
         final = buf["final_value"].mean(-1, keepdim=True).double().cpu()
         done, terminated = buf["done"].cpu(), buf["terminated"].cpu()
@@ -162,8 +167,8 @@ class CurriculumTraining:
         for t in range(buf.steps):
             s["positive_advantage"] += advantages[t, :, 0].clamp(min=0.0)
             s["value"] += values[t, :, 0]
+            s["return"] += reward[t, :, 0] * self.gamma ** s["steps"]  # discounted, from 0
             s["steps"] += 1
-            s["return"] += reward[t, :, 0]
             ids = done[t].nonzero().squeeze(1)
             if not ids.numel():
                 continue

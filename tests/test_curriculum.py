@@ -72,6 +72,9 @@ def test_copies_play_the_teachers_tasks_in_order_and_levels_are_scored(tmp_path)
     from marl.train import Counters
 
     c = Counters()
+    stats = trainer.learner.reward_stats
+    stats.update(torch.tensor([0.0, 2.0, 4.0]))  # the critic's units now differ from rewards'
+    mean, std = stats.mean.clone(), stats.var.clone().add(1e-8).sqrt()
     data.iterate(c)
     played = torch.stack(data.env.played)  # [T, B, L]
     done = data.buffer["done"]
@@ -82,14 +85,17 @@ def test_copies_play_the_teachers_tasks_in_order_and_levels_are_scored(tmp_path)
         assert switches == [t + 1 for t in ends if t + 1 < played.shape[0]]
     learn = data.buffer.learn
     assert torch.equal(learn[0], torch.tensor([True, False, True, False]))
-    # MaxMC of every finished episode, recomputed by hand from the rollout
+    # MaxMC of every finished episode, recomputed by hand from the rollout: rewards in the
+    # critic's units (MAPPO standardises them), returns discounted from the episode's start
     ended = int(done.sum())
     assert ended > 0 and sum(len(u[0]) for u in queue.updates) == ended
     tokens, scores, returns = queue.updates[0]
-    reward = data.buffer["reward"].sum(-1).double()
+    team = data.buffer["reward"].sum(-1).double()
+    reward = (team - mean) / std
     value = data.buffer["value"].mean(-1).double()
     t_end, b = (done.nonzero()[0]).tolist()
-    want_return = float(reward[: t_end + 1, b].sum())
+    gamma = trainer.learner.cfg.gamma
+    want_return = float(sum(gamma ** t * reward[t, b] for t in range(t_end + 1)))
     assert float(returns[0]) == pytest.approx(want_return)
     want = (want_return + 1.0) - float(value[: t_end + 1, b].mean())
     assert float(scores[0]) == pytest.approx(want)
