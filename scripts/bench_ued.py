@@ -87,11 +87,15 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--runs-dir", default="runs/ued")
     parser.add_argument("--plot", default="", help="write the curves to this PNG file")
+    parser.add_argument("--finished-only", action="store_true",
+                        help="report the runs that finished; run nothing")
     parser.add_argument("overrides", nargs="*", metavar="key=value")
     args = parser.parse_args()
     jobs = [Job(run_name(t, args.env, s), args.algo, args.env, s, args.steps, args.num_envs,
                 (f"teacher.name={t}", f"test_interval={args.test_interval}", *args.overrides))
             for t in args.teachers for s in args.seeds]
+    if args.finished_only:
+        jobs = [j for j in jobs if (Path(args.runs_dir) / j.name / "summary.json").is_file()]
     summaries = run_all(jobs, args.runs_dir, args.jobs)
     by_teacher: dict[str, list[tuple[Path, dict]]] = {}
     for job, summary in zip(jobs, summaries, strict=True):
@@ -118,13 +122,13 @@ def main() -> None:
             "task_solved": per_task,
             "return": band(returns), "solved": band(solved),
         }
-    print(f"{args.algo} on {args.env}: held-out test after {args.steps:,} student env steps, "
-          f"{len(args.seeds)} seeds (mean ± 95% t-interval)")
-    print(f"{'teacher':<8} {'return':>15} {'solved rate':>15} {'antagonist steps':>17} "
-          f"{'wall s/run':>10}")
+    print(f"{args.algo} on {args.env}: held-out test after {args.steps:,} student env steps "
+          "(mean over seeds ± 95% t-interval)")
+    print(f"{'teacher':<8} {'seeds':>5} {'return':>15} {'solved rate':>15} "
+          f"{'antagonist steps':>17} {'wall s/run':>10}")
     for teacher, r in results.items():
         (rm, rc), (sm, sc) = r["final_return"], r["final_solved"]
-        print(f"{teacher:<8} {rm:>7.3f} ± {rc:<5.3f} {sm:>7.3f} ± {sc:<5.3f} "
+        print(f"{teacher:<8} {len(r['seeds']):>5} {rm:>7.3f} ± {rc:<5.3f} {sm:>7.3f} ± {sc:<5.3f} "
               f"{statistics.fmean(r['antagonist_env_steps']):>17,.0f} "
               f"{statistics.fmean(r['wall_s']):>10.0f}")
     tasks = sorted({t for r in results.values() for t in r["task_solved"]})
@@ -134,7 +138,7 @@ def main() -> None:
         print(f"{teacher:<8} " + " ".join(f"{r['task_solved'].get(t, (math.nan,))[0]:>11.2f}"
                                           for t in tasks))
     if args.plot:
-        plot(results, args.plot, f"{args.algo} on {args.env}, {len(args.seeds)} seeds")
+        plot(results, args.plot, f"{args.algo} on {args.env}")
     print(json.dumps({"bench": "ued", "algo": args.algo, "env": args.env, "steps": args.steps,
                       "num_envs": args.num_envs, "overrides": args.overrides,
                       "teachers": results}))
