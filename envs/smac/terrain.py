@@ -73,15 +73,8 @@ class Terrain:
         """Whether ground units may stand at ``pos [..., 2]`` (outside the map: no)."""
         if self.convex:
             return ((pos >= self.low) & (pos <= self.high)).all(-1)
-        inside = ((pos >= 0) & (pos < self.bounds)).all(-1)
-        c = torch.minimum(pos.clamp(min=0), self.bounds - 1).long()
-        ok = self.walkable[c[..., 0], c[..., 1]]
-        if self.has_pinch:
-            corner = pos.round()
-            k = torch.minimum(corner.clamp(min=0), self.bounds).long()
-            near = ((pos - corner).abs() <= PINCH).all(-1)
-            ok = ok | (near & self.pinch[k[..., 0], k[..., 1]])
-        return inside & ok
+        return _on_ground(self.walkable, self.pinch if self.has_pinch else None, self.bounds,
+                          pos)
 
     def waypoint(self, pos: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
         """Where a ground unit at ``pos`` heads for ``goal`` (both ``[..., 2]``): the goal
@@ -102,6 +95,22 @@ class Terrain:
         through = torch.where((diagonal & ~side_a & ~side_b).unsqueeze(-1), corner,
                               to.to(pos.dtype) + 0.5)
         return torch.where(seen.unsqueeze(-1), goal, through)
+
+
+def _on_ground(walkable: torch.Tensor, pinch: torch.Tensor | None, bounds: torch.Tensor,
+               pos: torch.Tensor) -> torch.Tensor:
+    """Whether ``pos [..., 2]`` is on a walkable cell of ``walkable [X, Y]`` (``bounds``: its
+    size as floats) or within ``PINCH`` of a ``pinch`` corner (``[X+1, Y+1]``; None: no
+    pinches); outside the map: no."""
+    inside = ((pos >= 0) & (pos < bounds)).all(-1)
+    c = torch.minimum(pos.clamp(min=0), bounds - 1).long()
+    ok = walkable[c[..., 0], c[..., 1]]
+    if pinch is not None:
+        corner = pos.round()
+        k = torch.minimum(corner.clamp(min=0), bounds).long()
+        near = ((pos - corner).abs() <= PINCH).all(-1)
+        ok = ok | (near & pinch[k[..., 0], k[..., 1]])
+    return inside & ok
 
 
 def _rectangle(walkable: torch.Tensor) -> tuple[tuple[int, int], tuple[int, int]] | None:
@@ -166,15 +175,13 @@ def _visible(walkable: torch.Tensor) -> torch.Tensor:
     ix = torch.arange(x * y)
     centres = torch.stack([ix // y, ix % y], -1).float() + 0.5
     cells = walkable.reshape(-1).nonzero().squeeze(1)
-    terrain = Terrain.__new__(Terrain)  # the open() test of this ground, without routes
-    terrain.walkable, terrain.size = walkable, (x, y)
-    terrain.bounds = torch.tensor([x, y], dtype=torch.float32)
-    terrain.convex, terrain.pinch = False, _pinch_corners(walkable)
-    terrain.has_pinch = bool(terrain.pinch.any())
+    pinch = _pinch_corners(walkable)
+    bounds = torch.tensor([x, y], dtype=torch.float32)
     ends = centres[cells]
     visible = torch.ones(len(cells), len(cells), dtype=torch.bool)
     for t in torch.linspace(0, 1, SIGHT_SAMPLES):
-        visible &= terrain.open(ends.unsqueeze(1) * (1 - t) + ends.unsqueeze(0) * t)
+        visible &= _on_ground(walkable, pinch, bounds,
+                              ends.unsqueeze(1) * (1 - t) + ends.unsqueeze(0) * t)
     closest = torch.cdist(centres, ends).argmin(1)
     return visible[closest][:, closest]
 
