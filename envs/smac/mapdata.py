@@ -81,8 +81,8 @@ class MapData:
     def ally_unit(self, name: str) -> UnitType:
         """The allied ``name`` as the map defines it (module doc)."""
         fields = self.ally_fields.get(name, {})
-        changes = {attr: float(fields[key]) * scale for key, attr, scale in _FIELDS
-                   if key in fields}
+        changes: dict[str, Any] = {attr: float(fields[key]) * scale
+                                   for key, attr, scale in _FIELDS if key in fields}
         return dataclasses.replace(UNITS[name], **changes)
 
     def placements(self, units: list[tuple[str, UnitType]], spawns: tuple[Spawn, ...],
@@ -147,15 +147,16 @@ def map_data(name: str) -> MapData:
         return tuple(Spawn((float(s["point"][0]), float(s["point"][1])), dict(s["units"]))
                      for s in raw["spawns"][side])
 
-    order, points = "none", ()
+    order = "none"
+    points: list[list[float]] = []
     for o in raw["orders"]:
         if o["player"] != 2 or o.get("only_idle"):
             continue  # SMACv2's periodic order is the generated scenarios' rule
         target = o["target"]
         if target["kind"] == "point":
-            order, points = "point", (tuple(target["point"]),)
+            order, points = "point", [target["point"]]
         elif target["kind"] == "random_point_between":
-            order, points = "between", tuple(tuple(p) for p in target["points"])
+            order, points = "between", list(target["points"])
         elif target["kind"] == "unit_group":
             order = "units"
         else:
@@ -164,5 +165,5 @@ def map_data(name: str) -> MapData:
         name=name, size=tuple(raw["size"]), playable=tuple(raw["playable"]),
         pathable=tuple(raw["pathable"]), ally_spawns=spawns("ally"),
         enemy_spawns=spawns("enemy"), order=order,
-        order_points=tuple((float(a), float(b)) for a, b in points),
+        order_points=tuple((float(p[0]), float(p[1])) for p in points),
         ally_fields={u: f for u, f in raw["units"].get("ally", {}).items()})

@@ -49,8 +49,11 @@ class Terrain:
             (x0, y0), (x1, y1) = box
             self.low = torch.tensor([x0, y0], dtype=torch.float32, device=device)
             self.high = torch.tensor([x1 + 1, y1 + 1], dtype=torch.float32, device=device) - 1e-4
-        self.next_hop, self.visible = (None, None) if self.convex else (
-            t.to(device) for t in _routes(self.walkable))
+        self.next_hop: torch.Tensor | None = None
+        self.visible: torch.Tensor | None = None
+        if not self.convex:
+            hop, seen = _routes(self.walkable)
+            self.next_hop, self.visible = hop.to(device), seen.to(device)
 
     def cell(self, pos: torch.Tensor) -> torch.Tensor:
         """The index ``x · Y + y`` of the cell under ``pos [..., 2]`` (clamped to the map)."""
@@ -79,7 +82,7 @@ class Terrain:
     def waypoint(self, pos: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
         """Where a ground unit at ``pos`` heads for ``goal`` (both ``[..., 2]``): the goal
         when it is in sight, else the centre of the next cell on a shortest path."""
-        if self.next_hop is None:
+        if self.next_hop is None or self.visible is None:
             return goal
         here, there = self.cell(pos), self.cell(goal)
         n = self.size[1]
