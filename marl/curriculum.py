@@ -385,7 +385,7 @@ class HeldOut:
 register_tags({"heldout/return_mean": "mean greedy return on the held-out tasks",
                "heldout/solved_rate": "share of held-out episodes solved (won, or ended "
                                       "before the time limit)"})
-for _name in ("buffer_fill", "replay_rate", "score_mean", "waiting_mutations",
+for _name in ("buffer_fill", "replay_rate", "score_mean", "mutation_rate",
               "learn_fraction", "writer_policy_loss", "writer_value_loss", "writer_entropy",
               "regret_mean", "antagonist_return", "antagonist_policy_loss",
               "antagonist_env_steps"):

@@ -100,14 +100,38 @@ def test_accel_plays_mutations_of_replayed_levels():
     teacher.update(parent, torch.tensor([1.0]), torch.zeros(1))
     replay = teacher.propose(1)
     assert replay.learn.all() and torch.equal(replay.tokens, parent)
-    teacher.update(replay.tokens, torch.tensor([1.0]), torch.zeros(1))  # a replayed level ends
-    assert len(teacher.children) == 1
-    child = teacher.children[0]
-    assert sum((sorted(child.tolist()).count(d) != sorted(parent[0].tolist()).count(d))
-               for d in range(5)) <= 2  # one token changed: at most two digit counts differ
-    teacher.cfg.replay_prob = 0.0
-    fresh = teacher.propose(1)
-    assert torch.equal(fresh.tokens[0], child) and not fresh.learn.any()
+    # a copy that does not replay plays a child of a buffered level (the only one here)
+    teacher.cfg.replay_prob = 0.5
+    children = []
+    for _ in range(200):
+        before = teacher.mutants
+        p = teacher.propose(1)
+        if teacher.mutants > before:
+            assert not p.learn.any()
+            children.append(p.tokens[0])
+    assert len(children) > 20
+    for child in children:  # one token edited: at most two digit counts differ
+        assert sum((sorted(child.tolist()).count(d) != sorted(parent[0].tolist()).count(d))
+                   for d in range(5)) <= 2
+
+
+def test_accel_shares_replays_children_and_random_levels():
+    """Replays ``p``; of the rest, children ``p`` and random levels ``1 − p`` (ACCEL's ratio);
+    a child never spawns children of its own, whatever it equals."""
+    space = Digits()
+    teacher = PrioritisedReplay(space, ReplayConfig(buffer_size=8, replay_prob=0.6,
+                                                    min_fill=0.5, mutations=1), seed=4)
+    g = torch.Generator().manual_seed(1)
+    for _ in range(400):
+        p = teacher.propose(5)
+        teacher.update(p.tokens, torch.rand(5, generator=g), torch.rand(5, generator=g))
+    metrics = teacher.metrics()
+    assert abs(metrics["replay_rate"] - 0.6) < 0.03
+    assert abs(metrics["mutation_rate"] - 0.4 * 0.6) < 0.03
+    plr = PrioritisedReplay(space, ReplayConfig(buffer_size=8, replay_prob=0.6, min_fill=0.5),
+                            seed=4)
+    plr.propose(50)
+    assert plr.metrics()["mutation_rate"] == 0.0
 
 
 def test_teachers_resume_exactly():

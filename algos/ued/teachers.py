@@ -10,9 +10,15 @@ level scores (:mod:`marl.algos.ued.scores`) and team returns.
   with ``mutations > 0``, ACCEL (Parker-Holder et al. 2022). With probability
   ``replay_prob`` (once the buffer holds ``min_fill`` of its size) a copy replays a buffered
   level drawn from the replay distribution (:func:`replay_distribution`); otherwise it plays a
-  new level — under ACCEL first a mutation (``mutations`` token edits) of a replayed level that
-  finished, else a random one. A finished level's score replaces its buffered score; a new
-  level enters the buffer while there is room, or in place of the lowest score it beats.
+  new level: a random one, or under ACCEL, with probability ``replay_prob`` again, a mutation
+  (``mutations`` token edits) of a level drawn from the replay distribution. ACCEL mutates the
+  levels it has just replayed and plays those children in the cycle after the replay; drawing
+  the parent from the same distribution when the child is due keeps ACCEL's ratio of children
+  to random levels (``replay_prob : 1 − replay_prob``) without a queue of waiting children
+  (a queue grows without bound: a child that equals a buffered level counts as a replay when
+  it finishes and would spawn children of its own). A finished level's score replaces its
+  buffered score; a new level enters the buffer while there is room, or in place of the lowest
+  score it beats.
   Robust PLR (``robust=True``, the default): the student learns only from replayed levels; new
   levels are played only to be scored.
 
@@ -135,8 +141,7 @@ class PrioritisedReplay:
         self.last_seen = torch.zeros(size, dtype=torch.long)
         self.filled = torch.zeros(size, dtype=torch.bool)
         self.clock = 0
-        self.children: list[torch.Tensor] = []  # ACCEL: mutated levels waiting to be played
-        self.replays = self.proposals = 0
+        self.replays = self.proposals = self.mutants = 0
 
     # --- the buffer -------------------------------------------------------------------------
     def _slot(self, row: torch.Tensor) -> int | None:
@@ -147,23 +152,30 @@ class PrioritisedReplay:
     def _ready(self) -> bool:
         return int(self.filled.sum()) >= max(1, round(self.cfg.min_fill * self.cfg.buffer_size))
 
+    def _coin(self) -> bool:
+        return float(torch.rand(1, generator=self.generator)) < self.cfg.replay_prob
+
+    def _draw(self) -> int:
+        probs = replay_distribution(self.scores, self.last_seen, self.filled, self.clock,
+                                    self.cfg.temperature, self.cfg.staleness)
+        return int(torch.multinomial(probs, 1, generator=self.generator))
+
     def propose(self, n: int) -> Proposal:
         rows, learn = [], []
         for _ in range(n):
             self.clock += 1
             self.proposals += 1
-            replay = self._ready() and float(torch.rand(1, generator=self.generator)) < \
-                self.cfg.replay_prob
+            ready = self._ready()
+            replay = ready and self._coin()
             if replay:
-                probs = replay_distribution(self.scores, self.last_seen, self.filled,
-                                            self.clock, self.cfg.temperature,
-                                            self.cfg.staleness)
-                slot = int(torch.multinomial(probs, 1, generator=self.generator))
+                slot = self._draw()
                 self.last_seen[slot] = self.clock
                 rows.append(self.tokens[slot].clone())
                 self.replays += 1
-            elif self.children:
-                rows.append(self.children.pop(0))
+            elif ready and self.cfg.mutations and self._coin():
+                parent = self.tokens[self._draw()][None]
+                rows.append(self.space.mutate(parent, self.cfg.mutations, self.generator)[0])
+                self.mutants += 1
             else:
                 rows.append(self.space.sample(1, self.generator)[0])
             learn.append(replay or not self.cfg.robust)
@@ -179,17 +191,13 @@ class PrioritisedReplay:
         return out
 
     def update(self, tokens: torch.Tensor, scores: torch.Tensor, returns: torch.Tensor) -> None:
-        """Score the finished levels (``tokens [n, L]``, ``scores [n]``, team ``returns [n]``);
-        ACCEL queues a mutation of every finished level that was in the buffer."""
+        """Score the finished levels (``tokens [n, L]``, ``scores [n]``, team ``returns [n]``)."""
         for row, score, ret in zip(self.space.canonical(tokens), scores.tolist(),
                                    returns.tolist(), strict=True):
             slot = self._slot(row)
             if slot is not None:
                 self.scores[slot] = score
                 self.best[slot] = max(float(self.best[slot]), ret)
-                if self.cfg.mutations:
-                    self.children.append(self.space.mutate(row[None], self.cfg.mutations,
-                                                           self.generator)[0])
                 continue
             free = (~self.filled).nonzero()
             if free.numel():
@@ -207,19 +215,18 @@ class PrioritisedReplay:
         return {"buffer_fill": float(filled.float().mean()),
                 "replay_rate": self.replays / max(self.proposals, 1),
                 "score_mean": float(self.scores[filled].mean()) if filled.any() else 0.0,
-                "waiting_mutations": float(len(self.children))}
+                "mutation_rate": self.mutants / max(self.proposals, 1)}
 
     def state_dict(self) -> dict[str, Any]:
         return {"generator": self.generator.get_state(), "tokens": self.tokens.clone(),
                 "scores": self.scores.clone(), "best": self.best.clone(),
                 "last_seen": self.last_seen.clone(), "filled": self.filled.clone(),
                 "clock": self.clock, "replays": self.replays, "proposals": self.proposals,
-                "children": [c.clone() for c in self.children]}
+                "mutants": self.mutants}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.generator.set_state(state["generator"])
         for key in ("tokens", "scores", "best", "last_seen", "filled"):
             getattr(self, key).copy_(state[key])
-        self.clock, self.replays, self.proposals = (state["clock"], state["replays"],
-                                                    state["proposals"])
-        self.children = [c.clone() for c in state["children"]]
+        self.clock, self.replays, self.proposals, self.mutants = (
+            state["clock"], state["replays"], state["proposals"], state["mutants"])
