@@ -144,6 +144,9 @@ class SMACEnv(BatchedEnv[SMACState]):
         self.team = torch.tensor([0] * n + [1] * e, device=dev)
         self.opponents = self.team[:, None] != self.team[None, :]
         self.not_self = ~torch.eye(u, dtype=torch.bool, device=dev)
+        # where the dead stand for the push: apart from each other and everyone alive
+        self.far_away = 1e4 * torch.arange(1, u + 1, device=dev, dtype=torch.float32).unsqueeze(
+            -1).expand(u, 2)
         # rules no unit of the scenario uses are skipped
         self.has_splash = any(t.splash_radius > 0 for t in kinds)
         self.has_beam = any(t.beam > 0 for t in kinds)
@@ -290,9 +293,10 @@ class SMACEnv(BatchedEnv[SMACState]):
         self._give_orders(s, k, actions)
         dist = torch.cdist(s.pos, s.pos)
         context = self._enemy_context(s, k, can)
+        touching = self._touching(k)
         for tick in range(STEP_LOOPS):
             self._enemy_ai(s, k, context, dist[:, n:], order_idle=tick == 0)
-            dist = self._loop(s, k, can)
+            dist = self._loop(s, k, can, touching)
         s.last_action = actions.clone()  # the caller keeps its tensor: autoreset writes here
         s.t += 1
         reward, terminated, truncated, info = self.outcome(before, s)
@@ -447,9 +451,11 @@ class SMACEnv(BatchedEnv[SMACState]):
         s.target[:, n:] = new_target
         s.order[:, n:] = torch.where(alive[:, n:], new_order, NONE)
 
-    def _loop(self, s: SMACState, k: UnitColumns, can: torch.Tensor) -> torch.Tensor:
-        """One game loop: move, fire, land hits, heal, regenerate, push apart. Returns the
-        distances between units ``[B, U, U]`` before the push."""
+    def _loop(self, s: SMACState, k: UnitColumns, can: torch.Tensor,
+              touching: torch.Tensor) -> torch.Tensor:
+        """One game loop: move, fire, land hits, heal, regenerate, push apart (``touching``:
+        :meth:`_touching`). Returns the distances between units ``[B, U, U]`` before the push
+        (those of the dead are not their real ones)."""
         alive = s.health > 0
         can_hit = can.expand(alive.shape[0], -1, -1)
         target_pos = s.pos.gather(1, s.target.unsqueeze(-1).expand(-1, -1, 2))
@@ -508,7 +514,7 @@ class SMACEnv(BatchedEnv[SMACState]):
             shield = shield + torch.where(s.quiet >= SHIELD_DELAY, SHIELD_REGEN, 0.0)
             s.shield = torch.where(alive, torch.minimum(shield.clamp(min=0), k.max_shield),
                                    0.0)
-        pushed, dist = self._push_apart(s.pos, alive, k)
+        pushed, dist = self._push_apart(s.pos, alive, touching)
         s.pos = self._slide(s.pos, pushed, k.walker) if self.has_walls else pushed
         return dist
 
@@ -560,22 +566,30 @@ class SMACEnv(BatchedEnv[SMACState]):
         count = struck * k.attacks.expand(fire.shape)[:, slots].unsqueeze(-1)
         return raw + (count * pair).sum(1), hits + count.sum(1)
 
+    def _touching(self, k: UnitColumns) -> torch.Tensor:
+        """The centre distance at which two units collide, 0 for pairs that never do (a unit
+        and itself, air units, a Colossus and a unit it steps over): ``[U, U]`` on a fixed
+        map, ``[B, U, U]`` otherwise. Fixed through a step: only deaths change who collides."""
+        touching = (k.radius.unsqueeze(-1) + k.radius.unsqueeze(-2)) * self.not_self
+        ground = k.ground.unsqueeze(-1) & k.ground.unsqueeze(-2)
+        if self.has_cliff_walker:
+            ground = ground & (k.walker.unsqueeze(-1) == k.walker.unsqueeze(-2))
+        return touching * ground
+
     def _push_apart(self, pos: torch.Tensor, alive: torch.Tensor,
-                    k: UnitColumns) -> tuple[torch.Tensor, torch.Tensor]:
+                    touching: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Overlapping living ground units each move away by half the overlap (a Colossus
         steps over the others and collides only with Colossi); returns the new positions and
-        the distances before the push."""
-        solid = alive & k.ground
-        dist = torch.cdist(pos, pos)  # [B, U, U]
-        pair = solid.unsqueeze(2) & solid.unsqueeze(1) & self.not_self
-        if self.has_cliff_walker:
-            walker = k.walker.expand_as(solid)
-            pair = pair & (walker.unsqueeze(2) == walker.unsqueeze(1))
-        touching = k.radius.unsqueeze(-1) + k.radius.unsqueeze(-2)  # centre distance
-        # unit i moves by sum_j w_ij (p_i - p_j), w_ij = overlap / (2 distance): as a batched
-        # matrix product, without the [B, U, U, 2] differences
-        w = (touching - dist).clamp(min=0) * pair / (2 * dist.clamp(min=0.01))
-        push = pos * w.sum(-1, keepdim=True) - torch.bmm(w, pos)
+        the distances before the push.
+
+        The dead are moved far apart from everyone for the sum (no mask over the pairs): unit i
+        moves by ``sum_j w_ij (p_i - p_j) / 2`` with ``w_ij = overlap / distance``, a batched
+        matrix product without the ``[B, U, U, 2]`` differences."""
+        far = self.far_away.expand_as(pos)
+        at = torch.where(alive.unsqueeze(-1), pos, far)
+        dist = torch.cdist(at, at)  # [B, U, U]
+        w = (touching - dist).clamp_(min=0).div_(dist.clamp(min=0.01))
+        push = (at * w.sum(-1, keepdim=True) - torch.bmm(w, at)) * 0.5
         return torch.minimum((pos + push).clamp(min=0.0), self.bounds), dist
 
     def _open(self, pos: torch.Tensor) -> torch.Tensor:
