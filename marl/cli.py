@@ -1,4 +1,5 @@
-"""The ``marl`` command line: ``envs``, ``algos``, ``train``, ``eval``, ``render``."""
+"""The ``marl`` command line: ``envs``, ``algos``, ``train``, ``eval``, ``render``,
+``sweep``, ``report``, ``llm-eval``, ``ued pretrain``."""
 
 from __future__ import annotations
 
@@ -196,6 +197,58 @@ def _ued_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from marl.config import ConfigError
+    from marl.sweep import Progress, run_local
+    from marl.sweep_spec import SweepSpec, load_sweep
+
+    if args.file and "=" in args.file and not Path(args.file).exists():  # an override
+        args.overrides, args.file = [args.file, *args.overrides], None
+    flags = {"algos": args.algos, "envs": args.envs, "seeds": args.seeds, "steps": args.steps,
+             "num_envs": args.num_envs, "retries": args.retries,
+             "concurrent": args.concurrent, "overrides": args.overrides or None}
+    if args.file:
+        spec = load_sweep(args.file, **flags)
+    else:
+        if not args.algos or not args.envs:
+            raise ConfigError("marl sweep needs a sweep file or --algos and --envs")
+        spec = SweepSpec(**{k: v for k, v in flags.items() if v is not None})
+    spec.check()
+    total = (len(spec.jobs()) if spec.searcher != "optuna"
+             else spec.samples * len(spec.seeds))
+    progress = Progress(total, spec.metric, spec.mode)
+    if args.backend == "ray":
+        try:
+            from marl.ray_sweep import run_on_ray
+        except ImportError as e:
+            print(f"marl sweep: error: {e} (or --backend local)", file=sys.stderr)
+            return 2
+        results = run_on_ray(spec, args.runs_dir, address=args.address,
+                             num_cpus=args.num_cpus, progress=progress)
+    else:
+        results = run_local(spec.jobs(), args.runs_dir, concurrent=spec.concurrent or 1,
+                            retries=spec.retries, progress=progress)
+    print(f"{'run':<48} {'status':<7} {'tries':>5} {spec.metric:>18}")
+    for r in results:
+        value = (r.summary or {}).get(spec.metric, "")
+        print(f"{r.job.name:<48} {r.status:<7} {r.attempts:>5} {value!s:>18}")
+        if r.status == "failed":
+            print(f"  {r.error.strip().splitlines()[-1] if r.error.strip() else ''}")
+    done = [r for r in results if r.status == "done"]
+    if done and args.report != "":
+        from marl.report import load_runs, write_report
+
+        out = write_report(load_runs([args.runs_dir / r.job.name for r in done]),
+                           args.report or args.runs_dir / "report")
+        print(f"report: {out}")
+    print(json.dumps({"trials": len(results), "done": len(done),
+                      "failed": len(results) - len(done), "metric": spec.metric,
+                      "best": progress.best and {"value": progress.best[0],
+                                                 "run": progress.best[1]},
+                      "runs_dir": str(args.runs_dir)}))
+    return 0 if len(done) == len(results) else 1
+
+
 def _llm_eval(args: argparse.Namespace) -> int:
     from marl.llm.backends import BackendError
     from marl.llm.evaluate import run_cli
@@ -281,6 +334,34 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--no-progress", action="store_true", help="no progress bar")
     ev.set_defaults(run=_llm_eval)
 
+    sw = sub.add_parser("sweep", help="run many trainings: algorithms × envs × seeds × search",
+                        description="Run (or read back, or resume) one `marl train` per "
+                        "algorithm, environment, seed and configuration of the search space, "
+                        "locally or on Ray; key=value arguments are overrides of every run. "
+                        "A sweep file (YAML) holds the same keys and more (search spaces).")
+    sw.add_argument("file", nargs="?", help="a sweep file (YAML); flags override its keys")
+    sw.add_argument("--algos", nargs="+")
+    sw.add_argument("--envs", nargs="+")
+    sw.add_argument("--seeds", type=int, nargs="+")
+    sw.add_argument("--steps", type=int)
+    sw.add_argument("--num-envs", type=int)
+    sw.add_argument("--runs-dir", type=Path, required=True, help="where the run folders go")
+    sw.add_argument("--backend", choices=("ray", "local"), default="ray",
+                    help="Ray Tune (default) or subprocesses on this machine")
+    sw.add_argument("--address", help="an existing Ray cluster (default: start one here)")
+    sw.add_argument("--num-cpus", type=int, help="CPUs of the Ray started here (default: all)")
+    sw.add_argument("--concurrent", type=int, help="trials at once")
+    sw.add_argument("--retries", type=int, help="extra attempts of a failing trial")
+    sw.add_argument("--report", help="where the report goes (default RUNS_DIR/report; '' for "
+                    "none)")
+    sw.set_defaults(run=_sweep)
+
+    from marl import report
+
+    rp = sub.add_parser("report", help=report.DESCRIPTION, description=report.DESCRIPTION)
+    report.add_arguments(rp)
+    rp.set_defaults(run=report.run_cli)
+
     ued = sub.add_parser("ued", help="curriculum tools (task VAEs for CLUTR)")
     ued_sub = ued.add_subparsers(dest="ued_command", required=True)
     pre = ued_sub.add_parser("pretrain", help="train a task VAE on random tasks of a task space",
@@ -300,11 +381,16 @@ def main(argv: list[str] | None = None) -> int:
     pre.set_defaults(run=_ued_pretrain)
 
     tr.usage = "marl train [options] [key=value ...]"
-    args, rest = parser.parse_known_args(argv)
-    # key=value overrides may stand anywhere among the options, as users type them
-    overrides = [a for a in rest if "=" in a and not a.startswith("-")]
+    sw.usage = "marl sweep [FILE] [options] [key=value ...]"
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # key=value overrides may stand anywhere among the options, as users type them; a
+    # sweep's list options (--seeds 1 2) would take them for their values: set them aside
+    early = ([a for a in argv if "=" in a and not a.startswith("-")]
+             if argv[:1] == ["sweep"] else [])
+    args, rest = parser.parse_known_args([a for a in argv if a not in early])
+    overrides = early + [a for a in rest if "=" in a and not a.startswith("-")]
     unknown = [a for a in rest if a not in overrides]
-    if unknown or (overrides and args.command != "train"):
+    if unknown or (overrides and args.command not in ("train", "sweep")):
         parser.error(f"unrecognized arguments: {' '.join(unknown or overrides)}")
     args.overrides = overrides
     from marl.checkpoint import CheckpointError

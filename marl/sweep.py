@@ -1,25 +1,40 @@
-"""Local sweeps: run ``marl train`` jobs in subprocesses, or read the ones already finished.
+"""Sweeps: run ``marl train`` jobs in subprocesses, or read the ones already finished.
 
 Each job is one run folder ``<runs_dir>/<name>``; a finished one has ``summary.json`` and is
 read back instead of run again, an interrupted one (checkpoints, no summary) is resumed, and
 one killed before its first checkpoint starts again, so a sweep can be extended or continued.
-Each job gets one torch thread; ``jobs`` run at a time.
-Scripts such as ``learning_curves.py`` and ``report_mansa.py`` are built on it.
+A job's process gets SIGTERM when the process (thread) that started it dies, so a killed
+sweep leaves no orphan behind: the run saves a checkpoint and stops (``marl train`` does that
+on SIGTERM). A lock beside each run folder, held until the run's process exits, keeps two
+sweeps from running one job at once.
+
+:func:`run_local` runs jobs here, ``concurrent`` at a time, retrying failures;
+:func:`marl.ray_sweep.run_on_ray` runs the same jobs as Ray Tune trials. Both give one
+:class:`TrialResult` per job and report progress through :class:`Progress`. Scripts such as
+``learning_curves.py`` and ``report_mansa.py`` use :func:`run_all`.
 """
 
 from __future__ import annotations
 
+import ctypes
+import fcntl
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from marl.checkpoint import latest_checkpoint
+
+LOCK_WAIT_S = 120.0  # how long a job waits for a run folder that another process holds
 
 
 @dataclass(frozen=True)
@@ -33,39 +48,173 @@ class Job:
     steps: int
     num_envs: int
     overrides: tuple[str, ...] = field(default_factory=tuple)
+    threads: int = 1  # torch threads of the run
+
+
+@dataclass
+class TrialResult:
+    """How a job of a sweep ended: ``done`` with its summary, or ``failed`` with the error of
+    its last attempt."""
+
+    job: Job
+    status: str  # done | failed
+    summary: dict[str, Any] | None = None
+    error: str = ""
+    attempts: int = 1
+
+
+_PR_SET_PDEATHSIG = 1
+_prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec: C calls only
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class RunFolderBusy(RuntimeError):
+    """Another process holds the run folder's lock."""
+
+
+def _lock(runs_dir: Path, name: str) -> int:
+    """An open file descriptor holding the run folder's lock (waits ``LOCK_WAIT_S``)."""
+    fd = os.open(runs_dir / f".{name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                os.close(fd)
+                raise RunFolderBusy(f"run folder {runs_dir / name} is in use by another "
+                                    f"process (another sweep running this job?)") from None
+            time.sleep(1.0)
 
 
 def run_or_read(job: Job, runs_dir: str | Path) -> dict:
     """The run's summary: read when it finished before, else run (or resume) it first.
 
     The job runs inside ``runs_dir`` (paths made absolute), so that a source checkout in the
-    caller's folder cannot shadow the installed package."""
+    caller's folder cannot shadow the installed package. Raises ``RuntimeError`` (the command
+    and the end of its error output) when the run fails."""
     runs_dir = Path(runs_dir).resolve()
     runs_dir.mkdir(parents=True, exist_ok=True)
     run_dir = runs_dir / job.name
     summary_file = run_dir / "summary.json"
-    if summary_file.is_file():
-        return json.loads(summary_file.read_text())
-    if latest_checkpoint(run_dir / "checkpoints") is not None:  # an interrupted run: continue
-        cmd = [sys.executable, "-m", "marl.cli", "train", "--resume", str(run_dir),
-               "--steps", str(job.steps), "--no-progress"]
-    else:  # a job killed before its first checkpoint left nothing to continue: start again
-        shutil.rmtree(run_dir, ignore_errors=True)
-        cmd = [sys.executable, "-m", "marl.cli", "train", "--algo", job.algo, "--env", job.env,
-               "--steps", str(job.steps), "--seed", str(job.seed), "--num-envs",
-               str(job.num_envs), "--runs-dir", str(runs_dir), "--name", job.name,
-               "--no-progress", "threads=1", *job.overrides]
-    out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ}, cwd=runs_dir,
-                         check=False)
-    if out.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stderr[-2000:]}")
-    summary = json.loads(out.stdout.strip().splitlines()[-1])
-    summary_file.write_text(json.dumps(summary))
-    return summary
+    fd = _lock(runs_dir, job.name)
+    try:  # the run's process inherits the lock and holds it until it exits
+        if summary_file.is_file():
+            return json.loads(summary_file.read_text())
+        if latest_checkpoint(run_dir / "checkpoints") is not None:  # interrupted: continue
+            cmd = [sys.executable, "-m", "marl.cli", "train", "--resume", str(run_dir),
+                   "--steps", str(job.steps), "--no-progress"]
+        else:  # a job killed before its first checkpoint left nothing to continue: again
+            shutil.rmtree(run_dir, ignore_errors=True)
+            cmd = [sys.executable, "-m", "marl.cli", "train", "--algo", job.algo, "--env",
+                   job.env, "--steps", str(job.steps), "--seed", str(job.seed), "--num-envs",
+                   str(job.num_envs), "--runs-dir", str(runs_dir), "--name", job.name,
+                   "--no-progress", f"threads={job.threads}", *job.overrides]
+        out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ},
+                             cwd=runs_dir, check=False, pass_fds=(fd,),
+                             preexec_fn=_die_with_parent)
+        if out.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed (exit {out.returncode}):\n"
+                               f"{out.stderr[-2000:]}")
+        summary = json.loads(out.stdout.strip().splitlines()[-1])
+        summary_file.write_text(json.dumps(summary))
+        return summary
+    finally:
+        os.close(fd)
+
+
+class Progress:
+    """Counts of a sweep's trials (pending, running, done, failed) and the best so far by
+    ``metric`` (a summary key; ``mode`` max or min), printed as one line at every change."""
+
+    def __init__(self, total: int, metric: str, mode: str = "max",
+                 emit: Callable[[str], None] = print) -> None:
+        self.total, self.metric, self.mode, self.emit = total, metric, mode, emit
+        self.running = self.done = self.failed = 0
+        self.best: tuple[float, str] | None = None
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:  # Ray Tune pickles its callbacks: no lock
+        return {k: v for k, v in vars(self).items() if k != "_lock"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        vars(self).update(state)
+        self._lock = threading.Lock()
+
+    def started(self) -> None:
+        with self._lock:
+            self.running += 1
+            self._show()
+
+    def finished(self, name: str, summary: dict[str, Any] | None) -> None:
+        with self._lock:
+            self.running -= 1
+            if summary is None:
+                self.failed += 1
+            else:
+                self.done += 1
+                value = summary.get(self.metric)
+                if isinstance(value, (int, float)) and (self.best is None or (
+                        value > self.best[0] if self.mode == "max" else value < self.best[0])):
+                    self.best = (float(value), name)
+            self._show()
+
+    def sync(self, *, running: int, done: int, failed: int,
+             best: tuple[float, str] | None, total: int) -> None:
+        """Set the counts from a scheduler that keeps them (Ray Tune)."""
+        with self._lock:
+            state = (self.running, self.done, self.failed, self.best, self.total)
+            self.running, self.done, self.failed, self.best, self.total = (
+                running, done, failed, best, total)
+            if state != (running, done, failed, best, total):
+                self._show()
+
+    def line(self) -> str:
+        pending = self.total - self.running - self.done - self.failed
+        best = (f" · best {self.metric} {self.best[0]:.4g} ({self.best[1]})" if self.best
+                else "")
+        return (f"trials: {self.done} done, {self.running} running, {self.failed} failed, "
+                f"{pending} pending of {self.total}{best}")
+
+    def _show(self) -> None:
+        self.emit(self.line())
+
+
+def run_local(jobs: Sequence[Job], runs_dir: str | Path, *, concurrent: int = 1,
+              retries: int = 0, progress: Progress | None = None) -> list[TrialResult]:
+    """Every job run (or read) here, ``concurrent`` at a time; a failing job is tried
+    ``retries`` more times (resuming from its checkpoints) and then reported as failed,
+    while the others go on."""
+
+    def trial(job: Job) -> TrialResult:
+        if progress:
+            progress.started()
+        error = ""
+        for attempt in range(1, retries + 2):
+            try:
+                summary = run_or_read(job, runs_dir)
+            except RuntimeError as e:
+                error = str(e)
+                continue
+            if progress:
+                progress.finished(job.name, summary)
+            return TrialResult(job, "done", summary, attempts=attempt)
+        if progress:
+            progress.finished(job.name, None)
+        return TrialResult(job, "failed", error=error, attempts=retries + 1)
+
+    with ThreadPoolExecutor(max(1, concurrent)) as pool:
+        return list(pool.map(trial, jobs))
 
 
 def run_all(jobs: Sequence[Job], runs_dir: str | Path, parallel: int) -> list[dict]:
-    """Summaries of ``jobs`` in order, ``parallel`` running at a time."""
+    """Summaries of ``jobs`` in order, ``parallel`` running at a time (the first failure
+    raises its ``RuntimeError``)."""
     with ThreadPoolExecutor(parallel) as pool:
         return list(pool.map(lambda j: run_or_read(j, runs_dir), jobs))
 

@@ -2,13 +2,16 @@
 
 Runs ``marl train`` for every (algorithm, environment, seed) — ``--jobs`` at a time, each in
 its own process with one torch thread — then reads the greedy test returns back from the
-runs' TensorBoard files and prints a table (mean over seeds at each test point, and the
-wall-clock of each run) and one JSON line with every curve. Runs that already finished in
-``--runs-dir`` are read, not re-run, and interrupted ones are resumed from their checkpoints,
-so a sweep can be extended or continued.
+runs' TensorBoard files and prints a table (mean over seeds at each test point the seeds
+share, with its 95% bootstrap band from ``marl.report.curve_band``, and the wall-clock of each
+run) and one JSON line with every curve. ``--report DIR`` also writes the ``marl report`` of
+the sweep (curves, IQM and mean with intervals, probabilities of improvement; needs the
+``report`` extra). Runs that already finished in ``--runs-dir`` are read, not re-run, and
+interrupted ones are resumed from their checkpoints, so a sweep can be extended or continued.
 
     python scripts/learning_curves.py --algos iql vdn qmix \\
-        --envs lbf:8x8-2p-2f-coop lbf:8x8-2p-3f --seeds 1 2 3 --steps 500000 --jobs 2
+        --envs lbf:8x8-2p-2f-coop lbf:8x8-2p-3f --seeds 1 2 3 --steps 500000 --jobs 2 \\
+        --report reports/curves
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import argparse
 import json
 from pathlib import Path
 
+from marl.report import curve_band, load_runs, write_report
 from marl.sweep import Job, run_all, scalar_curve
 
 
@@ -34,6 +38,8 @@ def main() -> None:
     parser.add_argument("--test-interval", type=int, default=50_000)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--runs-dir", default="runs/curves")
+    parser.add_argument("--report", default="", metavar="DIR",
+                        help="also write the marl report of the sweep into DIR")
     parser.add_argument("overrides", nargs="*", metavar="key=value")
     args = parser.parse_args()
     jobs = [Job(run_name(a, e, s), a, e, s, args.steps, args.num_envs,
@@ -56,15 +62,19 @@ def main() -> None:
         runs = entry["runs"]
         walls = ", ".join(f"{r['wall_s']:.0f}s" for r in runs)
         for field, what in (("curve", "greedy test return"), ("win_curve", "test win rate")):
-            steps = sorted({s for r in runs for s, _ in r[field]})
-            if not steps:
+            seeds = [r[field] for r in runs if r[field]]
+            band = curve_band(seeds)
+            if not band.x.size:
                 continue
-            print(f"\n{key}: {what} (mean over {len(runs)} seeds), "
-                  f"wall-clock per run {walls}")
-            for step in steps:
-                vals = [v for r in runs for s, v in r[field] if s == step]
-                print(f"  {step:>9,d} steps  {sum(vals) / len(vals):.3f}  "
-                      f"({', '.join(f'{v:.2f}' for v in vals)})")
+            print(f"\n{key}: {what} (mean [95% bootstrap band] over {len(seeds)} seeds, at the "
+                  f"test steps they share), wall-clock per run {walls}")
+            for i, step in enumerate(band.x.tolist()):
+                values = ", ".join(f"{dict(c)[step]:.2f}" for c in seeds)
+                print(f"  {step:>9,d} steps  {band.value[i]:.3f} [{band.lo[i]:.3f}, "
+                      f"{band.hi[i]:.3f}]  ({values})")
+    if args.report:
+        finished = load_runs([Path(args.runs_dir) / job.name for job in jobs])
+        print(f"\nreport: {write_report(finished, args.report)}")
     print(json.dumps({"bench": "learning_curves", "steps": args.steps,
                       "num_envs": args.num_envs, "curves": list(curves.values())}))
 

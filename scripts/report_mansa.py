@@ -6,21 +6,26 @@ reads, when the run folder already holds its summary) a MANSA run; beside them, 
 harness and budget of env steps, the baselines: IQL alone, QMIX alone, and random switching at
 the CL rate MANSA measured with each setting (which tells whether *where* CL is used
 matters). Prints a table (mean and 95% interval over seeds) and one JSON line, and draws the
-metric against the CL fraction to a PNG (``--out``; needs matplotlib).
+metric against the CL fraction to a PNG (``--out``; needs matplotlib). ``--report DIR`` also
+writes the ``marl report`` of the runs, each method as one algorithm (learning curves, IQM and
+probabilities of improvement between the methods; needs the ``report`` extra).
 
     python scripts/report_mansa.py --env lbf:8x8-2p-3f --costs 0.01 0.05 0.2 \\
-        --seeds 1 2 3 --steps 500000 --num-envs 16 --jobs 2 --out mansa_8x8.png
+        --seeds 1 2 3 --steps 500000 --num-envs 16 --jobs 2 --out mansa_8x8.png \\
+        --report reports/mansa_8x8
     python scripts/report_mansa.py --env smac:3m --costs 0.5 --run-budgets -1 100000 ...
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import statistics
 from pathlib import Path
 
+from marl.report import load_runs, write_report
 from marl.sweep import Job, run_all
 
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
@@ -28,7 +33,8 @@ T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8:
 
 
 def mean_ci(values: list[float]) -> tuple[float, float]:
-    """Mean and the half-width of its 95% interval (Student's t over the seeds)."""
+    """Mean and the half-width of its 95% interval (Student's t over the seeds: with a handful
+    of seeds of one task it is wider, and more honest, than a percentile bootstrap)."""
     m = statistics.fmean(values)
     if len(values) < 2:
         return m, math.nan
@@ -38,6 +44,11 @@ def mean_ci(values: list[float]) -> tuple[float, float]:
 
 def tag(value: float) -> str:
     return f"{value:g}".replace("-", "m").replace(".", "p")
+
+
+def label(method: str) -> str:
+    """A method's name without the budgets left at their default (-1: none)."""
+    return method.replace(" run_budget=-1", "").replace(" episode_budget=-1", "")
 
 
 def main() -> None:
@@ -54,6 +65,8 @@ def main() -> None:
                         help="any of iql, qmix, random (random switching at MANSA's rate)")
     parser.add_argument("--runs-dir", default="runs/mansa")
     parser.add_argument("--out", default="", help="PNG of the metric against CL fraction")
+    parser.add_argument("--report", default="", metavar="DIR",
+                        help="also write the marl report of the runs (a method per algorithm)")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="for every run (e.g. test_interval=50000)")
     args = parser.parse_args()
@@ -105,6 +118,10 @@ def main() -> None:
               f"{wall:>8.0f}")
     if args.out:
         plot(rows, args, metric)
+    if args.report:
+        runs = [dataclasses.replace(run, algo=label(name)) for name, jobs in groups.items()
+                for run in load_runs([Path(args.runs_dir) / j.name for j in jobs])]
+        print(f"report: {write_report(runs, args.report)}")
     print(json.dumps({"bench": "report_mansa", "env": args.env, "steps": args.steps,
                       "seeds": args.seeds, "rows": rows}))
 
@@ -123,10 +140,8 @@ def plot(rows: list[dict], args: argparse.Namespace, metric: str) -> None:
         marker, colour = styles.get(kind, ("x", "black"))
         ax.errorbar(row["cl_fraction"], row["mean"], yerr=None if math.isnan(row["ci95"])
                     else row["ci95"], fmt=marker, color=colour, capsize=3)
-        ax.annotate(row["method"].replace(" run_budget=-1", "").replace(" episode_budget=-1",
-                                                                        "").split(" (as")[0],
-                    (row["cl_fraction"], row["mean"]), fontsize=7, xytext=(4, 3),
-                    textcoords="offset points")
+        ax.annotate(label(row["method"]).split(" (as")[0], (row["cl_fraction"], row["mean"]),
+                    fontsize=7, xytext=(4, 3), textcoords="offset points")
     ax.set_xlabel("fraction of training steps that called CL")
     ax.set_ylabel(metric.replace("_", " ") + " (final, mean ± 95% CI)")
     ax.set_title(f"{args.env}, {args.steps:,} steps, {len(args.seeds)} seeds")

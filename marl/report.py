@@ -1,0 +1,682 @@
+"""``marl report``: run folders to a Markdown report with learning curves, aggregate scores and
+their 95% intervals, probabilities of improvement and performance profiles.
+
+The statistics follow Agarwal et al. 2021, "Deep RL at the edge of the statistical precipice",
+and the aggregate ones are computed by their library, rliable (the ``report`` extra):
+
+- **Curves**: per task (environment id) and algorithm, the mean over seeds of the metric at each
+  env step the seeds share, with a 95% percentile-bootstrap band over seeds.
+- **Scores**: a run's final score is its ``summary.json`` figure for the metric, else the last
+  point of its curve. Per task, scores are min-max normalised over all runs of that task
+  (:func:`min_max_normalise`), so that tasks weigh alike; ``normalise=False`` keeps raw scores.
+- **Aggregates**: per algorithm, IQM and mean over runs and tasks with stratified-bootstrap 95%
+  intervals; P(X > Y) for every pair of algorithms; performance profiles (the fraction of runs
+  scoring above each threshold).
+
+rliable needs, per algorithm, a ``[runs, tasks]`` matrix over the same tasks: the aggregates use
+the tasks every algorithm ran, and an algorithm with more seeds on some tasks than on others
+uses its lowest seeds, as many on each task as on its thinnest one (:func:`score_table`; the
+report says what it left out). Algorithms may differ in their number of seeds.
+
+    marl report runs/curves --out reports/curves
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import sys
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from marl.sweep import scalar_curve
+
+WIN_RATE = "test/win_rate"
+RETURN = "test/return_mean"
+INSTALL_HINT = "marl report needs rliable: pip install marl-suite[report]"
+DESCRIPTION = ("run folders to a Markdown report: learning curves, IQM and mean with 95% "
+               "intervals, probabilities of improvement, performance profiles")
+
+
+class SkippedRun(UserWarning):
+    """A folder given to :func:`load_runs` that could not be read as a finished run."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """One finished training run, as read from its folder."""
+
+    path: Path
+    algo: str
+    env: str
+    seed: int
+    metric: str  # the TensorBoard tag of ``curve``, e.g. "test/return_mean"
+    curve: tuple[tuple[int, float], ...]  # (env step, value), by step
+    final: float
+    env_steps: int
+    wall_s: float | None  # None without summary.json
+    steps_per_s: float | None
+
+
+@dataclass(frozen=True)
+class Band:
+    """A statistic along an axis with its 95% interval, all arrays of one length."""
+
+    x: np.ndarray
+    value: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A point estimate with its 95% interval."""
+
+    value: float
+    lo: float
+    hi: float
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """An algorithm's IQM and mean over ``seeds`` runs on each of ``tasks`` tasks."""
+
+    iqm: Estimate
+    mean: Estimate
+    seeds: int
+    tasks: int
+
+
+@dataclass(frozen=True)
+class ScoreTable:
+    """Final scores as rliable takes them: per algorithm a ``[seeds, tasks]`` matrix."""
+
+    tasks: tuple[str, ...]
+    scores: dict[str, np.ndarray]
+    notes: tuple[str, ...]  # what was left out or tied, in words
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything :func:`write_report` writes, computed by :func:`summarise`."""
+
+    metric: str
+    normalised: bool
+    reps: int
+    runs: tuple[Run, ...]
+    curves: dict[str, dict[str, Band]]  # task -> algorithm -> mean over seeds by env step
+    table: ScoreTable
+    aggregates: dict[str, Aggregate]
+    improvements: dict[tuple[str, str], Estimate]  # (X, Y) -> P(X > Y)
+    profiles: dict[str, Band]  # algorithm -> fraction of runs above each threshold
+    notes: tuple[str, ...]
+
+
+# --- reading run folders -------------------------------------------------------------------
+
+class _Unreadable(Exception):
+    """Why a run folder cannot be used."""
+
+
+def find_run_dirs(path: str | os.PathLike) -> list[Path]:
+    """``path`` when it is a run folder (holds ``config.yaml``), else the run folders below it."""
+    path = Path(path)
+    if (path / "config.yaml").is_file():
+        return [path]
+    found = []
+    for root, dirs, files in os.walk(path):
+        if "config.yaml" in files:
+            found.append(Path(root))
+            dirs.clear()  # a run folder's own sub-folders (checkpoints, tasks) hold no runs
+    return sorted(found)
+
+
+def load_runs(paths: Sequence[str | os.PathLike], *, metric: str | None = None) -> list[Run]:
+    """The finished runs in ``paths`` (run folders, or folders searched for them).
+
+    ``metric`` is the TensorBoard tag to report; by default ``test/win_rate`` for runs whose env
+    reports wins (SMAC) and ``test/return_mean`` otherwise. A folder that cannot be read, or a
+    run that did not finish, is skipped with a :class:`SkippedRun` warning that says why; a
+    ValueError when no run is left."""
+    runs: list[Run] = []
+    seen: dict[tuple[str, str, int], Path] = {}
+    for path in map(Path, paths):
+        if not path.is_dir():
+            _skip(path, "not a folder")
+            continue
+        run_dirs = find_run_dirs(path)
+        if not run_dirs:
+            _skip(path, "no run folder (one holding config.yaml) in it")
+        for run_dir in run_dirs:
+            try:
+                run = _read_run(run_dir, metric)
+            except _Unreadable as e:
+                _skip(run_dir, str(e))
+                continue
+            key = (run.algo, run.env, run.seed)
+            if key in seen:  # counting one seed twice would narrow every interval
+                if seen[key].resolve() != run_dir.resolve():
+                    _skip(run_dir, f"a second run of {run.algo} on {run.env} with seed "
+                                   f"{run.seed} (the first is {seen[key]}); report such runs "
+                                   "separately")
+                continue
+            seen[key] = run_dir
+            runs.append(run)
+    if not runs:
+        raise ValueError(f"no finished run in {', '.join(map(str, paths))}: a run folder is "
+                         "one that `marl train` made (it holds config.yaml and TensorBoard "
+                         "files, and summary.json when a sweep ran it)")
+    return runs
+
+
+def _skip(path: Path, why: str) -> None:
+    warnings.warn(f"{path}: {why}; skipped", SkippedRun, stacklevel=3)
+
+
+def _read_run(run_dir: Path, metric: str | None) -> Run:
+    from omegaconf import OmegaConf
+
+    try:
+        config: Any = OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"))
+        algo, env, seed = str(config["algo"]), str(config["env"]), int(config["seed"])
+    except Exception as e:  # a broken file, or a YAML that is not a run's config
+        raise _Unreadable(f"config.yaml unreadable ({type(e).__name__}: {e})") from e
+    summary = None
+    if (run_dir / "summary.json").is_file():
+        try:
+            summary = json.loads((run_dir / "summary.json").read_text())
+        except (OSError, ValueError) as e:
+            raise _Unreadable(f"summary.json unreadable ({e})") from e
+    if metric is None:
+        wins = ("test_win_rate" in summary if summary is not None
+                else bool(scalar_curve(run_dir, WIN_RATE)))
+        metric = WIN_RATE if wins else RETURN
+    curve = tuple(sorted(dict(scalar_curve(run_dir, metric)).items()))  # last value per step
+    key = metric.replace("/", "_")  # summary.json names "test/win_rate" "test_win_rate"
+    if summary is None:  # finished when its curve reached the run's steps (the final test)
+        if not curve:
+            raise _Unreadable(f"no {metric!r} scalars and no summary.json")
+        if curve[-1][0] < int(config.get("steps", 0)):
+            raise _Unreadable(f"unfinished: no summary.json, and the last {metric!r} point is "
+                              f"at env step {curve[-1][0]:,} of {int(config['steps']):,}")
+        final = curve[-1][1]
+    elif key in summary:
+        final = float(summary[key])
+    elif curve:
+        final = curve[-1][1]
+    else:
+        raise _Unreadable(f"no {metric!r} in summary.json nor in the TensorBoard files")
+    if not math.isfinite(final):
+        raise _Unreadable(f"the final {metric!r} is {final}")
+    if summary is None:
+        return Run(run_dir, algo, env, seed, metric, curve, final, curve[-1][0], None, None)
+    try:
+        return Run(run_dir, algo, env, seed, metric, curve, final, int(summary["env_steps"]),
+                   float(summary["wall_s"]), float(summary["steps_per_s"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise _Unreadable(f"summary.json without a usable {e}") from e
+
+
+# --- statistics ----------------------------------------------------------------------------
+
+def curve_band(curves: Sequence[Sequence[tuple[int, float]]], *, reps: int = 2000,
+               seed: int = 0) -> Band:
+    """Mean over seeds of ``(env step, value)`` curves at the steps all of them share, and its
+    95% percentile-bootstrap band (seeds resampled with replacement, ``reps`` times, from a
+    generator seeded with ``seed``). Empty when the curves share no step."""
+    shared = sorted(set.intersection(*(set(dict(c)) for c in curves))) if curves else []
+    if not shared:
+        empty = np.zeros(0)
+        return Band(empty, empty, empty, empty)
+    values = np.array([[dict(c)[s] for s in shared] for c in curves], dtype=float)
+    n = len(curves)
+    drawn = np.random.default_rng(seed).integers(0, n, size=(reps, n))
+    counts = np.zeros((reps, n))  # how often each seed is in each resample
+    np.add.at(counts, (np.arange(reps)[:, None], drawn), 1.0)
+    lo, hi = np.percentile(counts @ values / n, [2.5, 97.5], axis=0)
+    return Band(np.array(shared), values.mean(axis=0), lo, hi)
+
+
+def min_max_normalise(values: Sequence[float]) -> np.ndarray:
+    """``(x - min) / (max - min)`` over ``values`` (all runs of one task), so the task's worst
+    run scores 0 and its best 1. When every run scored the same, all get 0.5: a tie tells the
+    algorithms apart on nothing, and 0.5 claims neither success nor failure."""
+    x = np.asarray(values, dtype=float)
+    span = x.max() - x.min()
+    return np.full_like(x, 0.5) if span == 0 else (x - x.min()) / span
+
+
+def score_table(runs: Sequence[Run], *, normalise: bool = True) -> ScoreTable:
+    """Final scores per algorithm as ``[seeds, tasks]`` matrices over the tasks every algorithm
+    ran, normalised per task (over all its runs) unless ``normalise`` is False.
+
+    rliable needs as many runs on each task of one algorithm: an algorithm with more seeds on
+    some tasks uses its lowest seeds, as many as on its thinnest task. Tasks that not every
+    algorithm ran are left out. ``notes`` says what was left out."""
+    if not runs:
+        raise ValueError("no runs to score")
+    notes: list[str] = []
+    score: dict[int, float] = {}  # id(run) -> its (normalised) final score
+    for task in sorted({r.env for r in runs}):
+        of_task = [r for r in runs if r.env == task]
+        finals = [r.final for r in of_task]
+        if normalise:
+            if len(set(finals)) == 1 and len(finals) > 1:
+                notes.append(f"{task}: every run scored {finals[0]:g}; normalised to 0.5")
+            finals = list(min_max_normalise(finals))
+        score.update({id(r): f for r, f in zip(of_task, finals, strict=True)})
+    algos = sorted({r.algo for r in runs})
+    tasks_of = {a: {r.env for r in runs if r.algo == a} for a in algos}
+    tasks = tuple(sorted(set.intersection(*tasks_of.values())))
+    for task in sorted(set.union(*tasks_of.values()) - set(tasks)):
+        missing = [a for a in algos if task not in tasks_of[a]]
+        notes.append(f"{task}: not in the aggregates, as {', '.join(missing)} did not run it")
+    scores: dict[str, np.ndarray] = {}
+    if not tasks:
+        notes.append("no task was run by every algorithm: no aggregate scores")
+        return ScoreTable(tasks, scores, tuple(notes))
+    for algo in algos:
+        per_task = [sorted((r for r in runs if r.algo == algo and r.env == t),
+                           key=lambda r: r.seed) for t in tasks]
+        seeds = min(len(p) for p in per_task)
+        if any(len(p) > seeds for p in per_task):
+            counts = ", ".join(f"{t} {len(p)}" for t, p in zip(tasks, per_task, strict=True))
+            notes.append(f"{algo}: {seeds} seeds per task in the aggregates (its lowest), as "
+                         f"many as on its thinnest task; runs per task: {counts}")
+        scores[algo] = np.array([[score[id(p[i])] for p in per_task] for i in range(seeds)])
+    return ScoreTable(tasks, scores, tuple(notes))
+
+
+def _rliable() -> tuple[Any, Any]:
+    try:
+        from rliable import library, metrics
+    except ImportError as e:
+        raise ImportError(INSTALL_HINT) from e
+    return library, metrics
+
+
+@contextmanager
+def _numpy_seeded(seed: int) -> Iterator[None]:
+    """rliable's stratified bootstraps draw from NumPy's global generator (``np.random.choice``;
+    their ``random_state`` is not used for it): seed it for a reproducible report, and give
+    the caller's state back after."""
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
+def aggregate_scores(scores: Mapping[str, np.ndarray], *, reps: int = 2000,
+                     seed: int = 0) -> dict[str, Aggregate]:
+    """IQM and mean of each algorithm's ``[seeds, tasks]`` scores with stratified-bootstrap 95%
+    intervals (rliable, ``reps`` resamples, the bootstrap seeded with ``seed`` per algorithm,
+    so one algorithm's figures do not depend on which others are reported)."""
+    library, metrics = _rliable()
+
+    def iqm_and_mean(x: np.ndarray) -> np.ndarray:
+        return np.array([metrics.aggregate_iqm(x), metrics.aggregate_mean(x)])
+
+    out = {}
+    for algo, x in scores.items():
+        with _numpy_seeded(seed):
+            point, interval = library.get_interval_estimates({algo: x}, iqm_and_mean, reps=reps)
+        (iqm, mean), ((iqm_lo, mean_lo), (iqm_hi, mean_hi)) = point[algo], interval[algo]
+        out[algo] = Aggregate(Estimate(float(iqm), float(iqm_lo), float(iqm_hi)),
+                              Estimate(float(mean), float(mean_lo), float(mean_hi)),
+                              seeds=x.shape[0], tasks=x.shape[1])
+    return out
+
+
+def improvement_probabilities(scores: Mapping[str, np.ndarray], *, reps: int = 2000,
+                              seed: int = 0) -> dict[tuple[str, str], Estimate]:
+    """P(X > Y) for every pair of algorithms (X before Y in ``scores``' sorted order; P(Y > X)
+    is one minus it): the chance that a run of X beats a run of Y on a task, averaged over
+    tasks, with a 95% interval from rliable's independent stratified bootstrap (seeds per
+    algorithm may differ)."""
+    library, metrics = _rliable()
+    out = {}
+    for x, y in combinations(sorted(scores), 2):
+        with _numpy_seeded(seed):
+            point, interval = library.get_interval_estimates(
+                {"pair": (scores[x], scores[y])}, metrics.probability_of_improvement, reps=reps)
+        lo, hi = np.ravel(interval["pair"])  # [2, 1] for a scalar statistic
+        out[(x, y)] = Estimate(float(point["pair"]), float(lo), float(hi))
+    return out
+
+
+def performance_profiles(scores: Mapping[str, np.ndarray], taus: np.ndarray, *,
+                         reps: int = 2000, seed: int = 0) -> dict[str, Band]:
+    """Per algorithm, the fraction of its runs (all tasks) scoring above each threshold of
+    ``taus``, with stratified-bootstrap 95% bands (rliable's score distributions)."""
+    library, _ = _rliable()
+    out = {}
+    for algo, x in scores.items():
+        with _numpy_seeded(seed):
+            profile, band = library.create_performance_profile({algo: x}, taus, reps=reps)
+        out[algo] = Band(np.asarray(taus), np.asarray(profile[algo], dtype=float),
+                         np.asarray(band[algo][0], dtype=float),
+                         np.asarray(band[algo][1], dtype=float))
+    return out
+
+
+def summarise(runs: Sequence[Run], *, normalise: bool = True, reps: int = 2000,
+              seed: int = 0) -> Report:
+    """The curves, score table, aggregates, probabilities of improvement and performance
+    profiles of ``runs``; every bootstrap is seeded with ``seed``, so a report is
+    reproducible."""
+    notes: list[str] = []
+    curves: dict[str, dict[str, Band]] = {}
+    for task in sorted({r.env for r in runs}):
+        curves[task] = {}
+        for algo in sorted({r.algo for r in runs if r.env == task}):
+            of = [r for r in runs if r.env == task and r.algo == algo]
+            with_curve = [r.curve for r in of if r.curve]
+            if len(with_curve) < len(of):
+                notes.append(f"{task}, {algo}: {len(of) - len(with_curve)} of {len(of)} runs "
+                             "have no curve (no TensorBoard scalars)")
+            band = curve_band(with_curve, reps=reps, seed=seed)
+            longest = max((len(c) for c in with_curve), default=0)
+            if len(band.x) < longest:
+                notes.append(f"{task}, {algo}: the seeds share {len(band.x)} of up to "
+                             f"{longest} test steps; the curve shows the shared ones")
+            if len(band.x):
+                curves[task][algo] = band
+    table = score_table(runs, normalise=normalise)
+    if not normalise and len(table.tasks) > 1:
+        notes.append("raw scores of different tasks are aggregated as they are, so a task "
+                     "weighs by the scale of its scores")
+    aggregates, improvements, profiles = {}, {}, {}
+    if table.scores:
+        aggregates = aggregate_scores(table.scores, reps=reps, seed=seed)
+        improvements = improvement_probabilities(table.scores, reps=reps, seed=seed)
+        every = np.concatenate([x.ravel() for x in table.scores.values()])
+        lo, hi = (0.0, 1.0) if normalise else (float(every.min()), float(every.max()))
+        profiles = performance_profiles(table.scores, np.linspace(lo, hi, 101), reps=reps,
+                                        seed=seed)
+    metric = ", ".join(sorted({r.metric for r in runs}))
+    return Report(metric, normalise, reps, tuple(runs), curves, table, aggregates,
+                  improvements, profiles, (*table.notes, *notes))
+
+
+# --- writing -------------------------------------------------------------------------------
+
+def write_report(runs: Sequence[Run], out_dir: str | os.PathLike, *, normalise: bool = True,
+                 reps: int = 2000, seed: int = 0) -> Path:
+    """Write ``report.md``, its PNG figures and ``report.json`` (the figures as numbers) into
+    ``out_dir``; returns the path of ``report.md``."""
+    report = summarise(runs, normalise=normalise, reps=reps, seed=seed)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    colours = _colours(sorted({r.algo for r in runs}))
+    figures = {task: _plot_curves(out / f"curves_{_file_part(task)}.png", task, report, colours)
+               for task, bands in report.curves.items() if bands}
+    if report.aggregates:
+        _plot_aggregates(out / "aggregate.png", report, colours)
+        _plot_improvements(out / "improvement.png", report.improvements)
+        _plot_profiles(out / "profile.png", report, colours)
+    (out / "report.md").write_text(_markdown(report, figures))
+    (out / "report.json").write_text(json.dumps(_as_json(report)))
+    return out / "report.md"
+
+
+def _file_part(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name)
+
+
+def _colours(algos: Sequence[str]) -> dict[str, Any]:
+    from matplotlib import colormaps
+
+    palette = colormaps["tab10"]
+    return {a: palette(i % 10) for i, a in enumerate(algos)}
+
+
+def _figure(width: float, height: float, cols: int = 1) -> tuple[Any, Any]:
+    """A figure drawn by the Agg canvas (no pyplot, no global backend change)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(1, cols, squeeze=False)[0]
+
+
+def _plot_curves(path: Path, task: str, report: Report, colours: Mapping[str, Any]) -> str:
+    fig, (ax,) = _figure(6.4, 4.2)
+    for algo, band in report.curves[task].items():
+        seeds = sum(r.algo == algo and r.env == task and bool(r.curve) for r in report.runs)
+        ax.plot(band.x, band.value, color=colours[algo], label=f"{algo} ({seeds} seeds)")
+        ax.fill_between(band.x, band.lo, band.hi, color=colours[algo], alpha=0.2, linewidth=0)
+    metric = ", ".join(sorted({r.metric for r in report.runs if r.env == task}))
+    ax.set(xlabel="env steps", ylabel=f"{metric} (mean, 95% bootstrap band)", title=task)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    return path.name
+
+
+def _plot_aggregates(path: Path, report: Report, colours: Mapping[str, Any]) -> None:
+    algos = list(report.aggregates)
+    fig, axes = _figure(8.0, 1.2 + 0.45 * len(algos), cols=2)
+    for ax, name in zip(axes, ("iqm", "mean"), strict=True):
+        for y, algo in enumerate(algos):
+            e = getattr(report.aggregates[algo], name)
+            ax.barh(y, e.hi - e.lo, left=e.lo, height=0.6, color=colours[algo], alpha=0.6)
+            ax.plot([e.value, e.value], [y - 0.3, y + 0.3], color="black")
+        ax.set_yticks(range(len(algos)), algos)
+        ax.invert_yaxis()  # the first algorithm on top, as in the table
+        ax.set_title("IQM" if name == "iqm" else "Mean")
+        ax.set_xlabel(_score_label(report))
+        ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def _plot_improvements(path: Path, improvements: Mapping[tuple[str, str], Estimate]) -> None:
+    pairs = list(improvements)
+    fig, (ax,) = _figure(6.4, 1.2 + 0.45 * max(len(pairs), 1))
+    for y, pair in enumerate(pairs):
+        e = improvements[pair]
+        ax.barh(y, e.hi - e.lo, left=e.lo, height=0.6, color="tab:blue", alpha=0.6)
+        ax.plot([e.value, e.value], [y - 0.3, y + 0.3], color="black")
+    ax.axvline(0.5, color="grey", linestyle="--", linewidth=1)
+    ax.set_yticks(range(len(pairs)), [f"P({x} > {y})" for x, y in pairs])
+    ax.invert_yaxis()
+    ax.set(xlim=(0, 1), xlabel="probability of improvement (95% CI)")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def _plot_profiles(path: Path, report: Report, colours: Mapping[str, Any]) -> None:
+    fig, (ax,) = _figure(6.4, 4.2)
+    for algo, band in report.profiles.items():
+        ax.plot(band.x, band.value, color=colours[algo], label=algo)
+        ax.fill_between(band.x, band.lo, band.hi, color=colours[algo], alpha=0.2, linewidth=0)
+    ax.set(xlabel=f"{_score_label(report)} τ", ylabel="fraction of runs with score > τ",
+           ylim=(0, 1.02))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def _score_label(report: Report) -> str:
+    return "normalised score" if report.normalised else report.metric
+
+
+def _num(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3f}"
+
+
+def _one_decimal(value: float | None) -> str:
+    return "–" if value is None else f"{value:,.1f}"  # None: the run has no summary.json
+
+
+def _count(n: int, thing: str) -> str:
+    return f"{n} {thing}" if n == 1 else f"{n} {thing}s"
+
+
+def _ci(e: Estimate) -> str:
+    return f"{_num(e.value)} [{_num(e.lo)}, {_num(e.hi)}]"
+
+
+def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _markdown(report: Report, figures: Mapping[str, str]) -> str:
+    runs = report.runs
+    algos, tasks = sorted({r.algo for r in runs}), sorted({r.env for r in runs})
+    scores = "min-max normalised per task" if report.normalised else "raw"
+    parts = [
+        "# Training report",
+        f"{_count(len(runs), 'run')} of {_count(len(algos), 'algorithm')} ({', '.join(algos)}) "
+        f"on {_count(len(tasks), 'task')}; metric `{report.metric}`. Intervals are 95%, from "
+        f"{report.reps:,} bootstrap resamples; aggregates computed with rliable (Agarwal et al. "
+        "2021, \"Deep RL at the edge of the statistical precipice\").",
+        "## Learning curves",
+        "Mean over seeds at each env step the seeds share, with a 95% bootstrap band over "
+        "seeds.",
+    ]
+    for task in tasks:
+        if task in figures:
+            parts.append(f"![{task}]({figures[task]})")
+    rows = []
+    for task in tasks:
+        for algo in algos:
+            of = [r for r in runs if r.env == task and r.algo == algo]
+            if of:
+                finals = [r.final for r in of]
+                rows.append([task, algo, ", ".join(sorted({f"`{r.metric}`" for r in of})),
+                             str(len(of)), _num(float(np.mean(finals))), _num(min(finals)),
+                             _num(max(finals))])
+    parts += ["Final scores (raw):",
+              _md_table(["task", "algorithm", "metric", "seeds", "mean", "min", "max"], rows)]
+    parts.append("## Aggregate scores")
+    if report.aggregates:
+        parts.append(f"Final scores, {scores}, over the tasks {', '.join(report.table.tasks)}: "
+                     "IQM (the mean of the middle 50% of runs × tasks) and mean, with "
+                     "stratified-bootstrap intervals (seeds resampled within each task).")
+        parts.append(_md_table(
+            ["algorithm", "IQM [95% CI]", "mean [95% CI]", "runs (seeds × tasks)"],
+            [[a, _ci(g.iqm), _ci(g.mean), f"{g.seeds * g.tasks} ({g.seeds} × {g.tasks})"]
+             for a, g in report.aggregates.items()]))
+        parts.append("![aggregate scores](aggregate.png)")
+        parts.append("## Probability of improvement")
+        if report.improvements:
+            parts.append("P(X > Y): the chance that a run of X scores above a run of Y on a "
+                         "task, averaged over tasks (0.5: no difference); P(Y > X) = 1 − "
+                         "P(X > Y).")
+            parts.append(_md_table(["X", "Y", "P(X > Y) [95% CI]"],
+                                   [[x, y, _ci(e)] for (x, y), e in
+                                    report.improvements.items()]))
+            parts.append("![probability of improvement](improvement.png)")
+        else:
+            parts.append("One algorithm: nothing to compare.")
+        parts.append("## Performance profile")
+        parts.append("The fraction of runs (all tasks) whose final score is above τ, with 95% "
+                     "bootstrap bands; a curve above another everywhere dominates it.")
+        parts.append("![performance profile](profile.png)")
+    else:
+        parts.append("None: no task was run by every algorithm.")
+    parts.append("## Runs")
+    parts.append(_md_table(
+        ["algorithm", "env", "seed", "env steps", "wall-clock s", "env steps/s", "final score",
+         "folder"],
+        [[r.algo, r.env, str(r.seed), f"{r.env_steps:,}", _one_decimal(r.wall_s),
+          _one_decimal(r.steps_per_s), _num(r.final), f"`{r.path.name}`"]
+         for r in sorted(runs, key=lambda r: (r.env, r.algo, r.seed))]))
+    if report.notes:
+        parts.append("## Notes")
+        parts.append("\n".join(f"- {note}" for note in report.notes))
+    return "\n\n".join(parts) + "\n"
+
+
+def _as_json(report: Report) -> dict[str, Any]:
+    def estimate(e: Estimate) -> dict[str, Any]:
+        return {"value": e.value, "ci95": [e.lo, e.hi]}
+
+    return {
+        "metric": report.metric, "normalised": report.normalised, "reps": report.reps,
+        "tasks": list(report.table.tasks),
+        "algorithms": {a: {"iqm": estimate(g.iqm), "mean": estimate(g.mean), "seeds": g.seeds,
+                           "tasks": g.tasks} for a, g in report.aggregates.items()},
+        "improvement": [{"x": x, "y": y, **estimate(e)}
+                        for (x, y), e in report.improvements.items()],
+        "curves": {task: {a: {"steps": b.x.tolist(), "mean": b.value.tolist(),
+                              "lo": b.lo.tolist(), "hi": b.hi.tolist()}
+                          for a, b in bands.items()} for task, bands in report.curves.items()},
+        "notes": list(report.notes),
+    }
+
+
+# --- command line --------------------------------------------------------------------------
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``marl report``: for :func:`main`, and for a ``marl.cli`` sub-command
+    that runs :func:`run_cli`."""
+    parser.add_argument("runs", nargs="+", metavar="RUNS_DIR",
+                        help="run folders, or folders searched for them")
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="folder for report.md, its figures and report.json")
+    parser.add_argument("--metric", default=None, metavar="TAG",
+                        help="TensorBoard tag to report (default: test/win_rate where the env "
+                             "reports wins, else test/return_mean), e.g. heldout/solved_rate")
+    parser.add_argument("--no-normalise", action="store_true",
+                        help="aggregate raw scores instead of min-max normalising each task")
+    parser.add_argument("--reps", type=_positive, default=2000, metavar="N",
+                        help="bootstrap resamples per interval (default 2000)")
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    """``marl report``: write the report, print its path and one JSON line of aggregates."""
+    try:
+        runs = load_runs(args.runs, metric=args.metric)
+        path = write_report(runs, args.out, normalise=not args.no_normalise, reps=args.reps)
+    except (ValueError, ImportError) as e:
+        print(f"marl report: error: {e}", file=sys.stderr)
+        return 2
+    figures = json.loads((path.parent / "report.json").read_text())
+    print(path)
+    print(json.dumps({"report": str(path), "metric": figures["metric"],
+                      "normalised": figures["normalised"], "tasks": figures["tasks"],
+                      "algorithms": figures["algorithms"]}))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="marl report", description=DESCRIPTION)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    formatwarning = warnings.formatwarning  # warnings read as the command's own lines
+    warnings.formatwarning = lambda message, *_, **__: f"marl report: warning: {message}\n"
+    try:
+        return run_cli(args)
+    finally:
+        warnings.formatwarning = formatwarning
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""marl report: its statistics equal rliable's, and run folders become a report that says what
+it read and what it skipped."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from marl.report import (
+    Run,
+    SkippedRun,
+    aggregate_scores,
+    curve_band,
+    improvement_probabilities,
+    load_runs,
+    main,
+    min_max_normalise,
+    score_table,
+    summarise,
+    write_report,
+)
+
+ENV = "lbf:8x8-2p-3f"
+CURVES = {  # (algo, seed) -> test/return_mean at env steps 0, 100, 200
+    ("iql", 1): [0.0, 0.2, 0.4],
+    ("iql", 2): [0.1, 0.3, 0.8],
+    ("iql", 3): [0.0, 0.5, 0.6],
+    ("qmix", 1): [0.1, 0.6, 0.9],
+    ("qmix", 2): [0.2, 0.4, 1.0],
+}
+STEPS = (0, 100, 200)
+
+
+@pytest.fixture
+def rliable():
+    library = pytest.importorskip("rliable.library")
+    metrics = pytest.importorskip("rliable.metrics")
+    return library, metrics
+
+
+def _run(algo: str, env: str, seed: int, final: float) -> Run:
+    return Run(Path(f"{algo}_{seed}"), algo, env, seed, "test/return_mean", (), final, 100,
+               1.0, 100.0)
+
+
+def _write_run(folder: Path, algo: str, seed: int, values: list[float], *, steps: int = 200,
+               summary: bool = True) -> Path:
+    from torch.utils.tensorboard import SummaryWriter
+
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text(f"algo: {algo}\nenv: {ENV}\nseed: {seed}\n"
+                                        f"steps: {steps}\n")
+    writer = SummaryWriter(log_dir=str(folder))
+    for step, value in zip(STEPS, values, strict=False):  # fewer values: an unfinished run
+        writer.add_scalar("test/return_mean", value, global_step=step)
+    writer.close()
+    if summary:
+        (folder / "summary.json").write_text(json.dumps({
+            "algo": algo, "env": ENV, "seed": seed, "env_steps": steps, "wall_s": 10.0 * seed,
+            "steps_per_s": steps / (10.0 * seed), "test_return_mean": values[-1]}))
+    return folder
+
+
+@pytest.fixture
+def runs_dir(tmp_path):
+    root = tmp_path / "runs"
+    for (algo, seed), values in CURVES.items():
+        _write_run(root / f"{algo}_seed{seed}", algo, seed, values)
+    return root
+
+
+def test_iqm_mean_and_intervals_are_rliables(rliable):
+    library, metrics = rliable
+    rng = np.random.default_rng(0)
+    scores = {"a": rng.random((5, 3)), "b": rng.random((4, 3)) + 0.2}
+    np.random.seed(99)
+    before = np.random.random()
+    np.random.seed(99)
+    ours = aggregate_scores(scores, reps=200, seed=7)
+    assert np.random.random() == before  # the caller's global NumPy state is given back
+
+    def iqm_and_mean(x):
+        return np.array([metrics.aggregate_iqm(x), metrics.aggregate_mean(x)])
+
+    for algo, x in scores.items():
+        np.random.seed(7)
+        point, interval = library.get_interval_estimates({algo: x}, iqm_and_mean, reps=200)
+        got = ours[algo]
+        assert [got.iqm.value, got.mean.value] == pytest.approx(point[algo])
+        assert [got.iqm.lo, got.mean.lo] == pytest.approx(interval[algo][0])
+        assert [got.iqm.hi, got.mean.hi] == pytest.approx(interval[algo][1])
+        assert got.iqm.lo <= got.iqm.value <= got.iqm.hi
+        assert (got.seeds, got.tasks) == x.shape
+    assert aggregate_scores(scores, reps=200, seed=7) == ours  # reproducible
+
+    pair = improvement_probabilities(scores, reps=100, seed=3)[("a", "b")]
+    np.random.seed(3)
+    point, interval = library.get_interval_estimates(
+        {"pair": (scores["a"], scores["b"])}, metrics.probability_of_improvement, reps=100)
+    assert [pair.value, pair.lo, pair.hi] == pytest.approx(
+        [point["pair"], *np.ravel(interval["pair"])])
+
+
+def test_probability_of_improvement_known_answers(rliable):
+    low = np.array([[0.1, 0.2], [0.2, 0.1], [0.0, 0.3]])
+    high = low + 1.0
+    p = improvement_probabilities({"high": high, "low": low, "same": low.copy()}, reps=50)
+    assert (p[("high", "low")].value, p[("high", "low")].lo, p[("high", "low")].hi) == (1, 1, 1)
+    assert p[("high", "same")].value == 1.0
+    assert p[("low", "same")].value == 0.5  # identical scores: no improvement either way
+
+
+def test_min_max_normalisation_per_task():
+    assert min_max_normalise([2.0, 4.0, 6.0, 10.0]) == pytest.approx([0.0, 0.25, 0.5, 1.0])
+    assert min_max_normalise([3.0, 3.0]) == pytest.approx([0.5, 0.5])
+    runs = [_run("x", "A", 1, 0.0), _run("x", "A", 2, 10.0), _run("y", "A", 1, 5.0),
+            _run("y", "A", 2, 10.0), _run("x", "B", 1, -4.0), _run("x", "B", 2, -2.0),
+            _run("y", "B", 1, -3.0), _run("y", "B", 2, -3.0)]
+    table = score_table(runs)
+    assert table.tasks == ("A", "B")
+    np.testing.assert_allclose(table.scores["x"], [[0.0, 0.0], [1.0, 1.0]])
+    np.testing.assert_allclose(table.scores["y"], [[0.5, 0.5], [1.0, 0.5]])
+    raw = score_table(runs, normalise=False)
+    np.testing.assert_allclose(raw.scores["y"], [[5.0, -3.0], [10.0, -3.0]])
+
+
+def test_unequal_seeds_and_missing_tasks_are_said():
+    runs = [_run("x", "A", s, float(s)) for s in (1, 2, 3)] + [
+        _run("x", "B", s, float(s)) for s in (1, 2)] + [
+        _run("y", "A", s, float(s)) for s in (4, 5)] + [
+        _run("y", "B", 4, 0.0), _run("y", "C", 4, 0.0)]
+    table = score_table(runs, normalise=False)
+    assert table.tasks == ("A", "B")  # C: only y ran it
+    np.testing.assert_allclose(table.scores["x"], [[1.0, 1.0], [2.0, 2.0]])  # lowest 2 seeds
+    assert table.scores["y"].shape == (1, 2)
+    notes = " ".join(table.notes)
+    assert "x: 2 seeds per task" in notes and "A 3, B 2" in notes
+    assert "C: not in the aggregates, as x did not run it" in notes
+
+
+def test_curve_band_aligns_seeds_on_shared_steps():
+    curves = [[(0, 1.0), (100, 2.0), (200, 3.0)], [(0, 3.0), (100, 4.0)], [(100, 6.0), (0, 5.0)]]
+    band = curve_band(curves, reps=500, seed=1)
+    assert band.x.tolist() == [0, 100]
+    assert band.value == pytest.approx([3.0, 4.0])
+    assert np.all(band.lo <= band.value) and np.all(band.value <= band.hi)
+    assert np.all(band.lo >= 1.0) and np.all(band.hi <= 6.0)
+    again = curve_band(curves, reps=500, seed=1)
+    assert band.lo.tolist() == again.lo.tolist() and band.hi.tolist() == again.hi.tolist()
+    assert curve_band([[(0, 1.0)], [(100, 2.0)]]).x.size == 0
+
+
+def test_report_of_run_folders(runs_dir, tmp_path, rliable):
+    _write_run(runs_dir / "iql_unfinished", "iql", 4, [0.0, 0.1], summary=False)
+    (runs_dir / "broken").mkdir()
+    (runs_dir / "broken" / "config.yaml").write_text("algo: [unclosed\n")
+    not_a_run = tmp_path / "notes"
+    not_a_run.mkdir()
+    with pytest.warns(SkippedRun) as caught:
+        runs = load_runs([runs_dir, not_a_run])
+    said = [str(w.message) for w in caught]
+    assert any("iql_unfinished" in m and "unfinished" in m for m in said)
+    assert any("broken" in m and "config.yaml unreadable" in m for m in said)
+    assert any(str(not_a_run) in m and "no run folder" in m for m in said)
+    assert sorted((r.algo, r.seed) for r in runs) == sorted(CURVES)
+    assert {r.metric for r in runs} == {"test/return_mean"}
+
+    report = summarise(runs, reps=100)
+    for algo in ("iql", "qmix"):
+        band = report.curves[ENV][algo]
+        assert band.x.tolist() == list(STEPS)
+        by_hand = np.mean([v for (a, _), v in CURVES.items() if a == algo], axis=0)
+        assert band.value == pytest.approx(by_hand)
+
+    out = tmp_path / "report"
+    path = write_report(runs, out, reps=100)
+    assert path == out / "report.md"
+    text = path.read_text()
+    for png in (f"curves_{ENV.replace(':', '-')}.png", "aggregate.png", "improvement.png",
+                "profile.png"):
+        assert (out / png).is_file() and f"]({png})" in text
+    for algo, seed in CURVES:
+        assert f"| {algo} | {ENV} | {seed} | 200 | {10.0 * seed:.1f} |" in text
+    assert "| iql | qmix |" in text  # the P(X > Y) row
+    figures = json.loads((out / "report.json").read_text())
+    assert figures["curves"][ENV]["qmix"]["mean"] == pytest.approx([0.15, 0.5, 0.95])
+    assert set(figures["algorithms"]) == {"iql", "qmix"}
+
+
+def test_final_score_without_summary_is_the_last_point(tmp_path):
+    _write_run(tmp_path / "r", "vdn", 1, [0.0, 0.3, 0.7], summary=False)
+    (run,) = load_runs([tmp_path / "r"])
+    assert (run.final, run.env_steps, run.wall_s) == (pytest.approx(0.7), 200, None)
+    assert run.curve == ((0, 0.0), (100, pytest.approx(0.3)), (200, pytest.approx(0.7)))
+
+
+def test_no_runs_is_an_error(tmp_path):
+    with pytest.warns(SkippedRun), pytest.raises(ValueError, match=str(tmp_path)):
+        load_runs([tmp_path])
+
+
+def test_command_prints_the_report_and_a_json_line(runs_dir, tmp_path, capsys, rliable):
+    assert main([str(runs_dir), "--out", str(tmp_path / "out"), "--reps", "50",
+                 "--no-normalise"]) == 0
+    path, line = capsys.readouterr().out.strip().splitlines()
+    assert Path(path) == tmp_path / "out" / "report.md"
+    figures = json.loads(line)
+    assert figures["normalised"] is False and figures["tasks"] == [ENV]
+    iqm = figures["algorithms"]["qmix"]["iqm"]
+    assert iqm["ci95"][0] <= iqm["value"] <= iqm["ci95"][1]
+    with pytest.warns(SkippedRun, match="not a folder"):
+        assert main([str(tmp_path / "nothing"), "--out", str(tmp_path / "o")]) == 2
+    assert "marl report: error: no finished run" in capsys.readouterr().err
+
+
+def test_without_rliable_the_error_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "rliable", None)
+    with pytest.raises(ImportError, match=r"pip install marl-suite\[report\]"):
+        aggregate_scores({"a": np.zeros((2, 1))})

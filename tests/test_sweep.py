@@ -1,0 +1,178 @@
+"""Sweeps: the sweep spec (validation, grid and seeded random configurations, run names), the
+local backend's retries and progress, and Ray Tune trials that finish, fail after their
+retries, and resume after the driver is killed without redoing finished trials."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from marl.config import ConfigError
+from marl.sweep import Progress, run_local
+from marl.sweep_spec import SweepSpec, load_sweep, run_name
+
+TINY = ["test_interval=250", "test_episodes=2", "save_interval=250"]
+
+
+def tiny(**kw) -> SweepSpec:
+    base = dict(algos=["iql"], envs=["lbf:5x5-2p-1f"], seeds=[1, 2], steps=500, num_envs=2,
+                overrides=list(TINY))
+    return SweepSpec(**{**base, **kw})
+
+
+def test_grid_crosses_grid_keys_and_names_each_configuration():
+    spec = tiny(search={"lr": {"grid": [0.001, 0.01]}, "gamma": {"grid": [0.9, 0.99]}})
+    configs = spec.configurations()
+    assert sorted(configs) == sorted((f"lr={a}", f"gamma={b}") for a in (0.001, 0.01)
+                                     for b in (0.9, 0.99))
+    jobs = spec.jobs()
+    assert len(jobs) == 4 * 2 and len({j.name for j in jobs}) == 8
+    job = jobs[0]
+    assert job.overrides == (*TINY, *configs[0])
+    assert job.name == run_name("iql", "lbf:5x5-2p-1f", job.seed, configs[0])
+    # the name depends on the configuration, not on the order of its keys
+    assert run_name("iql", "e:x", 1, ("a=1", "b=2")) == run_name("iql", "e:x", 1, ("b=2", "a=1"))
+    assert run_name("iql", "lbf:5x5-2p-1f", 3) == "iql_lbf-5x5-2p-1f_seed3"
+
+
+def test_random_search_is_seeded_and_stays_in_its_space():
+    space = {"lr": {"loguniform": [1e-4, 1e-2]}, "batch_size": {"randint": [8, 64]},
+             "gamma": {"choice": [0.9, 0.99]}, "target_update_interval": {"grid": [100, 200]}}
+    a = tiny(search=space, searcher="random", samples=5, search_seed=7).configurations()
+    b = tiny(search=space, searcher="random", samples=5, search_seed=7).configurations()
+    c = tiny(search=space, searcher="random", samples=5, search_seed=8).configurations()
+    assert a == b and a != c and len(a) == 2 * 5
+    for config in a:
+        values = dict(item.split("=") for item in config)
+        assert 1e-4 <= float(values["lr"]) <= 1e-2
+        assert 8 <= int(values["batch_size"]) < 64
+        assert values["gamma"] in ("0.9", "0.99")
+
+
+@pytest.mark.parametrize("kw, words", [
+    (dict(seeds=[1, 1]), "seeds"),
+    (dict(steps=0), "steps"),
+    (dict(steps="100"), "steps"),
+    (dict(searcher="bayes"), "searcher"),
+    (dict(overrides=["lr"]), "key=value"),
+    (dict(search={"lr": {"uniform": [0.1]}}, searcher="random"), "low < high"),
+    (dict(search={"lr": {"loguniform": [0, 1]}}, searcher="random"), "both > 0"),
+    (dict(search={"lr": {"uniform": [0.1, 0.2]}}), "searcher random or optuna"),
+    (dict(search={"lr": [0.1, 0.2]}), "expected one of grid"),
+])
+def test_bad_sweeps_name_the_problem(kw, words):
+    with pytest.raises(ConfigError, match=words.replace("(", r"\(").replace(")", r"\)")
+                       .replace("+", r"\+")):
+        tiny(**kw)
+
+
+def test_check_names_a_misspelt_search_key_before_anything_runs():
+    with pytest.raises(ConfigError, match="learning_rate"):
+        tiny(search={"learning_rate": {"grid": [0.1]}}).check()
+    tiny(search={"lr": {"grid": [0.1]}}).check()
+
+
+def test_sweep_file_is_validated_and_flags_override_it(tmp_path):
+    path = tmp_path / "sweep.yaml"
+    path.write_text("algos: [iql]\nenvs: ['lbf:5x5-2p-1f']\nseeds: [1, 2, 3]\n"
+                    "search:\n  lr: {grid: [0.001, 0.01]}\n")
+    spec = load_sweep(path, seeds=[4], steps=None)
+    assert spec.seeds == [4] and spec.steps == SweepSpec(["a"], ["b"]).steps
+    assert len(spec.jobs()) == 2
+    path.write_text("algos: [iql]\nenvs: ['lbf:5x5-2p-1f']\nsead: 3\n")
+    with pytest.raises(ConfigError, match="unknown key.*sead"):
+        load_sweep(path)
+
+
+def test_local_sweep_retries_then_reports_failure_while_others_finish(tmp_path):
+    lines: list[str] = []
+    spec = tiny(seeds=[1], search={"device": {"grid": ["cpu", "cuda:99"]}}, retries=1)
+    progress = Progress(len(spec.jobs()), spec.metric, emit=lines.append)
+    results = run_local(spec.jobs(), tmp_path, concurrent=2, retries=spec.retries,
+                        progress=progress)
+    by_device = {r.job.overrides[-1]: r for r in results}
+    ok, bad = by_device["device=cpu"], by_device["device=cuda:99"]
+    assert ok.status == "done" and ok.attempts == 1 and "test_return_mean" in ok.summary
+    assert bad.status == "failed" and bad.attempts == 2 and "cuda:99" in bad.error
+    assert (tmp_path / ok.job.name / "summary.json").is_file()
+    assert lines[-1].startswith("trials: 1 done, 0 running, 1 failed, 0 pending of 2")
+    # a rerun reads the finished trial back
+    stamp = (tmp_path / ok.job.name / "summary.json").stat().st_mtime_ns
+    again = run_local([ok.job], tmp_path)
+    assert again[0].summary == ok.summary
+    assert (tmp_path / ok.job.name / "summary.json").stat().st_mtime_ns == stamp
+
+
+def _sweep_command(runs_dir: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "marl.cli", "sweep", "--algos", "iql", "--envs",
+            "lbf:5x5-2p-1f", "--steps", "1500", "--num-envs", "2", "--runs-dir", str(runs_dir),
+            "--num-cpus", "2", *extra, *TINY]
+
+
+@pytest.mark.slow
+def test_ray_sweep_survives_a_killed_driver_and_writes_a_report(tmp_path):
+    pytest.importorskip("ray")
+    runs = tmp_path / "runs"
+    seeds = ["--seeds", "1", "2", "3", "4"]
+    driver = subprocess.Popen(_sweep_command(runs, *seeds, "--concurrent", "1"),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not list(runs.glob("*/summary.json")) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver, Ray and the runs it started
+    driver.wait()
+    finished = {p.parent.name: p.stat().st_mtime_ns for p in runs.glob("*/summary.json")}
+    assert 1 <= len(finished) < 4
+    out = subprocess.run(_sweep_command(runs, *seeds), capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    line = json.loads(out.stdout.strip().splitlines()[-1])
+    assert line["trials"] == line["done"] == 4 and line["failed"] == 0
+    assert sorted(p.parent.name for p in runs.glob("*/summary.json")) == [
+        f"iql_lbf-5x5-2p-1f_seed{s}" for s in (1, 2, 3, 4)]
+    for name, stamp in finished.items():  # finished trials were read back, not run again
+        assert (runs / name / "summary.json").stat().st_mtime_ns == stamp
+    report = (runs / "report" / "report.md").read_text()
+    assert all(f"| {s} |" in report for s in (1, 2, 3, 4))
+
+
+@pytest.mark.slow
+def test_ray_trial_that_fails_is_retried_then_reported(tmp_path):
+    pytest.importorskip("ray")
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text("search:\n  device: {grid: [cpu, 'cuda:99']}\nretries: 1\n")
+    out = subprocess.run(_sweep_command(tmp_path / "runs", str(sweep), "--seeds", "1",
+                                        "--report", ""),
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 1, out.stderr[-3000:]
+    line = json.loads(out.stdout.strip().splitlines()[-1])
+    assert line["done"] == 1 and line["failed"] == 1
+    rows = [r for r in out.stdout.splitlines() if r.startswith("iql_")]
+    failed = [r for r in rows if " failed " in r]
+    assert len(failed) == 1 and failed[0].split()[2] == "2"  # two attempts
+    assert "cuda:99" in out.stdout
+
+
+@pytest.mark.slow
+def test_optuna_search_runs_its_samples_inside_the_space(tmp_path):
+    pytest.importorskip("optuna")
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text("search:\n  lr: {loguniform: [0.0001, 0.01]}\nsearcher: optuna\n"
+                     "samples: 2\n")
+    out = subprocess.run(_sweep_command(tmp_path / "runs", str(sweep), "--seeds", "1",
+                                        "--report", ""),
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    runs = sorted((tmp_path / "runs").glob("iql_*/config.yaml"))
+    assert len(runs) == 2
+    rates = [float(next(line.split(":")[1] for line in p.read_text().splitlines()
+                        if line.strip().startswith("lr:"))) for p in runs]
+    assert len(set(rates)) == 2 and all(1e-4 <= r <= 1e-2 for r in rates)
