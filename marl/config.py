@@ -142,7 +142,7 @@ class TrainConfig:
     seed: int = 1
     num_envs: int = 1  # environment copies stepped together
     device: str = "cpu"  # training device (environments and networks): cpu, cuda, cuda:1, ...
-    threads: int = 0  # torch intra-op threads; 0 leaves torch's default
+    threads: int = 0  # torch intra-op threads; 0: one on CPU, torch's default beside a GPU
     test_interval: int = 50_000  # greedy test every this many env steps (0: only at the end)
     test_episodes: int = 100  # episodes per greedy test
     log_interval: int = 10_000  # training statistics every this many env steps

@@ -244,6 +244,16 @@ def check_new_run_dir(run_dir: Path) -> None:
                           "pick another --name")
 
 
+def intra_op_threads(threads: int, device: torch.device) -> int:
+    """Torch's intra-op threads for a run: ``threads``, or with 0 one thread on a CPU device
+    (our tensors are small: a second thread gains little, and costs up to 30-fold when
+    another process holds a core, as ``scripts/bench_threads.py`` measures); beside a GPU,
+    the process's setting as it is."""
+    if threads:
+        return threads
+    return 1 if device.type == "cpu" else torch.get_num_threads()
+
+
 class Trainer:
     """Owns a run: environments, learner, its data (replay or rollouts), logger, checkpoints."""
 
@@ -251,9 +261,8 @@ class Trainer:
         from marl.algorithms import get_algorithm
 
         self.cfg = cfg
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
         self.device = resolve_device(cfg.device)
+        torch.set_num_threads(intra_op_threads(cfg.threads, self.device))
         self.env = build_env(cfg, cfg.num_envs, self.device)
         self.test_env = build_env(cfg, min(cfg.test_episodes, 1024), self.device)
         self.spec = self.env.spec

@@ -74,3 +74,22 @@ def test_report_mansa_runs_a_sweep_with_its_baselines_and_draws_it(tmp_path, cap
     assert 0 < mansa["cl_fraction"] < 1 and random["method"].startswith(
         f"random p={mansa['cl_fraction']:.4f}")
     assert (tmp_path / "mansa.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_runs_take_one_thread_on_cpu_unless_told(tmp_path):
+    import torch
+
+    from marl.train import intra_op_threads
+
+    before = torch.get_num_threads()
+    try:
+        assert intra_op_threads(0, torch.device("cpu")) == 1
+        assert intra_op_threads(3, torch.device("cpu")) == 3
+        torch.set_num_threads(2)
+        assert intra_op_threads(0, torch.device("meta")) == 2  # beside a GPU: as it is
+        assert main(["train", "--algo", "iql", "--env", "lbf:5x5-2p-1f", "--steps", "50",
+                     "--num-envs", "2", "--runs-dir", str(tmp_path), "--no-progress",
+                     "test_episodes=1"]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -1,0 +1,149 @@
+"""The suite on a GPU, in one unattended run: environment and training speed, and a learning run.
+
+Made for a lent CUDA machine whose time is scarce (``scripts/gpu_check.sh`` installs the
+package there first and calls this). Every part is sized to finish the whole run in under 8
+minutes on one recent GPU, and one failing part is reported without stopping the others:
+
+1. environments, random available actions, validation off: LBF ``lbf:15x15-4p-5f`` at 65,536
+   copies, ``smac:3m`` at 4,096 and 16,384 copies, ``smac:27m_vs_30m`` at 4,096;
+2. training end to end from scratch (collection and updates; tests cut to one episode):
+   QMIX on ``lbf:8x8-2p-3f`` (EPyMARL's defaults) at 16 and 256 copies, MAPPO with a
+   feed-forward 64 network at 4,096 copies and with EPyMARL's GRU 128 at 256;
+3. a learning run: MAPPO on ``lbf:8x8-2p-3f`` at 4,096 copies, greedy test return at its end.
+
+Prints one table, then one JSON line (also written to ``--out``). ``--quick`` shrinks every
+size so the script can be checked on a CPU in a minute.
+
+    python scripts/gpu_check.py --device cuda --out gpu_check.json
+    python scripts/gpu_check.py --device cpu --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from marl.config import load_config
+from marl.envs import make
+from marl.train import Trainer
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def env_speed(env_id: str, copies: int, seconds: float, device: str) -> dict[str, Any]:
+    """Env steps per second (one step of one copy each) with random available actions."""
+    env = make(env_id, num_envs=copies, device=device, validate=False, seed=0)
+    obs = env.reset(seed=0)
+    gen = torch.Generator(device=device).manual_seed(0)
+
+    def act() -> torch.Tensor:
+        noise = torch.rand(obs.avail.shape, generator=gen, device=device)
+        return noise.masked_fill(~obs.avail, -1).argmax(-1)
+
+    for _ in range(3):  # warm up (and the first allocations)
+        obs = env.step(act()).obs
+    sync(device)
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for _ in range(5):
+            obs = env.step(act()).obs
+        steps += 5
+        sync(device)
+    return {"steps_per_s": steps * copies / (time.perf_counter() - start)}
+
+
+def train_speed(algo: str, env_id: str, copies: int, steps: int, device: str,
+                overrides: tuple[str, ...] = (), test_episodes: int = 1) -> dict[str, Any]:
+    """Env steps per second of ``marl train`` from scratch, and its last test return."""
+    with tempfile.TemporaryDirectory() as runs_dir:
+        cfg = load_config(algo, env_id, flags=dict(
+            steps=steps, num_envs=copies, seed=1, device=device, progress=False,
+            tensorboard=False, test_interval=0, test_episodes=test_episodes, save_interval=0,
+            save_replay=False, runs_dir=runs_dir, name=f"{algo}-{copies}"),
+            overrides=overrides)
+        start = time.perf_counter()
+        summary = Trainer(cfg).run()
+        wall = time.perf_counter() - start
+    return {"steps_per_s": summary["env_steps"] / wall, "wall_s": wall,
+            "test_return": summary["test_return_mean"]}
+
+
+def parts(device: str, quick: bool) -> list[tuple[str, Callable[[], dict[str, Any]]]]:
+    """(name, measurement) of every part, sized for a GPU or, ``quick``, for a CPU check."""
+    def n(full: int, small: int) -> int:
+        return small if quick else full
+
+    seconds = 1.0 if quick else 10.0
+    ff64 = ("use_rnn=false", "hidden_dim=64")
+    return [
+        (f"env lbf:15x15-4p-5f x{n(65536, 256)}",
+         lambda: env_speed("lbf:15x15-4p-5f", n(65536, 256), seconds, device)),
+        (f"env smac:3m x{n(4096, 64)}", lambda: env_speed("smac:3m", n(4096, 64), seconds,
+                                                           device)),
+        (f"env smac:3m x{n(16384, 128)}",
+         lambda: env_speed("smac:3m", n(16384, 128), seconds, device)),
+        (f"env smac:27m_vs_30m x{n(4096, 16)}",
+         lambda: env_speed("smac:27m_vs_30m", n(4096, 16), seconds, device)),
+        (f"train qmix lbf:8x8-2p-3f x{n(16, 2)}",
+         lambda: train_speed("qmix", "lbf:8x8-2p-3f", n(16, 2), n(20_000, 300), device)),
+        (f"train qmix lbf:8x8-2p-3f x{n(256, 4)}",
+         lambda: train_speed("qmix", "lbf:8x8-2p-3f", n(256, 4), n(100_000, 600), device)),
+        (f"train mappo ff64 lbf:8x8-2p-3f x{n(4096, 8)}",
+         lambda: train_speed("mappo", "lbf:8x8-2p-3f", n(4096, 8), n(2_000_000, 1000),
+                             device, ff64)),
+        (f"train mappo gru128 lbf:8x8-2p-3f x{n(256, 4)}",
+         lambda: train_speed("mappo", "lbf:8x8-2p-3f", n(256, 4), n(500_000, 500), device)),
+        (f"learn mappo ff64 lbf:8x8-2p-3f x{n(4096, 8)}",
+         lambda: train_speed("mappo", "lbf:8x8-2p-3f", n(4096, 8), n(20_000_000, 2000),
+                             device, ff64, test_episodes=n(100, 4))),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--quick", action="store_true", help="small sizes (a CPU check)")
+    parser.add_argument("--out", default="", help="also write the JSON line to this file")
+    args = parser.parse_args()
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error("--device cuda, but torch sees no CUDA device (use --device cpu --quick "
+                     "to check the script)")
+    gpu = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else ""
+    rows, start = [], time.perf_counter()
+    for name, measure in parts(args.device, args.quick):
+        begun = time.perf_counter()
+        try:
+            row: dict[str, Any] = {"part": name, **measure()}
+        except Exception as e:  # one broken part must not cost the rest of a scarce lease
+            row = {"part": name, "error": f"{type(e).__name__}: {e}",
+                   "traceback": traceback.format_exc(limit=3)}
+        row["seconds"] = time.perf_counter() - begun
+        rows.append(row)
+        shown = (f"{row['steps_per_s']:>14,.0f}" if "steps_per_s" in row
+                 else f"{'failed':>14}")
+        ret = f"{row['test_return']:.3f}" if row.get("test_return") is not None else ""
+        print(f"{name:<44}{shown} env steps/s {ret:>7}  ({row['seconds']:.0f} s)"
+              + (f"  {row['error']}" if "error" in row else ""), flush=True)
+    line = json.dumps({"bench": "gpu_check", "device": args.device, "gpu": gpu,
+                       "torch": torch.__version__, "python": platform.python_version(),
+                       "quick": args.quick, "total_s": time.perf_counter() - start,
+                       "rows": rows})
+    print(line)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(line + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The GPU check (scripts/gpu_check.py) on a fresh CUDA machine, from a clean checkout:
+# installs the package into a scratch folder, then runs the check; the table, the JSON line
+# and the log go to OUT_DIR. Arguments after OUT_DIR go to gpu_check.py.
+#
+#   scripts/gpu_check.sh OUT_DIR [--device cuda:1 | --quick ...]
+#   scripts/gpu_check.sh --fetch-wheels      # on a machine with an index, before the lease
+#
+# The machine needs a python3 (or $PYTHON) with a CUDA build of torch. The few packages the
+# suite needs beyond what such images hold (pettingzoo, gymnasium, omegaconf and theirs) come
+# from an index, or, on a machine that reaches none, from the wheels in .whl/ that
+# --fetch-wheels downloads (for CPython 3.12 on x86-64 Linux: PY_VERSION to change).
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+python=${PYTHON:-python3}
+if [ "${1:-}" = "--fetch-wheels" ]; then
+  common=(--no-deps --python-version "${PY_VERSION:-3.12}" --implementation cp
+          --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 -d "$repo/.whl")
+  "$python" -m pip download "${common[@]}" --only-binary=:all: pettingzoo gymnasium omegaconf \
+    farama-notifications cloudpickle typing-extensions
+  # omegaconf's parser runtime is published as source only (pure Python)
+  "$python" -m pip download --no-deps --no-binary=:all: -d "$repo/.whl" \
+    "antlr4-python3-runtime==4.9.3"
+  exit 0
+fi
+out=${1:?usage: scripts/gpu_check.sh OUT_DIR [gpu_check.py options] | --fetch-wheels}
+shift
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+site=$(mktemp -d)
+if [ -d "$repo/.whl" ]; then
+  "$python" -m pip install -q --no-index --no-deps --no-build-isolation --target "$site" \
+    "$repo"/.whl/*
+fi
+export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
+"$python" -m pip install -q --no-deps --no-build-isolation --target "$site" "$repo"
+# from a folder without the sources, so the installed package is what runs
+cd "$site"
+"$python" -c "import marl, torch; print('marl', marl.__version__, 'torch', torch.__version__)"
+PYTHONUNBUFFERED=1 "$python" "$repo/scripts/gpu_check.py" --out "$out/gpu_check.json" "$@" \
+  2>&1 | tee "$out/gpu_check.log"
