@@ -153,6 +153,7 @@ class TrainConfig:
     name: str = ""  # run name; "" = <algo>_<env>_seed<seed>_<time>
     progress: bool = True  # progress bar on the terminal
     tensorboard: bool = True  # TensorBoard event files in the run folder
+    compile_env: bool = False  # torch.compile the environment's step (BatchedEnv.compile)
     validate_actions: str = "first"  # always | first (the first episode limit of steps) | never
     replay: ReplayConfig = field(default_factory=ReplayConfig)  # replay learners' data
     teacher: TeacherConfig = field(default_factory=TeacherConfig)  # a curriculum's teacher

@@ -98,12 +98,18 @@ def build_env(cfg: TrainConfig, num_envs: int, device: torch.device) -> Any:
     from marl.envs import UnknownEnvId, make
 
     try:
-        return make(cfg.env, num_envs=num_envs, device=device, **cfg.env_args)
+        env = make(cfg.env, num_envs=num_envs, device=device, **cfg.env_args)
     except UnknownEnvId:
         raise
     except (TypeError, ValueError) as e:  # an argument the environment does not take or allow
         args = ", ".join(f"{k}={v!r}" for k, v in cfg.env_args.items()) or "none"
         raise ConfigError(f"env_args ({args}) for {cfg.env}: {e}") from None
+    if cfg.compile_env:
+        if not hasattr(env, "compile"):
+            raise ConfigError(f"compile_env=true: {cfg.env} is not a batched tensor "
+                              "environment (nothing to compile)", "compile_env")
+        env.compile()
+    return env
 
 
 def build_learner(cfg: TrainConfig, spec: EnvSpec,

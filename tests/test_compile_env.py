@@ -1,0 +1,41 @@
+"""``BatchedEnv.compile()``: the compiled step equals the eager one (up to float rounding),
+and a run can ask for it (``compile_env=true``)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from marl.envs import make
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
+
+
+@pytest.mark.parametrize("env_id", ["smac:3m", "lbf:8x8-2p-3f"])
+def test_compiled_step_equals_the_eager_step(env_id):
+    eager = make(env_id, num_envs=32, seed=3)
+    fast = make(env_id, num_envs=32, seed=3).compile()
+    obs_e, obs_f = eager.reset(seed=3), fast.reset(seed=3)
+    torch.testing.assert_close(obs_e.obs, obs_f.obs)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(4):
+        noise = torch.rand(obs_e.avail.shape, generator=gen)
+        actions = noise.masked_fill(~obs_e.avail, -1).argmax(-1)
+        a, b = eager.step(actions), fast.step(actions)
+        for x, y in ((a.obs.obs, b.obs.obs), (a.obs.state, b.obs.state), (a.reward, b.reward)):
+            torch.testing.assert_close(x, y, atol=1e-4, rtol=1e-4)
+        assert torch.equal(a.obs.avail, b.obs.avail)
+        assert torch.equal(a.terminated, b.terminated) and torch.equal(a.truncated, b.truncated)
+        obs_e = a.obs
+
+
+def test_a_run_can_compile_its_environment(tmp_path, capsys):
+    import json
+
+    from marl.cli import main
+
+    assert main(["train", "--algo", "iql", "--env", "lbf:5x5-2p-1f", "--steps", "100",
+                 "--num-envs", "2", "--runs-dir", str(tmp_path), "--no-progress",
+                 "test_episodes=2", "compile_env=true"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["env_steps"] == 100
