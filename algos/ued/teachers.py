@@ -228,5 +228,6 @@ class PrioritisedReplay:
         self.generator.set_state(state["generator"])
         for key in ("tokens", "scores", "best", "last_seen", "filled"):
             getattr(self, key).copy_(state[key])
+        # a checkpoint from before ACCEL counted its mutations has none: PLR⊥ made none
         self.clock, self.replays, self.proposals, self.mutants = (
-            state["clock"], state["replays"], state["proposals"], state["mutants"])
+            state["clock"], state["replays"], state["proposals"], state.get("mutants", 0))
