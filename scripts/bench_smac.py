@@ -20,8 +20,11 @@ import torch
 from marl.envs import make
 
 
-def bench(name: str, copies: int, seconds: float, device: str, seed: int = 0) -> float:
+def bench(name: str, copies: int, seconds: float, device: str, seed: int = 0,
+          compiled: bool = False) -> float:
     env = make(f"smac:{name}", num_envs=copies, device=device, validate=False, seed=seed)
+    if compiled:
+        env.compile()
     obs = env.reset(seed=seed)
     gen = torch.Generator(device=device).manual_seed(seed)
     noise = [torch.rand(obs.avail.shape, generator=gen, device=device) for _ in range(8)]
@@ -46,6 +49,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--compile", action="store_true",
+                        help="the step through torch.compile (BatchedEnv.compile)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -53,16 +58,17 @@ def main() -> None:
     for name in args.maps:
         single = None
         for copies in args.copies:
-            rate = bench(name, copies, args.seconds, args.device)
+            rate = bench(name, copies, args.seconds, args.device, compiled=args.compile)
             single = rate if copies == 1 else single
             rows.append({"map": name, "copies": copies, "steps_per_s": round(rate, 1),
                          "vs_one_copy": round(rate / single, 2) if single else None})
-    print(f"smac simulator, {args.device}, torch threads {torch.get_num_threads()}")
+    print(f"smac simulator, {args.device}, torch threads {torch.get_num_threads()}"
+          f"{', compiled step' if args.compile else ''}")
     print(f"{'map':<14}{'copies':>8}{'steps/s':>12}{'vs 1 copy':>11}")
     for r in rows:
         ratio = f"{r['vs_one_copy']:>10.1f}x" if r["vs_one_copy"] else f"{'-':>11}"
         print(f"{r['map']:<14}{r['copies']:>8}{r['steps_per_s']:>12,.0f}{ratio}")
-    print(json.dumps({"bench": "smac", "device": args.device,
+    print(json.dumps({"bench": "smac", "device": args.device, "compiled": args.compile,
                       "threads": torch.get_num_threads(), "rows": rows}))
 
 
