@@ -107,18 +107,19 @@ def check_epymarl(epymarl: Path, python: str, algos: list[str], key: str) -> Non
     for file in ["src/main.py", *(f"src/config/algs/{a}.yaml" for a in algos)]:
         if not (epymarl / file).is_file():
             sys.exit(f"--epymarl {epymarl}: no {file}; give the root of an EPyMARL checkout")
-    probe = ("import gymnasium, lbforaging, sacred, yaml, torch; "
-             f"gymnasium.spec({key.partition(':')[2]!r})")
+    # EPyMARL's src/run.py imports all it trains with (its envs, learners, runners)
+    probe = f"import gymnasium, lbforaging, sacred, run; gymnasium.spec({key.split(':')[1]!r})"
     try:
         done = subprocess.run([python, "-c", probe], capture_output=True, text=True,
-                              cwd=epymarl)
+                              cwd=epymarl / "src")
     except OSError as e:
         sys.exit(f"--epymarl-python {python}: cannot run it ({e})")
     if done.returncode:
         last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
         sys.exit(f"--epymarl-python {python} cannot run EPyMARL on {key}: {last}\n"
-                 "its environment needs sacred, pyyaml, torch, gymnasium and lbforaging==2.0.0, "
-                 "and the id must be one lbforaging registers")
+                 "its environment needs what EPyMARL's src/main.py imports (sacred, pyyaml, "
+                 "torch, gymnasium, smaclite, …) and lbforaging==2.0.0, and the id must be "
+                 "one lbforaging registers")
 
 
 def measure_epymarl(epymarl: Path, python: str, algo: str, key: str, steps: int, seed: int,
@@ -262,9 +263,11 @@ def main() -> None:
           f"{'wall s':>9}{'steps/s':>10}{'upd/s':>8}{'ref/s':>9}{'ratio':>8}")
     for r in rows:
         ratio = f"{r['ratio']:>7.1f}x" if r["ratio"] else f"{'-':>8}"
+        ref = r["reference_steps_per_s"]
+        ref_text = f"{ref:>9.0f}" if ref else f"{'-':>9}"
         print(f"{r['algo']:<6}{r['impl']:<9}{r['env']:<34}{r['copies']:>7}{r['episodes']:>10}"
               f"{r['updates']:>9}{r['wall_s']:>9.1f}{r['steps_per_s']:>10.0f}"
-              f"{r['updates_per_s']:>8.1f}{r['reference_steps_per_s'] or 0:>9.0f}{ratio}")
+              f"{r['updates_per_s']:>8.1f}{ref_text}{ratio}")
     for r in rows:
         if r["impl"] == "epymarl":
             print(f"EPyMARL {r['algo']}: wall s is its training loop; the whole process took "
@@ -273,6 +276,8 @@ def main() -> None:
     print(json.dumps({"bench": "train", "env": args.env, "steps": args.steps,
                       "overrides": list(overrides), "threads": torch.get_num_threads(),
                       "rounds": args.rounds, "reference": reference,
+                      "reference_kind": ("epymarl" if args.epymarl else
+                                         "env" if args.reference_env else "quoted"),
                       "reference_steps": ref_steps if args.epymarl or args.reference_env
                       else None,
                       "timing": {"ours": TIMING["ours"]} | (
