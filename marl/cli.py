@@ -214,8 +214,7 @@ def _sweep(args: argparse.Namespace) -> int:
             raise ConfigError("marl sweep needs a sweep file or --algos and --envs")
         spec = SweepSpec(**{k: v for k, v in flags.items() if v is not None})
     spec.check()
-    total = (len(spec.jobs()) if spec.searcher != "optuna"
-             else spec.samples * len(spec.seeds))
+    total = len(spec.jobs()) if spec.searcher != "optuna" else spec.samples  # trials
     progress = Progress(total, spec.metric, spec.mode)
     if args.backend == "ray":
         try:
