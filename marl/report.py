@@ -189,6 +189,7 @@ def _read_run(run_dir: Path, metric: str | None) -> Run:
     try:
         config: Any = OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"))
         algo, env, seed = str(config["algo"]), str(config["env"]), int(config["seed"])
+        teacher = (config.get("teacher") or {}).get("name") or ""
     except Exception as e:  # a broken file, or a YAML that is not a run's config
         raise _Unreadable(f"config.yaml unreadable ({type(e).__name__}: {e})") from e
     summary = None
@@ -203,6 +204,8 @@ def _read_run(run_dir: Path, metric: str | None) -> Run:
         metric = WIN_RATE if wins else RETURN
     curve = tuple(sorted(dict(scalar_curve(run_dir, metric)).items()))  # last value per step
     key = metric.replace("/", "_")  # summary.json names "test/win_rate" "test_win_rate"
+    if teacher:  # a curriculum's runs compare by teacher: mappo+plr, mappo+paired, ...
+        algo = f"{algo}+{teacher}"
     if summary is None:  # finished when its curve reached the run's steps (the final test)
         if not curve:
             raise _Unreadable(f"no {metric!r} scalars and no summary.json")

@@ -221,3 +221,20 @@ def test_without_rliable_the_error_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "rliable", None)
     with pytest.raises(ImportError, match=r"pip install marl-suite\[report\]"):
         aggregate_scores({"a": np.zeros((2, 1))})
+
+
+def test_curriculum_runs_are_told_apart_by_teacher(tmp_path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    from marl.report import load_runs
+
+    for teacher in ("plr", "paired"):
+        run = tmp_path / teacher
+        run.mkdir()
+        (run / "config.yaml").write_text(f"algo: mappo\nenv: lbf:13x13-2p-3f\nseed: 1\n"
+                                         f"steps: 10\nteacher:\n  name: {teacher}\n")
+        writer = SummaryWriter(str(run))
+        writer.add_scalar("heldout/solved_rate", 0.5, 10)
+        writer.close()
+    runs = load_runs([tmp_path], metric="heldout/solved_rate")
+    assert sorted(r.algo for r in runs) == ["mappo+paired", "mappo+plr"]
