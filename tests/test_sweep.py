@@ -111,6 +111,8 @@ def test_local_sweep_retries_then_reports_failure_while_others_finish(tmp_path):
 
 
 def _sweep_command(runs_dir: Path, *extra: str) -> list[str]:
+    """``marl sweep`` as a user runs it; run it outside the checkout (``cwd``), where the
+    sources cannot shadow the installed package."""
     return [sys.executable, "-m", "marl.cli", "sweep", "--algos", "iql", "--envs",
             "lbf:5x5-2p-1f", "--steps", "1500", "--num-envs", "2", "--runs-dir", str(runs_dir),
             "--num-cpus", "2", *extra, *TINY]
@@ -123,7 +125,7 @@ def test_ray_sweep_survives_a_killed_driver_and_writes_a_report(tmp_path):
     seeds = ["--seeds", "1", "2", "3", "4"]
     driver = subprocess.Popen(_sweep_command(runs, *seeds, "--concurrent", "1"),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
+                              start_new_session=True, cwd=tmp_path)
     deadline = time.monotonic() + 300
     while not list(runs.glob("*/summary.json")) and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -132,7 +134,7 @@ def test_ray_sweep_survives_a_killed_driver_and_writes_a_report(tmp_path):
     finished = {p.parent.name: p.stat().st_mtime_ns for p in runs.glob("*/summary.json")}
     assert 1 <= len(finished) < 4
     out = subprocess.run(_sweep_command(runs, *seeds), capture_output=True, text=True,
-                         timeout=600)
+                         timeout=600, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     line = json.loads(out.stdout.strip().splitlines()[-1])
     assert line["trials"] == line["done"] == 4 and line["failed"] == 0
@@ -151,7 +153,7 @@ def test_ray_trial_that_fails_is_retried_then_reported(tmp_path):
     sweep.write_text("search:\n  device: {grid: [cpu, 'cuda:99']}\nretries: 1\n")
     out = subprocess.run(_sweep_command(tmp_path / "runs", str(sweep), "--seeds", "1",
                                         "--report", ""),
-                         capture_output=True, text=True, timeout=600)
+                         capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert out.returncode == 1, out.stderr[-3000:]
     line = json.loads(out.stdout.strip().splitlines()[-1])
     assert line["done"] == 1 and line["failed"] == 1
@@ -169,7 +171,7 @@ def test_optuna_search_runs_its_samples_inside_the_space(tmp_path):
                      "samples: 2\n")
     out = subprocess.run(_sweep_command(tmp_path / "runs", str(sweep), "--seeds", "1",
                                         "--report", ""),
-                         capture_output=True, text=True, timeout=600)
+                         capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     runs = sorted((tmp_path / "runs").glob("iql_*/config.yaml"))
     assert len(runs) == 2
