@@ -40,7 +40,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from marl.config import ConfigError, load_config
+from marl.config import ConfigError, load_config, require
 from marl.sweep import Job
 
 SPACES = ("grid", "choice", "uniform", "loguniform", "randint")
@@ -71,9 +71,7 @@ class SweepSpec:
 
     def __post_init__(self) -> None:
         def need(ok: bool, key: str, allowed: str) -> None:
-            if not ok:
-                raise ConfigError(f"sweep: {key}={getattr(self, key)!r} is not allowed: "
-                                  f"expected {allowed}", key)
+            require(ok, key, getattr(self, key), allowed)
 
         def integer(x: Any) -> bool:
             return isinstance(x, int) and not isinstance(x, bool)
