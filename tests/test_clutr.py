@@ -129,13 +129,14 @@ def test_marl_ued_pretrain_writes_a_vae_that_loads(tmp_path, capsys):
     assert main(["ued", "pretrain", "--task-space", "smac:3m", "--out", str(out)]) == 2
 
 
-def test_the_shipped_task_vae_loads_for_its_space_and_decodes_distinct_legal_tasks():
+@pytest.mark.parametrize("env_id", ["lbf:13x13-2p-3f", "smacv2:protoss_5_vs_5"])
+def test_the_shipped_task_vae_loads_for_its_space_and_decodes_distinct_legal_tasks(env_id):
     from marl.algos.ued.rvae import load_vae
     from marl.curriculum import shipped_vae
     from marl.envs import make
 
-    env = make("lbf:13x13-2p-3f", num_envs=1)
-    vae = load_vae(shipped_vae("lbf:13x13-2p-3f"), env.task_space, "lbf:13x13-2p-3f")
+    env = make(env_id, num_envs=1)
+    vae = load_vae(shipped_vae(env_id), env.task_space, env_id)
     u = torch.rand(64, vae.cfg.latent_dim, generator=torch.Generator().manual_seed(0))
     z = vae.from_unit(u)
     tokens = env.task_space.canonical(vae.decode(z))
@@ -144,3 +145,19 @@ def test_the_shipped_task_vae_loads_for_its_space_and_decodes_distinct_legal_tas
     assert torch.equal(env.task_space.encode(layouts), tokens)  # each one legal
     with pytest.raises(ValueError, match="no task VAE is shipped for lbf:8x8-2p-3f"):
         shipped_vae("lbf:8x8-2p-3f")
+
+
+def test_the_shipped_smacv2_task_vae_reconstructs_random_tasks():
+    """Its file says token accuracy 0.96 on 1,000 held-out random tasks; 0.9 leaves room for
+    the sampling noise of 256 tasks."""
+    from marl.algos.ued.rvae import load_vae
+    from marl.curriculum import shipped_vae
+    from marl.envs import make
+
+    env_id = "smacv2:protoss_5_vs_5"
+    space = make(env_id, num_envs=1).task_space
+    vae = load_vae(shipped_vae(env_id), space, env_id)
+    tokens = space.sample(256, torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        decoded = vae.decode(vae.encode_mean(tokens))
+    assert (decoded == tokens).double().mean() > 0.9
