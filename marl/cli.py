@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shlex
 import sys
 import time
 import warnings
@@ -234,6 +235,8 @@ def _sweep(args: argparse.Namespace) -> int:
         if r.status == "failed":
             print(f"  {r.error.strip().splitlines()[-1] if r.error.strip() else ''}")
     done = [r for r in results if r.status == "done"]
+    if spec.search:
+        _print_ranking(results, spec, args)
     if done and args.report != "":
         from marl.report import load_runs, write_report
 
@@ -246,6 +249,23 @@ def _sweep(args: argparse.Namespace) -> int:
                                                  "run": progress.best[1]},
                       "runs_dir": str(args.runs_dir)}))
     return 0 if len(done) == len(results) else 1
+
+
+def _print_ranking(results: list, spec: Any, args: argparse.Namespace) -> None:
+    """The configurations of each algorithm × env, best first; the winners to --tuned-dir."""
+    from marl.tuning import rank_configurations, write_tuned
+
+    ranked = rank_configurations(results, spec.overrides, spec.metric, spec.mode)
+    for (algo, env), scores in ranked.items():
+        print(f"\n{algo} on {env}: configurations by mean {spec.metric} over seeds")
+        for c in scores:
+            values = " ".join(f"{v:.4g}" for v in c.values)
+            print(f"  {c.mean:>10.4g}  [{values}]{'' if c.complete else ' (incomplete)'}  "
+                  f"{' '.join(c.configuration)}")
+    if args.tuned_dir is not None:
+        command = "marl " + " ".join(shlex.quote(a) for a in args.argv)
+        for path in write_tuned(ranked, args.tuned_dir, spec.metric, command):
+            print(f"tuned: {path}")
 
 
 def _llm_eval(args: argparse.Namespace) -> int:
@@ -353,6 +373,9 @@ def main(argv: list[str] | None = None) -> int:
     sw.add_argument("--retries", type=int, help="extra attempts of a failing trial")
     sw.add_argument("--report", help="where the report goes (default RUNS_DIR/report; '' for "
                     "none)")
+    sw.add_argument("--tuned-dir", type=Path,
+                    help="write the best configuration of each algorithm × env here as "
+                    "<algo>_<env>.yaml (a file for marl train --config)")
     sw.set_defaults(run=_sweep)
 
     from marl import report
@@ -392,6 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown or (overrides and args.command not in ("train", "sweep")):
         parser.error(f"unrecognized arguments: {' '.join(unknown or overrides)}")
     args.overrides = overrides
+    args.argv = argv
     from marl.checkpoint import CheckpointError
     from marl.config import ConfigError
     from marl.envs.registry import UnknownEnvId

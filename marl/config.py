@@ -378,6 +378,16 @@ def with_overrides(cfg: TrainConfig, *, flags: dict[str, Any] | None = None,
                      origins)
 
 
+def overrides_yaml(algo: str, env: str, overrides: tuple[str, ...]) -> str:
+    """``key=value`` overrides as a YAML file for ``--config`` (bare learner and replay keys
+    under their sections); checked first, so a file written here always loads."""
+    load_config(algo, env, overrides=overrides)
+    schema = OmegaConf.structured(TrainConfig(algo=algo, env=env,
+                                              learner=_algorithm(algo).config()))
+    layer = OmegaConf.merge(*(_dotted(o, schema) for o in overrides)) if overrides else {}
+    return OmegaConf.to_yaml(layer)
+
+
 def to_yaml(cfg: TrainConfig) -> str:
     """The resolved config as YAML (what a run records and ``--config`` reads back)."""
     return OmegaConf.to_yaml(OmegaConf.structured(cfg))
