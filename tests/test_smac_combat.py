@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from marl.envs.smac.combat import MIN_HIT, hit_table, land_hits
+from marl.envs.smac.combat import MIN_HIT, hit_table, land_hits, land_unshielded_hits
 from marl.envs.smac.units import UNITS
 
 
@@ -82,3 +82,14 @@ def test_land_hits_is_batched():
     h, s = land_hits(health, shield, armour, raw, hits)
     assert h.tolist() == [[33.0, 80.0], [100.0, 39.0]]
     assert s.tolist() == [[0.0, 80.0], [34.0, 0.0]]
+
+
+def test_unshielded_hits_land_as_land_hits_with_no_shields():
+    g = torch.Generator().manual_seed(1)
+    health = torch.rand(4096, generator=g) * 200 + 1
+    armour = torch.randint(0, 3, (4096,), generator=g).float()
+    hits = torch.randint(0, 6, (4096,), generator=g)
+    raw = torch.randint(1, 80, (4096,), generator=g) * 0.5 * hits  # whole and half hit sizes
+    want, shield = land_hits(health, torch.zeros(4096), armour, raw, hits)
+    assert torch.equal(land_unshielded_hits(health, armour, raw, hits), want)
+    assert not shield.any()

@@ -6,7 +6,8 @@ every later hit, loses the target's armour but always deals at least 0.5 (SC2's 
 
 In one game loop a unit may be hit several times. :func:`land_hits` applies ``hits`` hits of
 equal size ``raw / hits`` one after the other in closed form, which is exact whenever the hits
-landing on a unit in one loop are the same size (one attacker, or attackers of one type).
+landing on a unit in one loop are the same size (one attacker, or attackers of one type);
+:func:`land_unshielded_hits` is the same for units without shields, in fewer operations.
 """
 
 from __future__ import annotations
@@ -50,3 +51,12 @@ def land_hits(health: torch.Tensor, shield: torch.Tensor, armour: torch.Tensor,
     new_shield = torch.where(breaks, torch.zeros_like(shield), shield - raw)
     new_health = torch.where(breaks & some, health - spill - later, health)
     return new_health, new_shield
+
+
+def land_unshielded_hits(health: torch.Tensor, armour: torch.Tensor, raw: torch.Tensor,
+                         hits: torch.Tensor) -> torch.Tensor:
+    """:func:`land_hits`' new health for units without shields, to the last bit: each of the
+    ``hits`` hits of size ``raw / hits`` loses the armour and deals at least ``MIN_HIT``."""
+    hits = hits.to(health.dtype)
+    per_hit = (raw / hits.clamp(min=1) - armour).clamp(min=MIN_HIT)
+    return torch.where(hits > 0, health - per_hit - (hits - 1) * per_hit, health)

@@ -70,7 +70,7 @@ import torch
 
 from marl.batched_env import BatchedEnv
 from marl.envs.smac.columns import UnitColumns
-from marl.envs.smac.combat import hit_table, land_hits, target_table
+from marl.envs.smac.combat import hit_table, land_hits, land_unshielded_hits, target_table
 from marl.envs.smac.generated import GeneratedScenario, jittered
 from marl.envs.smac.maps import N_BASE_ACTIONS, SMACMap
 from marl.envs.smac.tasks import SMACv2TaskSpace
@@ -141,6 +141,9 @@ class SMACEnv(BatchedEnv[SMACState]):
             slots = torch.tensor(m.slot_kinds, device=dev)
             self.fixed = self.table.take(slots)
             self.fixed_targets = self.kind_targets[slots[:, None], slots[None, :]]  # [U, U]
+            # damage per hit of unit i on unit j at i * U + j
+            self.fixed_hits = self.kind_hits[slots[:, None], slots[None, :]].flatten()
+            self.hit_rows = torch.arange(u, device=dev) * u
         self.team = torch.tensor([0] * n + [1] * e, device=dev)
         self.opponents = self.team[:, None] != self.team[None, :]
         self.not_self = ~torch.eye(u, dtype=torch.bool, device=dev)
@@ -151,6 +154,7 @@ class SMACEnv(BatchedEnv[SMACState]):
         self.has_splash = any(t.splash_radius > 0 for t in kinds)
         self.has_beam = any(t.beam > 0 for t in kinds)
         self.has_cliff_walker = any(t.walks_cliffs for t in kinds)
+        self.all_walkers = all(not t.air and not t.walks_cliffs for t in kinds)
         # the unit slots that may deal area damage: on a fixed map, those of the types that
         # do; on a generated one, any
         slot_types = ([kinds[i] for i in m.slot_kinds] if isinstance(m, SMACMap)
@@ -472,7 +476,9 @@ class SMACEnv(BatchedEnv[SMACState]):
         to_dest = (s.dest - s.pos).norm(dim=-1)
         want = torch.where((s.order == MOVE) & alive, to_dest, want)
         if self.has_walls and not self.terrain.convex:  # round walls, up ramps
-            goal = torch.where(k.walker.unsqueeze(-1), self.terrain.waypoint(s.pos, goal), goal)
+            routed = self.terrain.waypoint(s.pos, goal)
+            goal = routed if self.all_walkers else torch.where(k.walker.unsqueeze(-1), routed,
+                                                               goal)
         delta = goal - s.pos
         length = delta.norm(dim=-1, keepdim=True).clamp(min=1e-6)
         stride = torch.minimum(want, k.speed).unsqueeze(-1)
@@ -488,7 +494,10 @@ class SMACEnv(BatchedEnv[SMACState]):
         if self.has_splash:
             bombs = fire & k.splash
             shots = shots * ~bombs
-        per_hit = self.kind_hits[s.kind, s.kind.gather(1, s.target)]  # [B, U]
+        if self.scenario.fixed:  # [B, U]
+            per_hit = self.fixed_hits.take(s.target + self.hit_rows)
+        else:
+            per_hit = self.kind_hits[s.kind, s.kind.gather(1, s.target)]
         raw = torch.zeros_like(s.health).scatter_add_(1, s.target, shots * per_hit)
         hits = torch.zeros_like(s.health).scatter_add_(1, s.target, shots)
         if self.has_splash:  # Banelings: splash on every opponent whose edge is within
@@ -498,7 +507,10 @@ class SMACEnv(BatchedEnv[SMACState]):
         if self.has_beam:  # Colossi: their shots also hit every other opponent touching
             # the line across the target
             raw, hits = self._beam(s, k, fire, target_pos, alive, can_hit, raw, hits)
-        health, shield = land_hits(s.health, s.shield, k.armour, raw, hits)
+        if self.has_shields:
+            health, shield = land_hits(s.health, s.shield, k.armour, raw, hits)
+        else:
+            health = land_unshielded_hits(s.health, k.armour, raw, hits)
         alive = health > 0  # decided before healing and regeneration: they revive no one
         if self.has_healer:  # Medivacs heal their target while it is hurt and energy lasts
             hurt = s.health.gather(1, s.target) < _at(k.max_health, s.target)
@@ -600,7 +612,8 @@ class SMACEnv(BatchedEnv[SMACState]):
                walker: torch.Tensor) -> torch.Tensor:
         """``new`` positions, those of the units bound to walkable ground (``walker``) kept
         on it (:meth:`~marl.envs.smac.terrain.Terrain.keep`)."""
-        return torch.where(walker.unsqueeze(-1), self.terrain.keep(old, new), new)
+        kept = self.terrain.keep(old, new)
+        return kept if self.all_walkers else torch.where(walker.unsqueeze(-1), kept, new)
 
     def reset_info(self) -> dict[str, torch.Tensor]:
         """``won``, ``dead_allies`` and ``dead_enemies`` of the current state (nothing has
@@ -705,13 +718,14 @@ class SMACEnv(BatchedEnv[SMACState]):
         # targets: enemies, or (for a Medivac) the other non-Medivac allies
         dist = torch.cdist(me, s.pos)  # [B, N, U]
         near = (dist <= k.shoot[..., :n, None]) & alive[:, None, :]
-        enemy_t = near[:, :, n:] & self.targets(s).expand(b, -1, -1)[:, :n, n:]
-        healer = k.healer[..., :n]
-        ally_t = near[:, :, :n] & ~healer.unsqueeze(-2)
-        pad = self.n_enemies - n
-        if pad > 0:
-            ally_t = torch.cat([ally_t, ally_t.new_zeros(b, n, pad)], dim=-1)
-        targets = torch.where(healer.unsqueeze(-1), ally_t[..., : self.n_enemies], enemy_t)
+        targets = near[:, :, n:] & self.targets(s).expand(b, -1, -1)[:, :n, n:]
+        if self.has_healer:
+            healer = k.healer[..., :n]
+            ally_t = near[:, :, :n] & ~healer.unsqueeze(-2)
+            pad = self.n_enemies - n
+            if pad > 0:
+                ally_t = torch.cat([ally_t, ally_t.new_zeros(b, n, pad)], dim=-1)
+            targets = torch.where(healer.unsqueeze(-1), ally_t[..., : self.n_enemies], targets)
         live = alive[:, :n, None]
         return torch.cat([~live, live, inside & live, targets & live], dim=-1)
 
