@@ -1,6 +1,7 @@
 """Environment steps per second of the built-in SMAC simulator, by map and number of copies.
 
-Random available actions, input validation off (as a trainer runs it). An "env step" is one
+Random available actions, input validation off (as a trainer runs it; ``--validate``: on, as
+``make`` gives it). An "env step" is one
 step of one copy. The ratio is against the same map stepped one copy at a time in this run
 (the StarCraft II game itself cannot run on a machine without it). Prints a table, then one
 JSON line.
@@ -21,8 +22,8 @@ from marl.envs import make
 
 
 def bench(name: str, copies: int, seconds: float, device: str, seed: int = 0,
-          compiled: bool = False) -> float:
-    env = make(f"smac:{name}", num_envs=copies, device=device, validate=False, seed=seed)
+          compiled: bool = False, validate: bool = False) -> float:
+    env = make(f"smac:{name}", num_envs=copies, device=device, validate=validate, seed=seed)
     if compiled:
         env.compile()
     obs = env.reset(seed=seed)
@@ -51,6 +52,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--compile", action="store_true",
                         help="the step through torch.compile (BatchedEnv.compile)")
+    parser.add_argument("--validate", action="store_true",
+                        help="check every action batch, as make() does by default")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -58,17 +61,20 @@ def main() -> None:
     for name in args.maps:
         single = None
         for copies in args.copies:
-            rate = bench(name, copies, args.seconds, args.device, compiled=args.compile)
+            rate = bench(name, copies, args.seconds, args.device, compiled=args.compile,
+                         validate=args.validate)
             single = rate if copies == 1 else single
             rows.append({"map": name, "copies": copies, "steps_per_s": round(rate, 1),
                          "vs_one_copy": round(rate / single, 2) if single else None})
     print(f"smac simulator, {args.device}, torch threads {torch.get_num_threads()}"
-          f"{', compiled step' if args.compile else ''}")
+          f"{', compiled step' if args.compile else ''}"
+          f", validation {'on' if args.validate else 'off'}")
     print(f"{'map':<14}{'copies':>8}{'steps/s':>12}{'vs 1 copy':>11}")
     for r in rows:
         ratio = f"{r['vs_one_copy']:>10.1f}x" if r["vs_one_copy"] else f"{'-':>11}"
         print(f"{r['map']:<14}{r['copies']:>8}{r['steps_per_s']:>12,.0f}{ratio}")
     print(json.dumps({"bench": "smac", "device": args.device, "compiled": args.compile,
+                      "validate": args.validate,
                       "threads": torch.get_num_threads(), "rows": rows}))
 
 
