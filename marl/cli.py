@@ -215,6 +215,8 @@ def _sweep(args: argparse.Namespace) -> int:
             raise ConfigError("marl sweep needs a sweep file or --algos and --envs")
         spec = SweepSpec(**{k: v for k, v in flags.items() if v is not None})
     spec.check()
+    if args.tuned_dir is not None and not spec.search:
+        raise ConfigError("--tuned-dir: the sweep has no search, so no configuration to choose")
     total = len(spec.jobs()) if spec.searcher != "optuna" else spec.samples  # trials
     progress = Progress(total, spec.metric, spec.mode)
     if args.backend == "ray":

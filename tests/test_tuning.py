@@ -78,3 +78,10 @@ def test_a_sweep_writes_its_winner_as_a_config_file_that_trains_with_it(tmp_path
     cfg = load_config("iql", "lbf:5x5-2p-1f", files=(file,))
     assert cfg.num_envs == 2 and cfg.learner.hidden_dim == 16
     assert sum(means[cfg.learner.lr]) == max(sum(v) for v in means.values())  # (ties: any)
+
+
+def test_tuned_dir_without_a_search_is_refused(tmp_path, capsys):
+    assert main(["sweep", "--backend", "local", "--algos", "iql", "--envs", "lbf:5x5-2p-1f",
+                 "--runs-dir", str(tmp_path / "runs"), "--tuned-dir", str(tmp_path)]) == 2
+    assert "no search" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
