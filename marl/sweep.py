@@ -92,18 +92,49 @@ def _lock(runs_dir: Path, name: str) -> int:
             time.sleep(1.0)
 
 
+class RunFolderMismatch(RuntimeError):
+    """A run folder of the job's name holds a run of another job."""
+
+
+def _what_runs(job: Job) -> dict[str, Any]:
+    """What decides a job's results (its name and torch threads do not)."""
+    return {"algo": job.algo, "env": job.env, "seed": job.seed, "steps": job.steps,
+            "num_envs": job.num_envs, "overrides": list(job.overrides)}
+
+
+def _check_record(record: Path, run_dir: Path, job: Job) -> None:
+    """Compare the job that made ``run_dir`` (recorded in ``record``) with ``job``, then
+    record ``job``. A folder without a record (made before records were kept) is not
+    checked; a record without its folder is stale."""
+    wanted = _what_runs(job)
+    if run_dir.exists() and record.is_file():
+        made = json.loads(record.read_text())
+        differ = [f"{k} {made.get(k)!r} there, {v!r} here" for k, v in wanted.items()
+                  if made.get(k) != v]
+        if differ:
+            raise RunFolderMismatch(
+                f"run folder {run_dir} holds another job's run ({'; '.join(differ)}): its "
+                "results would be read back as this job's; give this sweep another "
+                f"--runs-dir, or remove that folder")
+    record.write_text(json.dumps(wanted))
+
+
 def run_or_read(job: Job, runs_dir: str | Path) -> dict:
     """The run's summary: read when it finished before, else run (or resume) it first.
 
     The job runs inside ``runs_dir`` (paths made absolute), so that a source checkout in the
-    caller's folder cannot shadow the installed package. Raises ``RuntimeError`` (the command
-    and the end of its error output) when the run fails."""
+    caller's folder cannot shadow the installed package. What the job runs (algorithm, env,
+    seed, steps, copies, overrides) is recorded beside its folder (``.<name>.json``); a folder
+    of the same name made by a different job raises :class:`RunFolderMismatch` rather than
+    pass its results off as this job's. Raises ``RuntimeError`` (the command and the end of
+    its error output) when the run fails."""
     runs_dir = Path(runs_dir).resolve()
     runs_dir.mkdir(parents=True, exist_ok=True)
     run_dir = runs_dir / job.name
     summary_file = run_dir / "summary.json"
     fd = _lock(runs_dir, job.name)
     try:  # the run's process inherits the lock and holds it until it exits
+        _check_record(runs_dir / f".{job.name}.json", run_dir, job)
         if summary_file.is_file():
             return json.loads(summary_file.read_text())
         if latest_checkpoint(run_dir / "checkpoints") is not None:  # interrupted: continue
@@ -198,6 +229,9 @@ def run_local(jobs: Sequence[Job], runs_dir: str | Path, *, concurrent: int = 1,
         for attempt in range(1, retries + 2):
             try:
                 summary = run_or_read(job, runs_dir)
+            except RunFolderMismatch as e:  # another attempt would find the same folder
+                error = str(e)
+                break
             except RuntimeError as e:
                 error = str(e)
                 continue
@@ -206,7 +240,7 @@ def run_local(jobs: Sequence[Job], runs_dir: str | Path, *, concurrent: int = 1,
             return TrialResult(job, "done", summary, attempts=attempt)
         if progress:
             progress.finished(job.name, None)
-        return TrialResult(job, "failed", error=error, attempts=retries + 1)
+        return TrialResult(job, "failed", error=error, attempts=attempt)
 
     with ThreadPoolExecutor(max(1, concurrent)) as pool:
         return list(pool.map(trial, jobs))

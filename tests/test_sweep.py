@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from marl.config import ConfigError
-from marl.sweep import Progress, run_local
+from marl.sweep import Job, Progress, RunFolderMismatch, run_local, run_or_read
 from marl.sweep_spec import SweepSpec, load_sweep, run_name
 
 TINY = ["test_interval=250", "test_episodes=2", "save_interval=250"]
@@ -108,6 +108,32 @@ def test_local_sweep_retries_then_reports_failure_while_others_finish(tmp_path):
     again = run_local([ok.job], tmp_path)
     assert again[0].summary == ok.summary
     assert (tmp_path / ok.job.name / "summary.json").stat().st_mtime_ns == stamp
+
+
+def test_a_run_folder_of_another_job_is_never_read_back_as_this_one(tmp_path):
+    job = Job("iql_x_seed1", "iql", "lbf:5x5-2p-1f", 1, 500, 2, ("test_interval=250",))
+    folder = tmp_path / job.name
+    folder.mkdir()
+    (folder / "summary.json").write_text(json.dumps({"test_return_mean": 0.5}))
+    # a folder from before records were kept is read back, and recorded
+    assert run_or_read(job, tmp_path) == {"test_return_mean": 0.5}
+    assert json.loads((tmp_path / f".{job.name}.json").read_text())["steps"] == 500
+    assert run_or_read(job, tmp_path) == {"test_return_mean": 0.5}  # the same job: again
+    longer = Job(job.name, "iql", "lbf:5x5-2p-1f", 1, 1000, 2, ("test_interval=250",))
+    other_lr = Job(job.name, "iql", "lbf:5x5-2p-1f", 1, 500, 2, ("test_interval=250", "lr=0.1"))
+    with pytest.raises(RunFolderMismatch, match=r"steps 500 there, 1000 here"):
+        run_or_read(longer, tmp_path)
+    result, = run_local([other_lr], tmp_path, retries=2)  # not retried: it would find the same
+    assert result.status == "failed" and result.attempts == 1 and "lr=0.1" in result.error
+    assert json.loads((folder / "summary.json").read_text()) == {"test_return_mean": 0.5}
+    assert json.loads((tmp_path / f".{job.name}.json").read_text())["steps"] == 500
+    # a record whose folder is gone is stale: a new job may take the name
+    (folder / "summary.json").unlink()
+    folder.rmdir()
+    with pytest.raises(RuntimeError) as failed:  # runs it (and fails: no such algorithm)
+        run_or_read(Job(job.name, "no_such_algo", "lbf:5x5-2p-1f", 1, 500, 2), tmp_path)
+    assert not isinstance(failed.value, RunFolderMismatch)
+    assert json.loads((tmp_path / f".{job.name}.json").read_text())["algo"] == "no_such_algo"
 
 
 def _sweep_command(runs_dir: Path, *extra: str) -> list[str]:
