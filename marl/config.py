@@ -384,7 +384,7 @@ def overrides_yaml(algo: str, env: str, overrides: tuple[str, ...]) -> str:
     load_config(algo, env, overrides=overrides)
     schema = OmegaConf.structured(TrainConfig(algo=algo, env=env,
                                               learner=_algorithm(algo).config()))
-    layer = OmegaConf.merge(*(_dotted(o, schema) for o in overrides)) if overrides else {}
+    layer = OmegaConf.merge(OmegaConf.create(), *(_dotted(o, schema) for o in overrides))
     return OmegaConf.to_yaml(layer)
 
 
