@@ -20,8 +20,8 @@ SMALL = ("hidden_dim=16", "critic_hidden_dim=16", "rollout_steps=16", "num_minib
 
 
 def _config(tmp_path, name: str, steps: int, teacher: str = "plr", save_interval: int = 0,
-            extra: tuple[str, ...] = ()):
-    return load_config("mappo", ENV, flags=dict(
+            extra: tuple[str, ...] = (), env: str = ENV):
+    return load_config("mappo", env, flags=dict(
         steps=steps, num_envs=4, progress=False, tensorboard=False, seed=3,
         runs_dir=str(tmp_path), name=name, test_interval=0, test_episodes=4,
         save_interval=save_interval, teacher={"name": teacher}), overrides=SMALL + extra)
