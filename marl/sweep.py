@@ -115,7 +115,7 @@ def _check_record(record: Path, run_dir: Path, job: Job) -> None:
             raise RunFolderMismatch(
                 f"run folder {run_dir} holds another job's run ({'; '.join(differ)}): its "
                 "results would be read back as this job's; give this sweep another "
-                f"--runs-dir, or remove that folder")
+                "--runs-dir, or remove that folder")
     record.write_text(json.dumps(wanted))
 
 

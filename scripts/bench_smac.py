@@ -1,10 +1,9 @@
 """Environment steps per second of the built-in SMAC simulator, by map and number of copies.
 
 Random available actions, input validation off (as a trainer runs it; ``--validate``: on, as
-``make`` gives it). An "env step" is one
-step of one copy. The ratio is against the same map stepped one copy at a time in this run
-(the StarCraft II game itself cannot run on a machine without it). Prints a table, then one
-JSON line.
+``make`` gives it). An "env step" is one step of one copy. The ratio is against the same map
+stepped one copy at a time in this run (the StarCraft II game itself cannot run on a machine
+without it). Prints a table, then one JSON line.
 
     python scripts/bench_smac.py                          # 3m and 27m_vs_30m, 1 to 4,096 copies
     python scripts/bench_smac.py --maps 2s3z --copies 1 1024 --seconds 1
