@@ -32,14 +32,17 @@ def td_lambda_targets(
         return torch.where(valid, rewards + gamma * cont * next_values, zero)
     # past the last real step nothing follows: the weight on G_{t+1} is 0 there
     nxt_valid = torch.cat([valid[:, 1:], torch.zeros_like(valid[:, :1])], dim=1)
-    targets = rewards.new_zeros(shape)
-    g_next = rewards.new_zeros(shape[:1] + shape[2:])
-    for t in range(rewards.shape[1] - 1, -1, -1):
-        w = lam * nxt_valid[:, t].to(rewards.dtype)
-        blended = (1 - w) * next_values[:, t] + w * g_next
-        g_next = torch.where(valid[:, t], rewards[:, t] + gamma * cont[:, t] * blended, zero)
-        targets[:, t] = g_next
-    return targets
+    w = lam * nxt_valid.to(rewards.dtype)
+    # G_t = a_t + b_t G_{t+1}: everything but the recursion itself in whole-tensor ops, time
+    # first so that each step of the loop is one fused multiply-add into contiguous memory
+    a = torch.where(valid, rewards + gamma * cont * (1 - w) * next_values, zero)
+    b = torch.where(valid, gamma * cont * w, zero)
+    a, b = a.movedim(1, 0).contiguous(), b.movedim(1, 0).contiguous()
+    targets = torch.empty_like(a)
+    g_next = torch.zeros_like(a[0])
+    for t in range(a.shape[0] - 1, -1, -1):
+        g_next = torch.addcmul(a[t], b[t], g_next, out=targets[t])
+    return targets.movedim(0, 1)
 
 
 def gae(
