@@ -204,3 +204,12 @@ def test_optuna_search_runs_its_samples_inside_the_space(tmp_path):
     rates = [float(next(line.split(":")[1] for line in p.read_text().splitlines()
                         if line.strip().startswith("lr:"))) for p in runs]
     assert len(set(rates)) == 2 and all(1e-4 <= r <= 1e-2 for r in rates)
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parent.parent / "configs" / "sweeps")
+                                        .glob("*.yaml")), ids=lambda p: p.stem)
+def test_the_shipped_sweep_files_load_and_every_run_config_builds(path: Path) -> None:
+    spec = load_sweep(path)
+    spec.check()  # every algorithm × environment config loads with the fixed overrides
+    assert len(spec.jobs()) == (len(spec.configurations()) * len(spec.algos)
+                                * len(spec.envs) * len(spec.seeds))
