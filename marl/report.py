@@ -19,6 +19,7 @@ uses its lowest seeds, as many on each task as on its thinnest one (:func:`score
 report says what it left out). Algorithms may differ in their number of seeds.
 
     marl report runs/curves --out reports/curves
+    marl report tuned=runs/tuned default=runs/default --out reports/tuned  # one algorithm, two
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import sys
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -141,16 +142,31 @@ def find_run_dirs(path: str | os.PathLike) -> list[Path]:
     return sorted(found)
 
 
+LABEL = re.compile(r"[A-Za-z0-9_.+-]+")
+
+
+def _labelled(path: str | os.PathLike) -> tuple[str, Path]:
+    """``LABEL=DIR`` → ``(LABEL, DIR)``; a plain path (or an existing one with ``=`` in its
+    name) → ``("", path)``."""
+    text = os.fspath(path)
+    label, sep, rest = text.partition("=")
+    if sep and rest and LABEL.fullmatch(label) and not Path(text).exists():
+        return label, Path(rest)
+    return "", Path(text)
+
+
 def load_runs(paths: Sequence[str | os.PathLike], *, metric: str | None = None) -> list[Run]:
     """The finished runs in ``paths`` (run folders, or folders searched for them).
 
-    ``metric`` is the TensorBoard tag to report; by default ``test/win_rate`` for runs whose env
-    reports wins (SMAC) and ``test/return_mean`` otherwise. A folder that cannot be read, or a
-    run that did not finish, is skipped with a :class:`SkippedRun` warning that says why; a
-    ValueError when no run is left."""
+    A path written ``LABEL=DIR`` names its runs' algorithm ``"<algo> (LABEL)"``, so that runs
+    of one algorithm with different settings (tuned and default, say) are compared as two
+    algorithms. ``metric`` is the TensorBoard tag to report; by default ``test/win_rate`` for
+    runs whose env reports wins (SMAC) and ``test/return_mean`` otherwise. A folder that
+    cannot be read, or a run that did not finish, is skipped with a :class:`SkippedRun`
+    warning that says why; a ValueError when no run is left."""
     runs: list[Run] = []
     seen: dict[tuple[str, str, int], Path] = {}
-    for path in map(Path, paths):
+    for label, path in map(_labelled, paths):
         if not path.is_dir():
             _skip(path, "not a folder")
             continue
@@ -163,6 +179,8 @@ def load_runs(paths: Sequence[str | os.PathLike], *, metric: str | None = None) 
             except _Unreadable as e:
                 _skip(run_dir, str(e))
                 continue
+            if label:
+                run = replace(run, algo=f"{run.algo} ({label})")
             key = (run.algo, run.env, run.seed)
             if key in seen:  # counting one seed twice would narrow every interval
                 if seen[key].resolve() != run_dir.resolve():
@@ -641,7 +659,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``marl report``: for :func:`main`, and for a ``marl.cli`` sub-command
     that runs :func:`run_cli`."""
     parser.add_argument("runs", nargs="+", metavar="RUNS_DIR",
-                        help="run folders, or folders searched for them")
+                        help="run folders, or folders searched for them; LABEL=DIR reports "
+                             "DIR's runs as '<algo> (LABEL)', e.g. tuned=runs/a default=runs/b")
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="folder for report.md, its figures and report.json")
     parser.add_argument("--metric", default=None, metavar="TAG",

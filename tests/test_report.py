@@ -238,3 +238,19 @@ def test_curriculum_runs_are_told_apart_by_teacher(tmp_path):
         writer.close()
     runs = load_runs([tmp_path], metric="heldout/solved_rate")
     assert sorted(r.algo for r in runs) == ["mappo+paired", "mappo+plr"]
+
+
+def test_labelled_folders_compare_one_algorithm_with_itself(tmp_path):
+    """tuned=DIR default=DIR: the same algorithm, env and seeds, reported as two algorithms."""
+    for label, final in (("tuned", 0.9), ("default", 0.4)):
+        for seed in (1, 2):
+            _write_run(tmp_path / label / f"qmix_seed{seed}", "qmix", seed, [0.0, 0.2, final])
+    runs = load_runs([f"tuned={tmp_path / 'tuned'}", f"default={tmp_path / 'default'}"])
+    by_algo = {}
+    for run in runs:
+        by_algo.setdefault(run.algo, []).append(run.final)
+    assert by_algo == {"qmix (tuned)": [pytest.approx(0.9)] * 2,
+                       "qmix (default)": [pytest.approx(0.4)] * 2}
+    odd = tmp_path / "a=b"  # an existing folder with '=' in its name is a folder, not a label
+    _write_run(odd / "r", "vdn", 1, [0.0, 0.1, 0.2])
+    assert [r.algo for r in load_runs([odd])] == ["vdn"]
