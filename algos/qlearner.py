@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -71,6 +72,17 @@ class QLearnerConfig:
             require(0 <= getattr(self, key) <= 1, key, getattr(self, key), "a number in [0, 1]")
         require(self.epsilon_anneal_time >= 0, "epsilon_anneal_time", self.epsilon_anneal_time,
                 "an integer >= 0")
+
+
+def on_rows(fn: Callable[..., torch.Tensor], rows: torch.Tensor,
+            *inputs: torch.Tensor) -> torch.Tensor:
+    """``fn`` of ``inputs [B, T, ...]`` computed where bool ``rows [B, T]`` holds, 0 elsewhere,
+    for a function that treats every (episode, step) alone: the padding past an episode's end
+    (most of a batch once episodes end early) costs nothing."""
+    out = fn(*(x[rows] for x in inputs))
+    full = out.new_zeros(*rows.shape, *out.shape[1:])
+    full[rows] = out
+    return full
 
 
 class QLearner:
@@ -180,9 +192,17 @@ class QLearner:
             none = torch.full_like(actions[:, :1], -1)
             last = torch.cat([none, actions], dim=1)  # [B, L+1, N]
         x = agent_inputs(batch["obs"].flatten(3), last, self.n_actions, cfg.obs_agent_id)
-        q = self.agent.sequence(x)  # [B, L+1, N, A]
+        if cfg.use_rnn:
+            q = self.agent.sequence(x)  # [B, L+1, N, A]
+            with torch.no_grad():
+                target_q = self.target_agent.sequence(x)[:, 1:]
+        else:  # one (episode, step) at a time: the real states only, padding stays 0
+            steps = torch.arange(x.shape[1], device=x.device)
+            real = steps <= batch["length"][:, None]  # [B, L+1]: states 0..length
+            q = on_rows(self.agent.sequence, real, x)
+            with torch.no_grad():
+                target_q = on_rows(self.target_agent.sequence, real[:, 1:], x[:, 1:])
         with torch.no_grad():
-            target_q = self.target_agent.sequence(x)[:, 1:]
             next_avail = avail[:, 1:]
             if cfg.double_q:
                 pick = q.detach()[:, 1:].masked_fill(~next_avail, float("-inf")).argmax(-1)
@@ -193,10 +213,10 @@ class QLearner:
             next_q = next_q.masked_fill(~next_avail.any(-1), 0.0)  # [B, L, N]
         chosen = q[:, :-1].gather(-1, actions.unsqueeze(-1)).squeeze(-1)  # [B, L, N]
 
-        if self.mixer is not None and self.target_mixer is not None:
-            chosen = self.mixer(chosen, batch["state"][:, :-1])  # [B, L, 1]
+        if self.mixer is not None and self.target_mixer is not None:  # real steps only
+            chosen = on_rows(self.mixer, filled, chosen, batch["state"][:, :-1])  # [B, L, 1]
             with torch.no_grad():
-                next_q = self.target_mixer(next_q, batch["state"][:, 1:])
+                next_q = on_rows(self.target_mixer, filled, next_q, batch["state"][:, 1:])
         mask = filled.unsqueeze(-1)
         targets = td_lambda_targets(reward.unsqueeze(-1), terminated.unsqueeze(-1), mask,
                                     next_q, cfg.gamma, cfg.td_lambda)
