@@ -207,7 +207,8 @@ def _sweep(args: argparse.Namespace) -> int:
         args.overrides, args.file = [args.file, *args.overrides], None
     flags = {"algos": args.algos, "envs": args.envs, "seeds": args.seeds, "steps": args.steps,
              "num_envs": args.num_envs, "retries": args.retries,
-             "concurrent": args.concurrent, "overrides": args.overrides or None}
+             "concurrent": args.concurrent, "configs": args.config or None,
+             "overrides": args.overrides or None}
     if args.file:
         spec = load_sweep(args.file, **flags)
     else:
@@ -217,6 +218,9 @@ def _sweep(args: argparse.Namespace) -> int:
     spec.check()
     if args.tuned_dir is not None and not spec.search:
         raise ConfigError("--tuned-dir: the sweep has no search, so no configuration to choose")
+    if args.tuned_dir is not None and spec.configs:
+        raise ConfigError("--tuned-dir: a tuned file holds the search's values over the "
+                          "defaults; a sweep over config files would leave theirs out")
     total = len(spec.jobs()) if spec.searcher != "optuna" else spec.samples  # trials
     progress = Progress(total, spec.metric, spec.mode)
     if args.backend == "ray":
@@ -366,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
     sw.add_argument("--seeds", type=int, nargs="+")
     sw.add_argument("--steps", type=int)
     sw.add_argument("--num-envs", type=int)
+    sw.add_argument("--config", action="append", default=[], metavar="FILE",
+                    help="a YAML config file for every run (repeatable; e.g. a tuned file)")
     sw.add_argument("--runs-dir", type=Path, required=True, help="where the run folders go")
     sw.add_argument("--backend", choices=("ray", "local"), default="ray",
                     help="Ray Tune (default) or subprocesses on this machine")

@@ -36,7 +36,8 @@ from marl.sweep_spec import SweepSpec
 
 def _trial(config: dict[str, Any], runs_dir: str, metric: str) -> None:
     """A Tune trial: its jobs one after another, reporting the mean of ``metric``."""
-    jobs = [Job(**{**j, "overrides": tuple(j["overrides"])}) for j in config["jobs"]]
+    jobs = [Job(**{**j, "overrides": tuple(j["overrides"]), "configs": tuple(j["configs"])})
+            for j in config["jobs"]]
     values = []
     for job in jobs:
         value = run_or_read(job, runs_dir).get(metric)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -49,6 +50,7 @@ class Job:
     num_envs: int
     overrides: tuple[str, ...] = field(default_factory=tuple)
     threads: int = 1  # torch threads of the run
+    configs: tuple[str, ...] = field(default_factory=tuple)  # config files (absolute paths)
 
 
 @dataclass
@@ -97,9 +99,14 @@ class RunFolderMismatch(RuntimeError):
 
 
 def _what_runs(job: Job) -> dict[str, Any]:
-    """What decides a job's results (its name and torch threads do not)."""
-    return {"algo": job.algo, "env": job.env, "seed": job.seed, "steps": job.steps,
+    """What decides a job's results (its name and torch threads do not); config files by
+    path and content, so that an edited file is another job."""
+    what = {"algo": job.algo, "env": job.env, "seed": job.seed, "steps": job.steps,
             "num_envs": job.num_envs, "overrides": list(job.overrides)}
+    if job.configs:
+        what["configs"] = [f"{path} sha1:{hashlib.sha1(Path(path).read_bytes()).hexdigest()}"
+                           for path in job.configs]
+    return what
 
 
 def _check_record(record: Path, run_dir: Path, job: Job) -> None:
@@ -124,7 +131,8 @@ def run_or_read(job: Job, runs_dir: str | Path) -> dict:
 
     The job runs inside ``runs_dir`` (paths made absolute), so that a source checkout in the
     caller's folder cannot shadow the installed package. What the job runs (algorithm, env,
-    seed, steps, copies, overrides) is recorded beside its folder (``.<name>.json``); a folder
+    seed, steps, copies, overrides, config files and their content) is recorded beside its
+    folder (``.<name>.json``); a folder
     of the same name made by a different job raises :class:`RunFolderMismatch` rather than
     pass its results off as this job's. Raises ``RuntimeError`` (the command and the end of
     its error output) when the run fails."""
@@ -145,7 +153,8 @@ def run_or_read(job: Job, runs_dir: str | Path) -> dict:
             cmd = [sys.executable, "-m", "marl.cli", "train", "--algo", job.algo, "--env",
                    job.env, "--steps", str(job.steps), "--seed", str(job.seed), "--num-envs",
                    str(job.num_envs), "--runs-dir", str(runs_dir), "--name", job.name,
-                   "--no-progress", f"threads={job.threads}", *job.overrides]
+                   "--no-progress", *(a for path in job.configs for a in ("--config", path)),
+                   f"threads={job.threads}", *job.overrides]
         out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ},
                              cwd=runs_dir, check=False, pass_fds=(fd,),
                              preexec_fn=_die_with_parent)

@@ -8,6 +8,7 @@ flags. For example::
     seeds: [1, 2, 3]
     steps: 500000
     num_envs: 16
+    configs: [configs/tuned/qmix_lbf-8x8-2p-3f.yaml]   # optional: config files for every run
     overrides: [test_interval=50000]
     search:
       lr: {loguniform: [0.0001, 0.001]}
@@ -17,6 +18,9 @@ flags. For example::
     metric: test_return_mean
     retries: 1
 
+``configs`` are YAML config files given to every run (``marl train --config``), paths from
+the folder ``marl sweep`` runs in; the fixed overrides and the search go over them. A run
+folder is only read back for the same files with the same content.
 A search key is any config key a ``key=value`` override takes (``lr``, ``learner.lr``,
 ``env_args.penalty``); its space is one of ``grid: [values]`` (every value; crossed with the
 rest), ``choice: [values]``, ``uniform: [low, high]``, ``loguniform: [low, high]`` or
@@ -56,6 +60,7 @@ class SweepSpec:
     seeds: list[int] = field(default_factory=lambda: [1])
     steps: int = 100_000
     num_envs: int = 16
+    configs: list[str] = field(default_factory=list)  # config files for every run
     overrides: list[str] = field(default_factory=list)
     search: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
     searcher: str = "grid"
@@ -76,7 +81,7 @@ class SweepSpec:
         def integer(x: Any) -> bool:
             return isinstance(x, int) and not isinstance(x, bool)
 
-        for key, kind in (("algos", str), ("envs", str), ("overrides", str)):
+        for key, kind in (("algos", str), ("envs", str), ("configs", str), ("overrides", str)):
             value = getattr(self, key)
             need(isinstance(value, list) and all(isinstance(v, kind) for v in value), key,
                  "a list of strings")
@@ -101,6 +106,10 @@ class SweepSpec:
         need(self.mode in ("max", "min"), "mode", "max or min")
         need(isinstance(self.metric, str) and bool(self.metric), "metric",
              "a key of the runs' summaries, e.g. test_return_mean")
+        for path in self.configs:
+            if not Path(path).is_file():
+                raise ConfigError(f"sweep: configs: {path!r} is not a file (a path from the "
+                                  "folder marl sweep runs in)", "configs")
         for override in self.overrides:
             if "=" not in override:
                 raise ConfigError(f"sweep: override {override!r}: expected key=value")
@@ -130,8 +139,9 @@ class SweepSpec:
         """The runs of one configuration (its search overrides), or of every configuration
         of a ``grid``/``random`` sweep when none is given."""
         configurations = [configuration] if configuration else self.configurations()
+        files = tuple(str(Path(path).resolve()) for path in self.configs)
         return [Job(run_name(algo, env, seed, config), algo, env, seed, self.steps,
-                    self.num_envs, (*self.overrides, *config), self.threads)
+                    self.num_envs, (*self.overrides, *config), self.threads, files)
                 for config in configurations for algo in self.algos for env in self.envs
                 for seed in self.seeds]
 
@@ -141,7 +151,8 @@ class SweepSpec:
         and not in every trial."""
         sample = tuple(f"{k}={draw(s, random.Random(0))}" for k, s in self.search.items())
         for algo, env in itertools.product(self.algos, self.envs):
-            load_config(algo, env, overrides=(*self.overrides, *sample))
+            load_config(algo, env, files=tuple(self.configs),
+                        overrides=(*self.overrides, *sample))
 
 
 def draw(space: dict[str, list[Any]], rng: random.Random) -> Any:

@@ -66,6 +66,7 @@ def test_random_search_is_seeded_and_stays_in_its_space():
     (dict(search={"lr": {"loguniform": [0, 1]}}, searcher="random"), "both > 0"),
     (dict(search={"lr": {"uniform": [0.1, 0.2]}}), "searcher random or optuna"),
     (dict(search={"lr": [0.1, 0.2]}), "expected one of grid"),
+    (dict(configs=["no/such/tuned.yaml"]), "'no/such/tuned.yaml' is not a file"),
 ])
 def test_bad_sweeps_name_the_problem(kw, words):
     with pytest.raises(ConfigError, match=words.replace("(", r"\(").replace(")", r"\)")
@@ -213,3 +214,20 @@ def test_the_shipped_sweep_files_load_and_every_run_config_builds(path: Path) ->
     spec.check()  # every algorithm × environment config loads with the fixed overrides
     assert len(spec.jobs()) == (len(spec.configurations()) * len(spec.algos)
                                 * len(spec.envs) * len(spec.seeds))
+
+
+def test_config_files_reach_every_run_and_an_edited_file_is_another_job(tmp_path):
+    tuned = tmp_path / "tuned.yaml"
+    tuned.write_text("learner:\n  lr: 0.00123\n")
+    spec = tiny(seeds=[1], configs=[str(tuned)])
+    spec.check()
+    runs = tmp_path / "runs"
+    result, = run_local(spec.jobs(), runs)
+    assert result.status == "done"
+    saved = (runs / result.job.name / "config.yaml").read_text()
+    assert "lr: 0.00123" in saved
+    assert run_local(spec.jobs(), runs)[0].summary == result.summary  # read back
+    tuned.write_text("learner:\n  lr: 0.5\n")  # the same path, other values: not read back
+    again, = run_local(spec.jobs(), runs)
+    assert again.status == "failed" and "another job's run" in again.error
+    assert "sha1:" in again.error

@@ -85,3 +85,15 @@ def test_tuned_dir_without_a_search_is_refused(tmp_path, capsys):
                  "--runs-dir", str(tmp_path / "runs"), "--tuned-dir", str(tmp_path)]) == 2
     assert "no search" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+def test_tuned_dir_over_config_files_is_refused(tmp_path, capsys):
+    base = tmp_path / "base.yaml"
+    base.write_text("learner:\n  hidden_dim: 16\n")
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(f"algos: [iql]\nenvs: ['lbf:5x5-2p-1f']\nconfigs: ['{base}']\n"
+                     "search:\n  lr: {grid: [0.001, 0.01]}\n")
+    assert main(["sweep", str(sweep), "--backend", "local", "--runs-dir",
+                 str(tmp_path / "runs"), "--tuned-dir", str(tmp_path)]) == 2
+    assert "a sweep over config files would leave theirs out" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
