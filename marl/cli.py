@@ -245,9 +245,13 @@ def _sweep(args: argparse.Namespace) -> int:
         _print_ranking(results, spec, args)
     if done and args.report != "":
         from marl.report import load_runs, write_report
+        from marl.sweep_spec import config_digest
 
-        out = write_report(load_runs([args.runs_dir / r.job.name for r in done]),
-                           args.report or args.runs_dir / "report")
+        # a search's configurations are reported apart, as "<algo> (<config_digest>)"
+        fixed = len(spec.overrides)
+        folders = [f"{config_digest(r.job.overrides[fixed:])}={args.runs_dir / r.job.name}"
+                   if spec.search else args.runs_dir / r.job.name for r in done]
+        out = write_report(load_runs(folders), args.report or args.runs_dir / "report")
         print(f"report: {out}")
     print(json.dumps({"trials": len(results), "done": len(done),
                       "failed": len(results) - len(done), "metric": spec.metric,
@@ -259,6 +263,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
 def _print_ranking(results: list, spec: Any, args: argparse.Namespace) -> None:
     """The configurations of each algorithm × env, best first; the winners to --tuned-dir."""
+    from marl.sweep_spec import config_digest
     from marl.tuning import rank_configurations, write_tuned
 
     ranked = rank_configurations(results, spec.overrides, spec.metric, spec.mode)
@@ -267,7 +272,7 @@ def _print_ranking(results: list, spec: Any, args: argparse.Namespace) -> None:
         for c in scores:
             values = " ".join(f"{v:.4g}" for v in c.values)
             print(f"  {c.mean:>10.4g}  [{values}]{'' if c.complete else ' (incomplete)'}  "
-                  f"{' '.join(c.configuration)}")
+                  f"{config_digest(c.configuration)}  {' '.join(c.configuration)}")
     if args.tuned_dir is not None:
         command = "marl " + " ".join(shlex.quote(a) for a in args.argv)
         for path in write_tuned(ranked, args.tuned_dir, spec.metric, command):

@@ -189,10 +189,14 @@ def _check_space(key: str, space: Any, searcher: str) -> None:
                           "(searcher grid crosses grid spaces only)", key)
 
 
+def config_digest(config: tuple[str, ...]) -> str:
+    """``c<8 hex digits>``: a configuration's name, whatever the order of its keys."""
+    return "c" + hashlib.sha1("\n".join(sorted(config)).encode()).hexdigest()[:8]
+
+
 def run_name(algo: str, env: str, seed: int, config: tuple[str, ...] = ()) -> str:
-    """``<algo>_<env>[_c<digest of the configuration>]_seed<seed>``."""
-    digest = ("_c" + hashlib.sha1("\n".join(sorted(config)).encode()).hexdigest()[:8]
-              if config else "")
+    """``<algo>_<env>[_<config_digest>]_seed<seed>``."""
+    digest = f"_{config_digest(config)}" if config else ""
     return f"{algo}_{env.replace(':', '-')}{digest}_seed{seed}"
 
 

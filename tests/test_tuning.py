@@ -10,6 +10,7 @@ import pytest
 from marl.cli import main
 from marl.config import load_config, overrides_yaml
 from marl.sweep import Job, TrialResult
+from marl.sweep_spec import config_digest
 from marl.tuning import rank_configurations
 
 FIXED = ("test_interval=250",)
@@ -59,7 +60,7 @@ def test_a_sweep_writes_its_winner_as_a_config_file_that_trains_with_it(tmp_path
     runs, tuned = tmp_path / "runs", tmp_path / "tuned"
     args = ["sweep", "--backend", "local", "--algos", "iql", "--envs", "lbf:5x5-2p-1f",
             "--seeds", "1", "2", "--steps", "400", "--num-envs", "2", "--runs-dir", str(runs),
-            "--concurrent", "2", "--report", "", "--tuned-dir", str(tuned),
+            "--concurrent", "2", "--report", str(tmp_path / "report"), "--tuned-dir", str(tuned),
             "test_interval=200", "test_episodes=4"]
     spec = tmp_path / "sweep.yaml"
     spec.write_text("search:\n  lr: {grid: [0.0001, 0.01]}\n  hidden_dim: {grid: [16]}\n")
@@ -78,6 +79,12 @@ def test_a_sweep_writes_its_winner_as_a_config_file_that_trains_with_it(tmp_path
     cfg = load_config("iql", "lbf:5x5-2p-1f", files=(file,))
     assert cfg.num_envs == 2 and cfg.learner.hidden_dim == 16
     assert sum(means[cfg.learner.lr]) == max(sum(v) for v in means.values())  # (ties: any)
+    # the report keeps the configurations apart (same seeds): one algorithm each
+    names = {f"iql ({config_digest((f'lr={lr}', 'hidden_dim=16'))})" for lr in (0.0001, 0.01)}
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert set(report["algorithms"]) == names
+    assert all(f"{config_digest((f'lr={lr}', 'hidden_dim=16'))}  lr={lr} hidden_dim=16" in out
+               for lr in (0.0001, 0.01))
 
 
 def test_tuned_dir_without_a_search_is_refused(tmp_path, capsys):
