@@ -4,6 +4,7 @@ winner written as a config file that trains with exactly the values that won."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -104,3 +105,15 @@ def test_tuned_dir_over_config_files_is_refused(tmp_path, capsys):
                  str(tmp_path / "runs"), "--tuned-dir", str(tmp_path)]) == 2
     assert "a sweep over config files would leave theirs out" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parent.parent / "configs" / "tuned")
+                                        .glob("*.yaml")), ids=lambda p: p.stem)
+def test_the_shipped_tuned_configs_load_and_say_where_they_came_from(path: Path) -> None:
+    algo, env = path.stem.split("_", 1)
+    env = env.replace("-", ":", 1)
+    cfg = load_config(algo, env, files=(path,))
+    assert cfg.algo == algo and cfg.env == env
+    text = path.read_text()
+    assert text.startswith(f"# Tuned {algo} on {env}:")
+    assert "Chosen by: marl sweep configs/sweeps/" in text
