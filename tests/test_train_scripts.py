@@ -8,8 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
+from marl.algos.qlearner import QLearner, QLearnerConfig
 from marl.cli import main
+from marl.envs import make
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -77,8 +80,6 @@ def test_report_mansa_runs_a_sweep_with_its_baselines_and_draws_it(tmp_path, cap
 
 
 def test_runs_take_one_thread_on_cpu_unless_told(tmp_path):
-    import torch
-
     from marl.train import intra_op_threads
 
     before = torch.get_num_threads()
@@ -93,3 +94,20 @@ def test_runs_take_one_thread_on_cpu_unless_told(tmp_path):
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_bench_update_times_updates_on_a_batch_of_the_lengths_asked(capsys, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["bench_update.py", "--algo", "vdn", "--env",
+                                      "lbf:5x5-2p-1f", "--lengths", "3", "10", "--updates", "2",
+                                      "hidden_dim=8"])
+    runpy.run_path(str(SCRIPTS / "bench_update.py"), run_name="__main__")
+    figure = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert figure["lengths"] == [3, 10] and figure["ms_per_update"] > 0
+    module = runpy.run_path(str(SCRIPTS / "bench_update.py"))
+    spec = make("lbf:5x5-2p-1f", num_envs=1).spec
+    learner = QLearner(spec, QLearnerConfig(hidden_dim=8), device="cpu", seed=0)
+    batch = module["random_batch"](learner, spec, 16, 3, 10, torch.Generator().manual_seed(0))
+    assert batch["filled"].shape == (16, 10) and int(batch["length"].max()) == 10
+    assert int(batch["length"].min()) >= 3
+    assert torch.equal(batch["filled"].sum(1), batch["length"])
+    assert torch.equal(batch["terminated"].nonzero()[:, 1], batch["length"] - 1)
