@@ -4,11 +4,12 @@ The update, in order (EPyMARL's ``QLearner`` maths, with the same defaults per a
 
 1. team reward = sum of the agents' rewards, standardised by running statistics (optional);
 2. Q-values of every step of the sampled episodes from the agent network (one batched call
-   over batch × time × agents), and the same from the target network;
+   over batch × time × agents; a feed-forward network over the episodes' real steps only,
+   not their padding), and the same from the target network;
 3. bootstrap value of the next state: double Q (the online network picks, the target network
    values) or plain max, over available actions only;
 4. mix (none → each agent has its own TD error; VDN → sum; QMIX → monotonic hypernetwork mixer
-   on the global state), target values through the target mixer;
+   on the global state; real steps only), target values through the target mixer;
 5. targets: one-step, or TD(λ) when ``td_lambda > 0``; termination stops bootstrapping,
    truncation does not (the replay keeps the final observation);
 6. masked mean squared TD error, Adam, gradient-norm clipping;
