@@ -116,8 +116,8 @@ def _check_record(record: Path, run_dir: Path, job: Job) -> None:
     wanted = _what_runs(job)
     if run_dir.exists() and record.is_file():
         made = json.loads(record.read_text())
-        differ = [f"{k} {made.get(k)!r} there, {v!r} here" for k, v in wanted.items()
-                  if made.get(k) != v]
+        differ = [f"{k} {made.get(k)!r} there, {wanted.get(k)!r} here"
+                  for k in sorted(wanted.keys() | made.keys()) if made.get(k) != wanted.get(k)]
         if differ:
             raise RunFolderMismatch(
                 f"run folder {run_dir} holds another job's run ({'; '.join(differ)}): its "

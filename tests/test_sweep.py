@@ -231,3 +231,5 @@ def test_config_files_reach_every_run_and_an_edited_file_is_another_job(tmp_path
     again, = run_local(spec.jobs(), runs)
     assert again.status == "failed" and "another job's run" in again.error
     assert "sha1:" in again.error
+    without, = run_local(tiny(seeds=[1]).jobs(), runs)  # nor for the same job without the file
+    assert without.status == "failed" and "configs" in without.error
