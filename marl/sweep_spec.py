@@ -21,6 +21,7 @@ flags. For example::
 ``configs`` are YAML config files given to every run (``marl train --config``), paths from
 the folder ``marl sweep`` runs in; the fixed overrides and the search go over them. A run
 folder is only read back for the same files with the same content.
+
 A search key is any config key a ``key=value`` override takes (``lr``, ``learner.lr``,
 ``env_args.penalty``); its space is one of ``grid: [values]`` (every value; crossed with the
 rest), ``choice: [values]``, ``uniform: [low, high]``, ``loguniform: [low, high]`` or
