@@ -171,12 +171,14 @@ def test_signal_saves_a_checkpoint_that_resumes_exactly(tmp_path, monkeypatch, c
     argv = _cli("--algo", "qmix", "--env", ENV, "--steps", "800", "--seed", "3",
                 "--runs-dir", str(tmp_path), "--name", "stopped", "--num-envs", "4",
                 "test_interval=0")
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     assert main(argv) == 128 + signum
     err = capsys.readouterr().err
     assert "--resume" in err and signal.Signals(signum).name in err
     assert [p.name for p in ckpt.checkpoints(tmp_path / "stopped" / "checkpoints")] == [
         "step_000000240.pt"]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    # the handlers the run found are back (SIGINT's is SIG_IGN under a shell's `cmd &`)
+    assert {s: signal.getsignal(s) for s in handlers} == handlers
     monkeypatch.setattr(train_module.ReplayTraining, "iterate", iterate)
 
     resumed = train(None, resume=tmp_path / "stopped", flags={"steps": 800})
