@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shlex
 import sys
 import time
 import warnings
@@ -264,7 +263,7 @@ def _sweep(args: argparse.Namespace) -> int:
 def _print_ranking(results: list, spec: Any, args: argparse.Namespace) -> None:
     """The configurations of each algorithm × env, best first; the winners to --tuned-dir."""
     from marl.sweep_spec import config_digest
-    from marl.tuning import rank_configurations, write_tuned
+    from marl.tuning import portable_command, rank_configurations, write_tuned
 
     ranked = rank_configurations(results, spec.overrides, spec.metric, spec.mode)
     for (algo, env), scores in ranked.items():
@@ -274,7 +273,7 @@ def _print_ranking(results: list, spec: Any, args: argparse.Namespace) -> None:
             print(f"  {c.mean:>10.4g}  [{values}]{'' if c.complete else ' (incomplete)'}  "
                   f"{config_digest(c.configuration)}  {' '.join(c.configuration)}")
     if args.tuned_dir is not None:
-        command = "marl " + " ".join(shlex.quote(a) for a in args.argv)
+        command = portable_command(args.argv)
         for path in write_tuned(ranked, args.tuned_dir, spec.metric, command):
             print(f"tuned: {path}")
 

@@ -12,8 +12,10 @@ its runs and the command that chose it; ``marl train --config FILE`` trains with
 from __future__ import annotations
 
 import math
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from marl.config import overrides_yaml
@@ -81,6 +83,25 @@ def tuned_config(score: ConfigurationScore, metric: str, command: str) -> str:
     body = overrides_yaml(score.algo, score.env,
                           (*score.configuration, f"num_envs={score.num_envs}"))
     return "\n".join(header) + "\n" + body
+
+
+def portable_command(argv: Sequence[str], cwd: str | Path | None = None) -> str:
+    """``marl ARGV`` as a shipped file may record it: a path into the package's configs reads
+    ``configs/...`` (where the repository keeps them), and a path under ``cwd`` (default: the
+    working directory) relative to it, so no path of the machine that ran it is written."""
+    base = Path.cwd() if cwd is None else Path(cwd)
+    shipped = Path(str(resources.files("marl.configs"))).resolve()
+    words = []
+    for arg in argv:
+        path = Path(arg)
+        if path.is_absolute():
+            resolved = path.resolve()
+            if resolved.is_relative_to(shipped):
+                arg = str(Path("configs") / resolved.relative_to(shipped))
+            elif resolved.is_relative_to(base.resolve()):
+                arg = str(resolved.relative_to(base.resolve()))
+        words.append(shlex.quote(arg))
+    return " ".join(["marl", *words])
 
 
 def write_tuned(ranked: dict[tuple[str, str], list[ConfigurationScore]], out_dir: str | Path,

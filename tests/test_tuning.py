@@ -12,7 +12,7 @@ from marl.cli import main
 from marl.config import load_config, overrides_yaml
 from marl.sweep import Job, TrialResult
 from marl.sweep_spec import config_digest
-from marl.tuning import rank_configurations
+from marl.tuning import portable_command, rank_configurations
 
 FIXED = ("test_interval=250",)
 
@@ -57,7 +57,9 @@ def test_overrides_as_a_config_file_load_back_as_the_same_config(tmp_path):
         overrides_yaml("qmix", "lbf:8x8-2p-3f", ("lrr=0.1",))
 
 
-def test_a_sweep_writes_its_winner_as_a_config_file_that_trains_with_it(tmp_path, capsys):
+def test_a_sweep_writes_its_winner_as_a_config_file_that_trains_with_it(tmp_path, capsys,
+                                                                        monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the command in the file: paths under here, relative
     runs, tuned = tmp_path / "runs", tmp_path / "tuned"
     args = ["sweep", "--backend", "local", "--algos", "iql", "--envs", "lbf:5x5-2p-1f",
             "--seeds", "1", "2", "--steps", "400", "--num-envs", "2", "--runs-dir", str(runs),
@@ -76,7 +78,9 @@ def test_a_sweep_writes_its_winner_as_a_config_file_that_trains_with_it(tmp_path
     assert sorted(len(v) for v in means.values()) == [2, 2]
     file = tuned / "iql_lbf-5x5-2p-1f.yaml"
     text = file.read_text()
-    assert text.startswith("# Tuned iql on lbf:5x5-2p-1f") and "Chosen by: marl sweep" in text
+    assert text.startswith("# Tuned iql on lbf:5x5-2p-1f")
+    assert "Chosen by: marl sweep sweep.yaml --backend local" in text
+    assert "--runs-dir runs " in text and str(tmp_path) not in text
     cfg = load_config("iql", "lbf:5x5-2p-1f", files=(file,))
     assert cfg.num_envs == 2 and cfg.learner.hidden_dim == 16
     assert sum(means[cfg.learner.lr]) == max(sum(v) for v in means.values())  # (ties: any)
@@ -105,6 +109,17 @@ def test_tuned_dir_over_config_files_is_refused(tmp_path, capsys):
                  str(tmp_path / "runs"), "--tuned-dir", str(tmp_path)]) == 2
     assert "a sweep over config files would leave theirs out" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_recorded_command_names_shipped_files_as_the_repository_does(tmp_path):
+    from importlib import resources
+
+    shipped = Path(str(resources.files("marl.configs"))) / "sweeps" / "tune_value_lbf.yaml"
+    argv = ["sweep", str(shipped), "--runs-dir", str(tmp_path / "runs"), "--tuned-dir",
+            "/elsewhere/tuned", "lr=0.001", "--algos", "qmix"]
+    assert portable_command(argv, cwd=tmp_path) == (
+        "marl sweep configs/sweeps/tune_value_lbf.yaml --runs-dir runs --tuned-dir "
+        "/elsewhere/tuned lr=0.001 --algos qmix")
 
 
 @pytest.mark.parametrize("path", sorted((Path(__file__).parent.parent / "configs" / "tuned")
