@@ -18,8 +18,12 @@ the tasks every algorithm ran, and an algorithm with more seeds on some tasks th
 uses its lowest seeds, as many on each task as on its thinnest one (:func:`score_table`; the
 report says what it left out). Algorithms may differ in their number of seeds.
 
+Published figures (``--published FILE``, :func:`load_published`) are drawn beside the curves as
+dashed lines and tabled beside the runs' final scores.
+
     marl report runs/curves --out reports/curves
     marl report tuned=runs/tuned default=runs/default --out reports/tuned  # one algorithm, two
+    marl report runs/smac --out reports/smac --published docs/envs/smac_qmix_published.yaml
 """
 
 from __future__ import annotations
@@ -67,6 +71,17 @@ class Run:
     env_steps: int
     wall_s: float | None  # None without summary.json
     steps_per_s: float | None
+
+
+@dataclass(frozen=True)
+class Published:
+    """A figure from elsewhere for one task, in the report's metric (e.g. a win rate in
+    [0, 1]), with where it comes from and, when known, at how many env steps."""
+
+    task: str
+    source: str
+    value: float
+    steps: int | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +136,7 @@ class Report:
     improvements: dict[tuple[str, str], Estimate]  # (X, Y) -> P(X > Y)
     profiles: dict[str, Band]  # algorithm -> fraction of runs above each threshold
     notes: tuple[str, ...]
+    published: tuple[Published, ...] = ()
 
 
 # --- reading run folders -------------------------------------------------------------------
@@ -195,6 +211,49 @@ def load_runs(paths: Sequence[str | os.PathLike], *, metric: str | None = None) 
                          "one that `marl train` made (it holds config.yaml and TensorBoard "
                          "files, and summary.json when a sweep ran it)")
     return runs
+
+
+def load_published(path: str | os.PathLike) -> tuple[Published, ...]:
+    """The figures of a YAML file that maps each task to a list of entries, each with a
+    ``source`` (text), a ``value`` (a number in the report's metric) and optionally ``steps``
+    (the env steps it was measured at)::
+
+        smac:corridor:
+          - {source: "PyMARL2 README, QMIX (batch 128)", value: 0.0, steps: 10050000}
+
+    A ValueError names the file, the entry and what is wrong with it."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise ValueError(f"published figures {path}: cannot be read ({e})") from e
+    if not isinstance(data, dict) or not data:
+        raise ValueError(f"published figures {path}: expected a mapping of tasks to lists of "
+                         "{source, value, steps} entries")
+    figures = []
+    for task, entries in data.items():
+        if not isinstance(entries, list) or not entries:
+            raise ValueError(f"published figures {path}: {task}: expected a list of entries")
+        for i, entry in enumerate(entries):
+            where = f"published figures {path}: {task}, entry {i + 1}"
+            if not isinstance(entry, dict):
+                raise ValueError(f"{where}: expected a mapping with source and value")
+            unknown = set(entry) - {"source", "value", "steps"}
+            if unknown:
+                raise ValueError(f"{where}: unknown keys {sorted(unknown)} (source, value, "
+                                 "steps)")
+            source, value, steps = entry.get("source"), entry.get("value"), entry.get("steps")
+            if not isinstance(source, str) or not source.strip():
+                raise ValueError(f"{where}: source must be a text saying where it comes from")
+            if isinstance(value, bool) or not isinstance(value, int | float) \
+                    or not math.isfinite(value):
+                raise ValueError(f"{where}: value must be a number, got {value!r}")
+            if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int)
+                                      or steps < 0):
+                raise ValueError(f"{where}: steps must be a whole number >= 0, got {steps!r}")
+            figures.append(Published(str(task), source, float(value), steps))
+    return tuple(figures)
 
 
 def _skip(path: Path, why: str) -> None:
@@ -393,11 +452,14 @@ def performance_profiles(scores: Mapping[str, np.ndarray], taus: np.ndarray, *,
 
 
 def summarise(runs: Sequence[Run], *, normalise: bool = True, reps: int = 2000,
-              seed: int = 0) -> Report:
+              seed: int = 0, published: Sequence[Published] = ()) -> Report:
     """The curves, score table, aggregates, probabilities of improvement and performance
-    profiles of ``runs``; every bootstrap is seeded with ``seed``, so a report is
-    reproducible."""
+    profiles of ``runs`` (and the ``published`` figures beside them); every bootstrap is
+    seeded with ``seed``, so a report is reproducible."""
     notes: list[str] = []
+    ran = {r.env for r in runs}
+    notes += [f"published figures for {task}: no run of that task" for task in
+              sorted({p.task for p in published} - ran)]
     curves: dict[str, dict[str, Band]] = {}
     for task in sorted({r.env for r in runs}):
         curves[task] = {}
@@ -428,16 +490,16 @@ def summarise(runs: Sequence[Run], *, normalise: bool = True, reps: int = 2000,
                                         seed=seed)
     metric = ", ".join(sorted({r.metric for r in runs}))
     return Report(metric, normalise, reps, tuple(runs), curves, table, aggregates,
-                  improvements, profiles, (*table.notes, *notes))
+                  improvements, profiles, (*table.notes, *notes), tuple(published))
 
 
 # --- writing -------------------------------------------------------------------------------
 
 def write_report(runs: Sequence[Run], out_dir: str | os.PathLike, *, normalise: bool = True,
-                 reps: int = 2000, seed: int = 0) -> Path:
+                 reps: int = 2000, seed: int = 0, published: Sequence[Published] = ()) -> Path:
     """Write ``report.md``, its PNG figures and ``report.json`` (the figures as numbers) into
     ``out_dir``; returns the path of ``report.md``."""
-    report = summarise(runs, normalise=normalise, reps=reps, seed=seed)
+    report = summarise(runs, normalise=normalise, reps=reps, seed=seed, published=published)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     colours = _colours(sorted({r.algo for r in runs}))
@@ -479,6 +541,11 @@ def _plot_curves(path: Path, task: str, report: Report, colours: Mapping[str, An
         seeds = sum(r.algo == algo and r.env == task and bool(r.curve) for r in report.runs)
         ax.plot(band.x, band.value, color=colours[algo], label=f"{algo} ({seeds} seeds)")
         ax.fill_between(band.x, band.lo, band.hi, color=colours[algo], alpha=0.2, linewidth=0)
+    styles = ("--", ":", "-.")
+    for i, p in enumerate(q for q in report.published if q.task == task):
+        at = "" if p.steps is None else f" at {p.steps:,} steps"
+        ax.axhline(p.value, color="black", alpha=0.6, linewidth=1, linestyle=styles[i % 3],
+                   label=f"{p.source}: {_num(p.value)}{at}")
     metric = ", ".join(sorted({r.metric for r in report.runs if r.env == task}))
     ax.set(xlabel="env steps", ylabel=f"{metric} (mean, 95% bootstrap band)", title=task)
     ax.grid(alpha=0.3)
@@ -588,6 +655,13 @@ def _markdown(report: Report, figures: Mapping[str, str]) -> str:
                              _num(max(finals))])
     parts += ["Final scores (raw):",
               _md_table(["task", "algorithm", "metric", "seeds", "mean", "min", "max"], rows)]
+    if report.published:
+        parts.append("Published figures (dashed lines on the curves), beside the final scores "
+                     "here:")
+        parts.append(_md_table(
+            ["task", "source", "at env steps", "value", "here (mean of seeds, env steps)"],
+            [[p.task, p.source, "–" if p.steps is None else f"{p.steps:,}", _num(p.value),
+              _ours(runs, p.task)] for p in report.published]))
     parts.append("## Aggregate scores")
     if report.aggregates:
         parts.append(f"Final scores, {scores}, over the tasks {', '.join(report.table.tasks)}: "
@@ -628,6 +702,17 @@ def _markdown(report: Report, figures: Mapping[str, str]) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+def _ours(runs: Sequence[Run], task: str) -> str:
+    """Each algorithm's mean final score on ``task`` and the env steps its runs reached."""
+    parts = []
+    for algo in sorted({r.algo for r in runs if r.env == task}):
+        of = [r for r in runs if r.env == task and r.algo == algo]
+        steps = sorted({r.env_steps for r in of})
+        reached = f"{steps[0]:,}" if len(steps) == 1 else f"{steps[0]:,}–{steps[-1]:,}"
+        parts.append(f"{algo} {_num(float(np.mean([r.final for r in of])))} ({reached})")
+    return "; ".join(parts) or "– (not run)"
+
+
 def _as_json(report: Report) -> dict[str, Any]:
     def estimate(e: Estimate) -> dict[str, Any]:
         return {"value": e.value, "ci95": [e.lo, e.hi]}
@@ -642,6 +727,7 @@ def _as_json(report: Report) -> dict[str, Any]:
         "curves": {task: {a: {"steps": b.x.tolist(), "mean": b.value.tolist(),
                               "lo": b.lo.tolist(), "hi": b.hi.tolist()}
                           for a, b in bands.items()} for task, bands in report.curves.items()},
+        "published": [vars(p) for p in report.published],
         "notes": list(report.notes),
     }
 
@@ -670,13 +756,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="aggregate raw scores instead of min-max normalising each task")
     parser.add_argument("--reps", type=_positive, default=2000, metavar="N",
                         help="bootstrap resamples per interval (default 2000)")
+    parser.add_argument("--published", default=None, metavar="FILE",
+                        help="YAML of published figures per task ({source, value, steps} "
+                             "entries), drawn beside the curves and tabled beside the scores")
 
 
 def run_cli(args: argparse.Namespace) -> int:
     """``marl report``: write the report, print its path and one JSON line of aggregates."""
     try:
+        published = load_published(args.published) if args.published else ()
         runs = load_runs(args.runs, metric=args.metric)
-        path = write_report(runs, args.out, normalise=not args.no_normalise, reps=args.reps)
+        path = write_report(runs, args.out, normalise=not args.no_normalise, reps=args.reps,
+                            published=published)
     except (ValueError, ImportError) as e:
         print(f"marl report: error: {e}", file=sys.stderr)
         return 2

@@ -16,6 +16,7 @@ from marl.report import (
     aggregate_scores,
     curve_band,
     improvement_probabilities,
+    load_published,
     load_runs,
     main,
     min_max_normalise,
@@ -254,3 +255,55 @@ def test_labelled_folders_compare_one_algorithm_with_itself(tmp_path):
     odd = tmp_path / "a=b"  # an existing folder with '=' in its name is a folder, not a label
     _write_run(odd / "r", "vdn", 1, [0.0, 0.1, 0.2])
     assert [r.algo for r in load_runs([odd])] == ["vdn"]
+
+
+def test_published_figures_are_drawn_and_tabled_beside_the_runs(runs_dir, tmp_path, capsys,
+                                                                rliable):
+    published = tmp_path / "published.yaml"
+    published.write_text(f"'{ENV}':\n"
+                         "  - {source: 'Paper A, QMIX', value: 0.93, steps: 2050000}\n"
+                         "  - {source: 'Paper B', value: 0.5}\n"
+                         "'lbf:15x15-4p-5f':\n  - {source: 'Paper A, QMIX', value: 0.2}\n")
+    out = tmp_path / "out"
+    assert main([str(runs_dir), "--out", str(out), "--reps", "50",
+                 "--published", str(published)]) == 0
+    text = (out / "report.md").read_text()
+    # beside each published figure: every algorithm's mean final score and its env steps
+    assert (f"| {ENV} | Paper A, QMIX | 2,050,000 | 0.930 | iql 0.600 (200); qmix 0.950 (200) |"
+            in text)
+    assert f"| {ENV} | Paper B | – | 0.500 |" in text
+    assert "| lbf:15x15-4p-5f | Paper A, QMIX | – | 0.200 | – (not run) |" in text
+    assert "published figures for lbf:15x15-4p-5f: no run of that task" in text
+    figures = json.loads((out / "report.json").read_text())
+    assert figures["published"][0] == {"task": ENV, "source": "Paper A, QMIX", "value": 0.93,
+                                       "steps": 2050000}
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ("- 1\n", "a mapping of tasks"),
+    ("'lbf:8x8-2p-3f': {source: a, value: 1}\n", "lbf:8x8-2p-3f: expected a list"),
+    ("'lbf:8x8-2p-3f':\n  - {value: 1}\n", "entry 1: source must be a text"),
+    ("'lbf:8x8-2p-3f':\n  - {source: a, value: high}\n", "value must be a number, got 'high'"),
+    ("'lbf:8x8-2p-3f':\n  - {source: a, value: 1, steps: -5}\n", "steps must be a whole"),
+    ("'lbf:8x8-2p-3f':\n  - {source: a, value: 1, seeds: 5}\n", "unknown keys ['seeds']"),
+])
+def test_bad_published_figures_name_the_entry_and_the_problem(runs_dir, tmp_path, capsys,
+                                                              text, says):
+    published = tmp_path / "published.yaml"
+    published.write_text(text)
+    assert main([str(runs_dir), "--out", str(tmp_path / "out"), "--published",
+                 str(published)]) == 2
+    err = capsys.readouterr().err
+    assert f"marl report: error: published figures {published}" in err and says in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_shipped_published_figures_load_and_name_catalogued_tasks():
+    from marl.envs import make
+
+    docs = Path(__file__).parent.parent / "docs"
+    for path in sorted(docs.rglob("*_published.yaml")):
+        figures = load_published(path)
+        assert figures and all(0.0 <= p.value <= 1.0 for p in figures)
+        for task in {p.task for p in figures}:
+            make(task, num_envs=1).close()
