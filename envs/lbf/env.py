@@ -50,6 +50,37 @@ class LBFState:
     walls: torch.Tensor = field(default_factory=lambda: _NO_WALLS)  # [B, R, C], 1: a wall
 
 
+def _layouts(n_food: int, n_players: int, per_player: int,
+             full_view: bool) -> tuple[torch.Tensor, ...]:
+    """0/1 matrices that place food (row, col), food level, player (row, col) and player level
+    (``[B, 2F]``, ``[B, F]``, ``[B, 2N]``, ``[B, N]`` as floats) where the state holds them
+    (the first ``3F + 3N`` columns), then, for a full view, where every agent's observation
+    holds them (``N`` blocks of ``3F + per_player * N``: the food, then the players, the
+    viewer first). A sum of four matrix products builds both with no ``cat`` or indexing:
+    exact, since each column picks one small integer."""
+    f, n = n_food, n_players
+    state, obs = 3 * f + 3 * n, 3 * f + per_player * n
+    width = state + (n * obs if full_view else 0)
+    food_pos, food_level = torch.zeros(2 * f, width), torch.zeros(f, width)
+    player_pos, player_level = torch.zeros(2 * n, width), torch.zeros(n, width)
+    starts = [0] + ([state + i * obs for i in range(n)] if full_view else [])
+    for start in starts:  # the food: the same in the state and every observation
+        for k in range(f):
+            food_pos[2 * k, start + 3 * k] = food_pos[2 * k + 1, start + 3 * k + 1] = 1
+            food_level[k, start + 3 * k + 2] = 1
+    for j in range(n):  # the state lists the players in order, with their levels
+        column = 3 * f + 3 * j
+        player_pos[2 * j, column] = player_pos[2 * j + 1, column + 1] = 1
+        player_level[j, column + 2] = 1
+    for i, start in enumerate(starts[1:]):  # agent i sees itself first, then the others
+        for place, j in enumerate([i] + [j for j in range(n) if j != i]):
+            column = start + 3 * f + per_player * place
+            player_pos[2 * j, column] = player_pos[2 * j + 1, column + 1] = 1
+            if per_player == 3:
+                player_level[j, column + 2] = 1
+    return food_pos, food_level, player_pos, player_level
+
+
 def _compact(mask: torch.Tensor, values: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
     """Move the rows of ``values [..., K, C]`` where ``mask [..., K]`` to the front, in order,
     and fill the rest with ``fill [C]`` (how lbforaging lists the things an agent sees)."""
@@ -59,6 +90,14 @@ def _compact(mask: torch.Tensor, values: torch.Tensor, fill: torch.Tensor) -> to
     out = torch.cat([out, out[..., :1, :]], dim=-2)  # slot k swallows what is not seen
     out.scatter_(-2, slot.unsqueeze(-1).expand(*slot.shape, c), values)
     return out[..., :k, :]
+
+
+def _place(parts: Sequence[torch.Tensor], layouts: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``sum(part @ layout)``: the columns :func:`_layouts` places the parts in."""
+    out = parts[0] @ layouts[0]
+    for part, layout in zip(parts[1:], layouts[1:], strict=True):
+        out.addmm_(part, layout)
+    return out
 
 
 class LBFEnv(BatchedEnv[LBFState]):
@@ -144,6 +183,13 @@ class LBFEnv(BatchedEnv[LBFState]):
         # Row i lists the players in the order agent i observes them: itself, then the others.
         order = [[i] + [j for j in range(players) if j != i] for i in range(players)]
         self._view_order = torch.tensor(order, device=dev)
+        # the state (and a full view's observations) as matrix products: _layouts
+        layouts = _layouts(max_num_food, players, per_player,
+                           self._full_view and not grid_observation)
+        self._state_layouts = tuple(m[:, :self.spec.state_shape[0]].contiguous().to(dev)
+                                    for m in layouts)
+        self._view_layouts = tuple(m[:, self.spec.state_shape[0]:].contiguous().to(dev)
+                                   for m in layouts)
         self._later = torch.ones(players, players, dtype=torch.bool, device=dev).triu(1)
         # Cells of a field padded by one on each side, numbered row-major, so that the four
         # neighbours of any cell on the field are cell ± 1 and cell ± width.
@@ -472,20 +518,16 @@ class LBFEnv(BatchedEnv[LBFState]):
             ],
             dim=-1,
         )
-        food = torch.cat([s.food_pos, s.food_level.unsqueeze(-1)], dim=-1)  # [B, F, 3]
-        food_left = food.flatten(1)  # [B, 3F], empty slots are already (-1, -1, 0)
-        players = torch.cat([pos, level.unsqueeze(-1)], dim=-1)  # [B, N, 3]
-        state = torch.cat([food_left, players.flatten(1)], dim=1).float()
+        parts = (s.food_pos.flatten(1).float(), s.food_level.float(), pos.flatten(1).float(),
+                 level.float())
+        state = _place(parts, self._state_layouts)  # empty food slots are (-1, -1, 0)
         if self.grid_observation:
             obs = self._grid_obs(s)
         elif self._full_view:
-            viewed = players[:, self._view_order]  # [B, N(viewer), N, 3], the viewer first
-            if not self.observe_agent_levels:
-                viewed = viewed[..., :2]
-            obs = torch.cat(
-                [food_left.unsqueeze(1).expand(-1, self.n_players, -1), viewed.flatten(2)], dim=-1
-            ).float()
+            obs = _place(parts, self._view_layouts).view(-1, self.n_players, self.spec.obs_shape[0])
         else:
+            food = torch.cat([s.food_pos, s.food_level.unsqueeze(-1)], dim=-1)  # [B, F, 3]
+            players = torch.cat([pos, level.unsqueeze(-1)], dim=-1)  # [B, N, 3]
             obs = self._vector_obs(s, food, players)
         return Obs(obs=obs, state=state, avail=avail)
 
