@@ -2,12 +2,14 @@
 
 ``torch.device("cudax")`` raises a bare ``RuntimeError`` and ``torch.device("cuda")`` succeeds
 on a machine without a GPU, failing later at the first allocation; here both are a
-``ValueError`` that names the device and what is allowed.
+``ValueError`` that names the device and what is allowed. :func:`free_memory` says how much a
+device can still hold, for allocations that would otherwise fail hours later.
 """
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import torch
 
@@ -41,3 +43,19 @@ def available_device(name: str | torch.device, key: str = "device") -> torch.dev
         raise ValueError(f"{key}={str(name)!r} is not available: MPS (Apple GPUs) is not "
                          "available on this machine (use cpu)")
     return device
+
+
+def free_memory(device: torch.device) -> int | None:
+    """Bytes ``device`` can still hold: a CUDA device's free memory, or on a CPU the memory
+    Linux reports available (``MemAvailable``); None where it is not known."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    if device.type != "cpu":
+        return None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None

@@ -16,9 +16,12 @@ training device cut to its longest episode; everything past an episode's end is 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
+
+from marl.devices import free_memory
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,18 @@ class Field:
     shape: tuple[int, ...]
     dtype: torch.dtype
     per_state: bool = False  # True: T + 1 entries (observations), False: T (transitions)
+
+
+class ReplayTooLarge(ValueError):
+    """A replay that the device's free memory cannot hold (it would fail once filled)."""
+
+
+def episode_bytes(fields: dict[str, Field], max_len: int) -> int:
+    """Bytes one stored episode of up to ``max_len`` steps takes (``filled`` and ``length``
+    included)."""
+    per = sum((max_len + 1 if f.per_state else max_len) * math.prod(f.shape)
+              * torch.empty(0, dtype=f.dtype).element_size() for f in fields.values())
+    return per + max_len + 8
 
 
 class EpisodeBatch(dict):
@@ -63,6 +78,15 @@ class EpisodeReplay:
         self.capacity = capacity
         self.max_len = max_len
         self.device = torch.device(device)
+        # the tensors below are touched as episodes fill them: check now, not hours later
+        per_episode, free = episode_bytes(self.fields, max_len), free_memory(self.device)
+        if free is not None and capacity * per_episode > free:
+            raise ReplayTooLarge(
+                f"a replay of {capacity} episodes of up to {max_len} steps needs "
+                f"{capacity * per_episode / 2**30:.1f} GiB on {self.device}, which has "
+                f"{free / 2**30:.1f} GiB free: lower buffer_size (at most "
+                f"{free // per_episode} episodes fit) or give the replay another device "
+                "(replay.device)")
         self.data = {
             name: torch.zeros(
                 (capacity, max_len + 1 if f.per_state else max_len, *f.shape),

@@ -19,7 +19,9 @@ uses its lowest seeds, as many on each task as on its thinnest one (:func:`score
 report says what it left out). Algorithms may differ in their number of seeds.
 
 Published figures (``--published FILE``, :func:`load_published`) are drawn beside the curves as
-dashed lines and tabled beside the runs' final scores.
+dashed lines and tabled beside the runs' final scores. ``--threshold T`` adds sample efficiency:
+per task and algorithm, the env steps at which each seed's curve first reaches ``T``
+(:func:`steps_to_reach`).
 
     marl report runs/curves --out reports/curves
     marl report tuned=runs/tuned default=runs/default --out reports/tuned  # one algorithm, two
@@ -37,7 +39,7 @@ import sys
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -137,6 +139,9 @@ class Report:
     profiles: dict[str, Band]  # algorithm -> fraction of runs above each threshold
     notes: tuple[str, ...]
     published: tuple[Published, ...] = ()
+    threshold: float | None = None
+    # task -> algorithm -> each seed's first env step at or above the threshold (None: never)
+    reached: dict[str, dict[str, tuple[int | None, ...]]] = field(default_factory=dict)
 
 
 # --- reading run folders -------------------------------------------------------------------
@@ -327,6 +332,11 @@ def curve_band(curves: Sequence[Sequence[tuple[int, float]]], *, reps: int = 200
     return Band(np.array(shared), values.mean(axis=0), lo, hi)
 
 
+def steps_to_reach(curve: Sequence[tuple[int, float]], threshold: float) -> int | None:
+    """The first env step of ``curve`` whose value is at least ``threshold``; None if none."""
+    return next((step for step, value in curve if value >= threshold), None)
+
+
 def min_max_normalise(values: Sequence[float]) -> np.ndarray:
     """``(x - min) / (max - min)`` over ``values`` (all runs of one task), so the task's worst
     run scores 0 and its best 1. When every run scored the same, all get 0.5: a tie tells the
@@ -452,10 +462,12 @@ def performance_profiles(scores: Mapping[str, np.ndarray], taus: np.ndarray, *,
 
 
 def summarise(runs: Sequence[Run], *, normalise: bool = True, reps: int = 2000,
-              seed: int = 0, published: Sequence[Published] = ()) -> Report:
+              seed: int = 0, published: Sequence[Published] = (),
+              threshold: float | None = None) -> Report:
     """The curves, score table, aggregates, probabilities of improvement and performance
-    profiles of ``runs`` (and the ``published`` figures beside them); every bootstrap is
-    seeded with ``seed``, so a report is reproducible."""
+    profiles of ``runs`` (and the ``published`` figures beside them, and with a
+    ``threshold`` the steps each seed took to reach it); every bootstrap is seeded with
+    ``seed``, so a report is reproducible."""
     notes: list[str] = []
     ran = {r.env for r in runs}
     notes += [f"published figures for {task}: no run of that task" for task in
@@ -489,17 +501,25 @@ def summarise(runs: Sequence[Run], *, normalise: bool = True, reps: int = 2000,
         profiles = performance_profiles(table.scores, np.linspace(lo, hi, 101), reps=reps,
                                         seed=seed)
     metric = ", ".join(sorted({r.metric for r in runs}))
+    reached = {} if threshold is None else {
+        task: {algo: tuple(steps_to_reach(r.curve, threshold) for r in
+                           sorted(runs, key=lambda r: r.seed) if r.env == task and r.algo == algo)
+               for algo in sorted({r.algo for r in runs if r.env == task})}
+        for task in sorted(ran)}
     return Report(metric, normalise, reps, tuple(runs), curves, table, aggregates,
-                  improvements, profiles, (*table.notes, *notes), tuple(published))
+                  improvements, profiles, (*table.notes, *notes), tuple(published), threshold,
+                  reached)
 
 
 # --- writing -------------------------------------------------------------------------------
 
 def write_report(runs: Sequence[Run], out_dir: str | os.PathLike, *, normalise: bool = True,
-                 reps: int = 2000, seed: int = 0, published: Sequence[Published] = ()) -> Path:
+                 reps: int = 2000, seed: int = 0, published: Sequence[Published] = (),
+                 threshold: float | None = None) -> Path:
     """Write ``report.md``, its PNG figures and ``report.json`` (the figures as numbers) into
     ``out_dir``; returns the path of ``report.md``."""
-    report = summarise(runs, normalise=normalise, reps=reps, seed=seed, published=published)
+    report = summarise(runs, normalise=normalise, reps=reps, seed=seed, published=published,
+                       threshold=threshold)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     colours = _colours(sorted({r.algo for r in runs}))
@@ -662,6 +682,14 @@ def _markdown(report: Report, figures: Mapping[str, str]) -> str:
             ["task", "source", "at env steps", "value", "here (mean of seeds, env steps)"],
             [[p.task, p.source, "–" if p.steps is None else f"{p.steps:,}", _num(p.value),
               _ours(runs, p.task)] for p in report.published]))
+    if report.threshold is not None:
+        parts.append(f"Env steps to reach {_num(report.threshold)} (each seed's first test at "
+                     "or above it; seeds that never did are counted apart):")
+        parts.append(_md_table(
+            ["task", "algorithm", "seeds that reached it", "median steps", "each seed"],
+            [[task, algo, f"{sum(x is not None for x in steps)} of {len(steps)}",
+              _median_steps(steps), ", ".join("never" if x is None else f"{x:,}" for x in steps)]
+             for task, by_algo in report.reached.items() for algo, steps in by_algo.items()]))
     parts.append("## Aggregate scores")
     if report.aggregates:
         parts.append(f"Final scores, {scores}, over the tasks {', '.join(report.table.tasks)}: "
@@ -702,6 +730,12 @@ def _markdown(report: Report, figures: Mapping[str, str]) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+def _median_steps(steps: Sequence[int | None]) -> str:
+    """The median over the seeds that reached the threshold, or – when none did."""
+    done = [x for x in steps if x is not None]
+    return f"{float(np.median(done)):,.0f}" if done else "–"
+
+
 def _ours(runs: Sequence[Run], task: str) -> str:
     """Each algorithm's mean final score on ``task`` and the env steps its runs reached."""
     parts = []
@@ -728,6 +762,9 @@ def _as_json(report: Report) -> dict[str, Any]:
                               "lo": b.lo.tolist(), "hi": b.hi.tolist()}
                           for a, b in bands.items()} for task, bands in report.curves.items()},
         "published": [vars(p) for p in report.published],
+        "threshold": report.threshold,
+        "reached": {task: {a: list(v) for a, v in by.items()}
+                    for task, by in report.reached.items()},
         "notes": list(report.notes),
     }
 
@@ -756,6 +793,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="aggregate raw scores instead of min-max normalising each task")
     parser.add_argument("--reps", type=_positive, default=2000, metavar="N",
                         help="bootstrap resamples per interval (default 2000)")
+    parser.add_argument("--threshold", type=float, default=None, metavar="T",
+                        help="also table the env steps each seed took to first reach T (e.g. "
+                             "0.9 for a win rate)")
     parser.add_argument("--published", default=None, metavar="FILE",
                         help="YAML of published figures per task ({source, value, steps} "
                              "entries), drawn beside the curves and tabled beside the scores")
@@ -767,7 +807,7 @@ def run_cli(args: argparse.Namespace) -> int:
         published = load_published(args.published) if args.published else ()
         runs = load_runs(args.runs, metric=args.metric)
         path = write_report(runs, args.out, normalise=not args.no_normalise, reps=args.reps,
-                            published=published)
+                            published=published, threshold=args.threshold)
     except (ValueError, ImportError) as e:
         print(f"marl report: error: {e}", file=sys.stderr)
         return 2

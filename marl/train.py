@@ -61,7 +61,7 @@ from marl.devices import available_device
 from marl.envs.registry import env_version
 from marl.learner import ReplayLearner, RolloutLearner
 from marl.logger import RunLogger
-from marl.replay import EpisodeReplay
+from marl.replay import EpisodeReplay, ReplayTooLarge
 from marl.rollout import RolloutBuffer
 from marl.runner import EPISODE, EpisodeRunner, RolloutRunner, evaluate
 from marl.spec import EnvSpec, VecEnv
@@ -171,8 +171,12 @@ class ReplayTraining:
         rc = cfg.replay
         self.cfg, self.learner, self.device = cfg, learner, device
         replay_device = resolve_device(rc.device, "replay.device") if rc.device else device
-        self.replay = EpisodeReplay(learner.replay_fields(), rc.buffer_size,
-                                    env.spec.episode_limit, device=replay_device)
+        try:
+            self.replay = EpisodeReplay(learner.replay_fields(), rc.buffer_size,
+                                        env.spec.episode_limit, device=replay_device)
+        except ReplayTooLarge as e:
+            raise ConfigError(f"replay.buffer_size={rc.buffer_size}: {e}",
+                              "replay.buffer_size") from None
         self.sample_rng = torch.Generator(device=replay_device)
         self.sample_rng.manual_seed(cfg.seed + 2)
         self.runner = EpisodeRunner(env, learner, self.replay, device)

@@ -231,3 +231,23 @@ def test_load_state_dict_rejects_mismatch() -> None:
     other = EpisodeReplay(make_fields(), 10, T + 1)
     with pytest.raises(ValueError, match="does not match"):
         other.load_state_dict(replay.state_dict())
+
+
+def test_a_replay_the_device_cannot_hold_is_refused_before_anything_runs(monkeypatch,
+                                                                          tmp_path) -> None:
+    import marl.replay
+    from marl.cli import main
+    from marl.replay import ReplayTooLarge, episode_bytes
+
+    fields = {"obs": Field((3, 4), torch.float32, per_state=True),
+              "actions": Field((3,), torch.long)}
+    per = episode_bytes(fields, 10)
+    assert per == 11 * 12 * 4 + 10 * 3 * 8 + 10 + 8  # obs, actions, filled, length
+    monkeypatch.setattr(marl.replay, "free_memory", lambda device: 100 * per)
+    EpisodeReplay(fields, 100, 10)  # fits exactly
+    with pytest.raises(ReplayTooLarge, match=r"101 episodes .*\(at most 100 episodes fit\)"):
+        EpisodeReplay(fields, 101, 10)
+    monkeypatch.setattr(marl.replay, "free_memory", lambda device: 10**6)
+    assert main(["train", "--algo", "qmix", "--env", "lbf:5x5-2p-1f", "--steps", "100",
+                 "--runs-dir", str(tmp_path / "runs")]) == 2
+    assert not (tmp_path / "runs").exists()  # nothing made

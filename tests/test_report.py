@@ -307,3 +307,19 @@ def test_the_shipped_published_figures_load_and_name_catalogued_tasks():
         assert figures and all(0.0 <= p.value <= 1.0 for p in figures)
         for task in {p.task for p in figures}:
             make(task, num_envs=1).close()
+
+
+def test_steps_to_reach_a_threshold_per_seed(runs_dir, tmp_path, capsys, rliable):
+    # CURVES at steps 0, 100, 200: iql seeds reach 0.5 never, at 200, at 100; qmix at 100, 200
+    assert main([str(runs_dir), "--out", str(tmp_path / "out"), "--reps", "50",
+                 "--threshold", "0.5"]) == 0
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert f"| {ENV} | iql | 2 of 3 | 150 | never, 200, 100 |" in text
+    assert f"| {ENV} | qmix | 2 of 2 | 150 | 100, 200 |" in text
+    assert main([str(runs_dir), "--out", str(tmp_path / "out2"), "--reps", "50",
+                 "--threshold", "0.85"]) == 0
+    figures = json.loads((tmp_path / "out2" / "report.json").read_text())
+    assert figures["threshold"] == 0.85
+    assert figures["reached"][ENV] == {"iql": [None, None, None], "qmix": [200, 200]}
+    text = (tmp_path / "out2" / "report.md").read_text()
+    assert f"| {ENV} | iql | 0 of 3 | – | never, never, never |" in text
