@@ -34,7 +34,7 @@ class Field:
 
 
 class ReplayTooLarge(ValueError):
-    """A replay that the device's free memory cannot hold (it would fail once filled)."""
+    """A replay larger than the device's free memory (allocating it would exhaust memory)."""
 
 
 def episode_bytes(fields: dict[str, Field], max_len: int) -> int:
@@ -78,7 +78,8 @@ class EpisodeReplay:
         self.capacity = capacity
         self.max_len = max_len
         self.device = torch.device(device)
-        # the tensors below are touched as episodes fill them: check now, not hours later
+        # torch.zeros below touches every byte at once: a replay that does not fit is refused
+        # here, with a message, rather than the process killed by the kernel
         per_episode, free = episode_bytes(self.fields, max_len), free_memory(self.device)
         if free is not None and capacity * per_episode > free:
             raise ReplayTooLarge(
