@@ -40,8 +40,8 @@ class ReplayTooLarge(ValueError):
 def episode_bytes(fields: dict[str, Field], max_len: int) -> int:
     """Bytes one stored episode of up to ``max_len`` steps takes (``filled`` and ``length``
     included)."""
-    per = sum((max_len + 1 if f.per_state else max_len) * math.prod(f.shape)
-              * torch.empty(0, dtype=f.dtype).element_size() for f in fields.values())
+    per = sum((max_len + 1 if f.per_state else max_len) * math.prod(f.shape) * f.dtype.itemsize
+              for f in fields.values())
     return per + max_len + 8
 
 

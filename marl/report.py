@@ -473,7 +473,7 @@ def summarise(runs: Sequence[Run], *, normalise: bool = True, reps: int = 2000,
     notes += [f"published figures for {task}: no run of that task" for task in
               sorted({p.task for p in published} - ran)]
     curves: dict[str, dict[str, Band]] = {}
-    for task in sorted({r.env for r in runs}):
+    for task in sorted(ran):
         curves[task] = {}
         for algo in sorted({r.algo for r in runs if r.env == task}):
             of = [r for r in runs if r.env == task and r.algo == algo]

@@ -89,7 +89,7 @@ def portable_command(argv: Sequence[str], cwd: str | Path | None = None) -> str:
     """``marl ARGV`` as a shipped file may record it: a path into the package's configs reads
     ``configs/...`` (where the repository keeps them), and a path under ``cwd`` (default: the
     working directory) relative to it, so no path of the machine that ran it is written."""
-    base = Path.cwd() if cwd is None else Path(cwd)
+    base = (Path.cwd() if cwd is None else Path(cwd)).resolve()
     shipped = Path(str(resources.files("marl.configs"))).resolve()
     words = []
     for arg in argv:
@@ -98,8 +98,8 @@ def portable_command(argv: Sequence[str], cwd: str | Path | None = None) -> str:
             resolved = path.resolve()
             if resolved.is_relative_to(shipped):
                 arg = str(Path("configs") / resolved.relative_to(shipped))
-            elif resolved.is_relative_to(base.resolve()):
-                arg = str(resolved.relative_to(base.resolve()))
+            elif resolved.is_relative_to(base):
+                arg = str(resolved.relative_to(base))
         words.append(shlex.quote(arg))
     return " ".join(["marl", *words])
 
