@@ -20,7 +20,6 @@ detects damage: anyone can write a valid header, so it is no proof of origin.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import pickle
@@ -28,8 +27,9 @@ import re
 import struct
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
@@ -40,6 +40,7 @@ _FORMAT = "marl-checkpoint"
 _HEADER = struct.Struct(">8sIQ32s")
 _STEP_RE = re.compile(r"^step_(\d+)(?:-(\d+))?\.pt$")
 _TEMP_RE = re.compile(r"^\.(step_\d+(?:-\d+)?\.pt|lineage\.json)\..+\.tmp$")
+_CHUNK = 1 << 24  # bytes hashed at a time
 LINEAGE = "lineage.json"  # the checkpoints of a run folder in the order they were written
 
 
@@ -116,7 +117,8 @@ def record_written(path: str | os.PathLike, parent: str | None) -> None:
     path = Path(path)
     entries = _lineage(path.parent)
     entries.append({"file": path.name, "parent": parent})
-    _write_atomic(path.parent / LINEAGE, json.dumps({"written": entries}, indent=1).encode())
+    data = json.dumps({"written": entries}, indent=1).encode()
+    _write_atomic(path.parent / LINEAGE, lambda handle: handle.write(data))
 
 
 def prune_checkpoints(folder: str | os.PathLike, keep: int) -> list[Path]:
@@ -144,30 +146,49 @@ def save_checkpoint(
 ) -> Path:
     """Atomically write ``payload`` (and ``identity``) to ``path``; returns the path.
 
-    Serializes in memory first so nothing touches disk if pickling fails, then writes a temp
-    file in the same directory (``os.replace`` is only atomic within one filesystem), fsyncs it
-    and renames it over ``path``. Any exception before the rename leaves ``path`` as it was and
-    removes the temp file.
+    The body is serialized straight into a temp file in the same directory (``os.replace`` is
+    only atomic within one filesystem), never into memory: a payload holding a replay of several
+    GiB must not need that much memory again to be saved. The digest is read back from the
+    file and the header written in front; then the file is fsynced and renamed over ``path``.
+    Any exception before the rename leaves ``path`` as it was and removes the temp file.
     """
     path = Path(path)
-    buffer = io.BytesIO()
-    torch.save(
-        {"format": _FORMAT, "version": FORMAT_VERSION, "identity": identity, "payload": payload},
-        buffer,
-    )
-    body = buffer.getvalue()
-    header = _HEADER.pack(MAGIC, FORMAT_VERSION, len(body), hashlib.sha256(body).digest())
-    _write_atomic(path, header + body)
+    record = {"format": _FORMAT, "version": FORMAT_VERSION, "identity": identity,
+              "payload": payload}
+
+    def write(handle: BinaryIO) -> None:
+        handle.write(bytes(_HEADER.size))  # the header once the body's length and digest are known
+        torch.save(record, handle)
+        length = handle.tell() - _HEADER.size
+        handle.flush()
+        handle.seek(_HEADER.size)
+        digest = _digest(handle, length)
+        handle.seek(0)
+        handle.write(_HEADER.pack(MAGIC, FORMAT_VERSION, length, digest))
+
+    _write_atomic(path, write)
     return path
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temp file beside ``path``, fsync it and rename it over ``path``."""
+def _digest(handle: BinaryIO, length: int) -> bytes:
+    """SHA-256 of the next ``length`` bytes of ``handle``, read in chunks."""
+    sha = hashlib.sha256()
+    while length > 0:
+        chunk = handle.read(min(length, _CHUNK))
+        if not chunk:
+            break
+        sha.update(chunk)
+        length -= len(chunk)
+    return sha.digest()
+
+
+def _write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Call ``write`` on a temp file beside ``path``, fsync it and rename it over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+        with os.fdopen(fd, "w+b") as handle:
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes it private; a checkpoint is not
@@ -223,44 +244,40 @@ def _earlier(path: Path) -> str:
             f"--checkpoint {others[-1]} for eval and render), or copy the file again")
 
 
-def _read_body(path: Path) -> bytes:
-    """Verified body bytes of ``path``: header, length and digest checked before unpickling."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise CheckpointError(_missing_message(path)) from None
-    except OSError as err:
-        raise CheckpointError(f"cannot read checkpoint {path}: {err}") from err
-    size = len(data)
-    if data[: len(MAGIC)] != MAGIC and not (size < len(MAGIC) and MAGIC.startswith(data)):
+def _verified(path: Path, handle: BinaryIO) -> None:
+    """Check ``path``'s header, body length and digest, reading ``handle`` in chunks (never
+    the whole file at once), and leave ``handle`` at the start of the body."""
+    data = handle.read(_HEADER.size)
+    size = os.fstat(handle.fileno()).st_size
+    if data[: len(MAGIC)] != MAGIC and not (len(data) < len(MAGIC) and MAGIC.startswith(data)):
         raise CheckpointError(
             f"{path} is not a marl checkpoint (no {MAGIC!r} magic bytes); "
             "checkpoints must be written by marl.checkpoint.save_checkpoint"
         )
-    if size < _HEADER.size:
+    if len(data) < _HEADER.size:
         raise CheckpointError(
             f"checkpoint {path} is truncated ({size} bytes, the header alone needs "
             f"{_HEADER.size}); the save was interrupted - {_earlier(path)}"
         )
-    _, version, length, digest = _HEADER.unpack_from(data)
+    _, version, length, digest = _HEADER.unpack(data)
     if version != FORMAT_VERSION:
         raise CheckpointError(
             f"checkpoint {path} has format version {version}, this code reads version "
             f"{FORMAT_VERSION}; load it with the marl version that wrote it"
         )
-    body = data[_HEADER.size :]
-    if len(body) != length:
-        problem = "truncated" if len(body) < length else "corrupt (trailing bytes)"
+    body = size - _HEADER.size
+    if body != length:
+        problem = "truncated" if body < length else "corrupt (trailing bytes)"
         raise CheckpointError(
             f"checkpoint {path} is {problem}: header promises a {length}-byte body, file holds "
-            f"{len(body)}; {_earlier(path)}"
+            f"{body}; {_earlier(path)}"
         )
-    if hashlib.sha256(body).digest() != digest:
+    if _digest(handle, length) != digest:
         raise CheckpointError(
             f"checkpoint {path} is corrupt: SHA-256 digest mismatch (bytes changed after "
             f"saving); {_earlier(path)}"
         )
-    return body
+    handle.seek(_HEADER.size)
 
 
 def _normalize(value: Any) -> Any:
@@ -288,21 +305,11 @@ def check_identity(path: str | os.PathLike, saved: dict[str, Any],
         )
 
 
-def load_checkpoint(
-    path: str | os.PathLike,
-    *,
-    identity: dict[str, Any] | None = None,
-    map_location: str | torch.device = "cpu",
-) -> dict[str, Any]:
-    """Load and verify ``path``, returning its payload; every failure raises CheckpointError.
-
-    When ``identity`` is given, every key that differs from the saved identity is reported,
-    so resuming with the wrong algorithm, environment or shapes fails before any weights load.
-    """
-    path = Path(path)
-    body = _read_body(path)
+def _load_body(path: Path, handle: BinaryIO, map_location: str | torch.device) -> Any:
+    """The verified body of ``path`` (open as ``handle``), loaded weights-only."""
+    _verified(path, handle)
     try:
-        record = torch.load(io.BytesIO(body), map_location=map_location, weights_only=True)
+        return torch.load(handle, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         lines = [line.strip() for line in str(err).splitlines()]
         reason = next((line for line in lines if "unsupported" in line.lower()),
@@ -317,6 +324,28 @@ def load_checkpoint(
             f"checkpoint {path} passed its digest check but torch.load failed: {err!r}; "
             "it may need a torch version that is not available here"
         ) from err
+
+
+def load_checkpoint(
+    path: str | os.PathLike,
+    *,
+    identity: dict[str, Any] | None = None,
+    map_location: str | torch.device = "cpu",
+) -> dict[str, Any]:
+    """Load and verify ``path``, returning its payload; every failure raises CheckpointError.
+
+    When ``identity`` is given, every key that differs from the saved identity is reported,
+    so resuming with the wrong algorithm, environment or shapes fails before any weights load.
+    """
+    path = Path(path)
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        raise CheckpointError(_missing_message(path)) from None
+    except OSError as err:
+        raise CheckpointError(f"cannot read checkpoint {path}: {err}") from err
+    with handle:
+        record = _load_body(path, handle, map_location)
     if not (
         isinstance(record, dict)
         and record.get("format") == _FORMAT

@@ -78,8 +78,8 @@ class EpisodeReplay:
         self.capacity = capacity
         self.max_len = max_len
         self.device = torch.device(device)
-        # torch.zeros below touches every byte at once: a replay that does not fit is refused
-        # here, with a message, rather than the process killed by the kernel
+        # a replay that does not fit is refused here, with a message, rather than the process
+        # killed by the kernel once it has filled
         per_episode, free = episode_bytes(self.fields, max_len), free_memory(self.device)
         if free is not None and capacity * per_episode > free:
             raise ReplayTooLarge(
@@ -88,8 +88,10 @@ class EpisodeReplay:
                 f"{free / 2**30:.1f} GiB free: lower buffer_size (at most "
                 f"{free // per_episode} episodes fit) or give the replay another device "
                 "(replay.device)")
+        # Rows are only read once written, and always written whole (``insert``), so the big
+        # fields start uninitialised: memory is taken as the replay fills, not all at once.
         self.data = {
-            name: torch.zeros(
+            name: torch.empty(
                 (capacity, max_len + 1 if f.per_state else max_len, *f.shape),
                 dtype=f.dtype,
                 device=self.device,
@@ -155,8 +157,10 @@ class EpisodeReplay:
         return batch
 
     def state_dict(self) -> dict:
-        return {"data": {k: v[: self.size].clone() for k, v in self.data.items()}, "pos": self.pos,
-                "size": self.size, "episodes_written": self.episodes_written}
+        """The stored episodes, as tensors that *share* the replay's memory (a checkpoint of a
+        replay of several GiB must not copy it): serialise it before the next ``insert``."""
+        return {"data": {k: _leading_rows(v, self.size) for k, v in self.data.items()},
+                "pos": self.pos, "size": self.size, "episodes_written": self.episodes_written}
 
     def load_state_dict(self, state: dict) -> None:
         size = state["size"]
@@ -168,3 +172,13 @@ class EpisodeReplay:
             self.data[name][:size] = value.to(self.device)
         self.pos, self.size = state["pos"], size
         self.episodes_written = state["episodes_written"]
+
+
+def _leading_rows(tensor: torch.Tensor, rows: int) -> torch.Tensor:
+    """``tensor[:rows]`` on a storage cut to those rows, without copying them: ``torch.save``
+    writes a view's whole storage, so a plain slice of a partly filled replay would write
+    every slot."""
+    row_bytes = math.prod(tensor.shape[1:]) * tensor.dtype.itemsize
+    storage = tensor.untyped_storage()[: rows * row_bytes]
+    return torch.empty(0, dtype=tensor.dtype, device=tensor.device).set_(
+        storage, 0, (rows, *tensor.shape[1:]))

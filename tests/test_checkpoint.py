@@ -196,3 +196,29 @@ def test_latest_checkpoint_and_names(tmp_path: Path) -> None:
     names = [checkpoint_name(t) for t in many]
     assert sorted(names) == [checkpoint_name(t) for t in sorted(many)]
     assert checkpoint_name(1234) == "step_000001234.pt"
+
+
+def test_saving_and_loading_do_not_hold_the_body_in_memory(tmp_path: Path) -> None:
+    """A checkpoint of 512 MiB is written and read with far less than 512 MiB more memory
+    than its tensors take (the payload of a big replay must not be copied to be saved)."""
+    import subprocess
+    import sys
+
+    script = f"""
+import resource, torch
+from marl.checkpoint import save_checkpoint, load_checkpoint
+big = torch.ones(128, 1024, 1024)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+save_checkpoint({str(tmp_path / "big.pt")!r}, {{"x": big}}, identity={{}})
+saved = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+del big
+loaded = load_checkpoint({str(tmp_path / "big.pt")!r})["x"]
+assert float(loaded.min()) == float(loaded.max()) == 1.0
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print((saved - before) // 1024, (after - before) // 1024)
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True).stdout.split()
+    save_mib, load_mib = int(out[0]), int(out[1])
+    assert save_mib < 64, f"saving 512 MiB took {save_mib} MiB more memory"
+    assert load_mib < 64, f"loading 512 MiB took {load_mib} MiB beyond its tensors"

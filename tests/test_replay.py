@@ -251,3 +251,24 @@ def test_a_replay_the_device_cannot_hold_is_refused_before_anything_runs(monkeyp
     assert main(["train", "--algo", "qmix", "--env", "lbf:5x5-2p-1f", "--steps", "100",
                  "--runs-dir", str(tmp_path / "runs")]) == 2
     assert not (tmp_path / "runs").exists()  # nothing made
+
+
+def test_a_checkpoint_of_a_partly_filled_replay_holds_its_episodes_without_copying_them(
+        tmp_path) -> None:
+    from marl.checkpoint import load_checkpoint, save_checkpoint
+
+    capacity = 200
+    replay, _ = fill(capacity, [2, 3])
+    state = replay.state_dict()
+    for name, value in state["data"].items():  # the replay's own memory, cut to 5 rows
+        assert value.shape[0] == 5 and value.data_ptr() == replay.data[name].data_ptr(), name
+    path = save_checkpoint(tmp_path / "partial.pt", {"replay": state}, identity={})
+    full = save_checkpoint(tmp_path / "all.pt", {"replay": {
+        "data": {k: v[:5] for k, v in replay.data.items()}}}, identity={})
+    assert path.stat().st_size * 10 < full.stat().st_size  # 5 rows written, not 200
+    fresh = EpisodeReplay(make_fields(), capacity, T)
+    fresh.load_state_dict(load_checkpoint(path)["replay"])
+    slots = torch.arange(5)
+    a, b = replay.gather(slots), fresh.gather(slots)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
