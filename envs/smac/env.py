@@ -92,6 +92,7 @@ ACTION_NAMES_BASE = ("no-op", "stop", "north", "south", "east", "west")
 # the way), ATTACK a target it acquired itself, CHASE a target it was ordered to attack
 NONE, STOP, MOVE, ATTACK, CHASE = 0, 1, 2, 3, 4
 TIER = 1e4  # target priority tiers of the enemy AI, in units of distance
+APPROACH = 0.01  # a unit walking to its target stops this far inside its weapon's range
 ARRIVED = 1.0  # an enemy this close to its attack-move point stands there, idle
 
 
@@ -468,11 +469,11 @@ class SMACEnv(BatchedEnv[SMACState]):
         valid = k.healer | can_hit.gather(2, s.target.unsqueeze(-1)).squeeze(-1)
         ordered = s.order >= ATTACK
         attacking = ordered & target_alive & alive & valid
-        gap = (target_pos - s.pos).norm(dim=-1) - k.radius - _at(k.radius, s.target)
-        in_range = attacking & (gap <= k.range)
-        # movement: towards the target until in range, or to the destination
+        reach = k.radius + _at(k.radius, s.target)  # centre distance of touching edges
+        gap = (target_pos - s.pos).norm(dim=-1) - reach
+        # movement: towards the target until a little inside range, or to the destination
         goal = torch.where(ordered.unsqueeze(-1), target_pos, s.dest)
-        want = torch.where(attacking, (gap - k.range).clamp(min=0), 0.0)
+        want = torch.where(attacking & (gap > k.range), gap - k.range + APPROACH, 0.0)
         to_dest = (s.dest - s.pos).norm(dim=-1)
         want = torch.where((s.order == MOVE) & alive, to_dest, want)
         if self.has_walls and not self.terrain.convex:  # round walls, up ramps
@@ -484,7 +485,11 @@ class SMACEnv(BatchedEnv[SMACState]):
         stride = torch.minimum(want, k.speed).unsqueeze(-1)
         moved = s.pos + delta / length * stride
         s.pos = self._slide(s.pos, moved, k.walker) if self.has_walls else moved
-        # weapons (healers heal continuously instead); cooldowns run in whole game loops
+        # weapons (healers heal continuously instead); cooldowns run in whole game loops. Range
+        # is taken after the move: a unit that walks into range fires in the same loop (else a
+        # melee unit in a crowd, pushed back out after every step in, never would)
+        target_pos = s.pos.gather(1, s.target.unsqueeze(-1).expand(-1, -1, 2))
+        in_range = attacking & ((target_pos - s.pos).norm(dim=-1) - reach <= k.range)
         s.cooldown = (s.cooldown - 1).clamp(min=0)
         fire = in_range & (s.cooldown <= 0) & ~k.healer
         delay = torch.rand(fire.shape, generator=self.rng, device=fire.device)
