@@ -29,13 +29,14 @@ Dynamics, per environment step of 8 game loops, each loop for every unit of ever
    script) and ``2c_vs_64zg`` (whose script sends the enemies at the allies' units) all of
    them. An enemy Medivac heals the most injured friendly unit in sight, else keeps with the
    closest friendly unit.
-3. **Movement.** A unit with a target out of range walks to it; a unit with a move order walks
-   to its destination; at its speed, never past the goal. Ground units walk on walkable cells:
+3. **Movement.** A unit with a target out of range walks to it, to 0.01 inside its range; a
+   unit with a move order walks to its destination; at its speed, never past the goal. Ground units walk on walkable cells:
    straight when the goal is in sight, else along a shortest path round walls and up ramps
    (:meth:`~marl.envs.smac.terrain.Terrain.waypoint`); a blocked step slides along the wall.
    Overlapping ground units are pushed apart by half their overlap (a Colossus steps over
    others and walks over cliffs); positions stay inside the map.
-4. **Weapons.** A unit whose target is within its range (between unit edges), that its weapon
+4. **Weapons.** A unit whose target is within its range after the loop's move (between unit
+   edges; so a unit that walks into range fires in the same loop), that its weapon
    can target (air or ground: only Marines, Stalkers and Hydralisks hit the Medivac), and whose
    cooldown has run out (cooldowns count whole game loops) fires: ``attacks`` hits of
    :func:`~marl.envs.smac.combat.hit_table` damage, landed by
