@@ -366,7 +366,8 @@ def main(argv: list[str] | None = None) -> int:
     sw = sub.add_parser("sweep", help="run many trainings: algorithms × envs × seeds × search",
                         description="Run (or read back, or resume) one `marl train` per "
                         "algorithm, environment, seed and configuration of the search space, "
-                        "locally or on Ray; key=value arguments are overrides of every run. "
+                        "locally or on Ray; key=value arguments are overrides of every run, "
+                        "after a sweep file's own. "
                         "A sweep file (YAML) holds the same keys and more (search spaces).")
     sw.add_argument("file", nargs="?", help="a sweep file (YAML); flags override its keys")
     sw.add_argument("--algos", nargs="+")

@@ -202,7 +202,8 @@ def run_name(algo: str, env: str, seed: int, config: tuple[str, ...] = ()) -> st
 
 
 def load_sweep(path: str | Path, **flags: Any) -> SweepSpec:
-    """A sweep file, with ``flags`` (non-``None`` values) over its keys; errors name the
+    """A sweep file, with ``flags`` (non-``None`` values) over its keys, except that
+    ``overrides`` are added after the file's own (a later one of a key wins); errors name the
     file and the key."""
     source = str(path)
     try:
@@ -217,7 +218,10 @@ def load_sweep(path: str | Path, **flags: Any) -> SweepSpec:
         raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}; valid keys: "
                           f"{', '.join(sorted(known))}")
     values = {str(k): v for k, v in data.items()}
+    extra = flags.pop("overrides", None)
     values.update({k: v for k, v in flags.items() if v is not None})
+    if extra:
+        values["overrides"] = [*(values.get("overrides") or []), *extra]
     try:
         return SweepSpec(**values)
     except TypeError as e:

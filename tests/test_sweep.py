@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from marl.config import ConfigError
+from marl.config import ConfigError, load_config
 from marl.sweep import Job, Progress, RunFolderMismatch, run_local, run_or_read
 from marl.sweep_spec import SweepSpec, load_sweep, run_name
 
@@ -87,6 +87,14 @@ def test_sweep_file_is_validated_and_flags_override_it(tmp_path):
     spec = load_sweep(path, seeds=[4], steps=None)
     assert spec.seeds == [4] and spec.steps == SweepSpec(["a"], ["b"]).steps
     assert len(spec.jobs()) == 2
+    # key=value arguments add to the file's overrides (the last of a key wins in a config)
+    path.write_text("algos: [iql]\nenvs: ['lbf:5x5-2p-1f']\n"
+                    "overrides: [save_interval=200, test_interval=100]\n")
+    spec = load_sweep(path, overrides=["save_replay=false", "test_interval=50"])
+    assert spec.overrides == ["save_interval=200", "test_interval=100", "save_replay=false",
+                              "test_interval=50"]
+    cfg = load_config("iql", "lbf:5x5-2p-1f", overrides=spec.jobs()[0].overrides)
+    assert (cfg.save_interval, cfg.test_interval, cfg.save_replay) == (200, 50, False)
     path.write_text("algos: [iql]\nenvs: ['lbf:5x5-2p-1f']\nsead: 3\n")
     with pytest.raises(ConfigError, match="unknown key.*sead"):
         load_sweep(path)
