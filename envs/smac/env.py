@@ -30,8 +30,9 @@ Dynamics, per environment step of 8 game loops, each loop for every unit of ever
    them. An enemy Medivac heals the most injured friendly unit in sight, else keeps with the
    closest friendly unit.
 3. **Movement.** A unit with a target out of range walks to it, to 0.01 inside its range; a
-   unit with a move order walks to its destination; at its speed, never past the goal. Ground units walk on walkable cells:
-   straight when the goal is in sight, else along a shortest path round walls and up ramps
+   unit with a move order walks to its destination; at its speed, never past the goal. Ground
+   units walk on walkable cells: straight when the goal is in sight, else along a shortest
+   path round walls and up ramps
    (:meth:`~marl.envs.smac.terrain.Terrain.waypoint`); a blocked step slides along the wall.
    Overlapping ground units are pushed apart by half their overlap (a Colossus steps over
    others and walks over cliffs); positions stay inside the map.
