@@ -74,6 +74,22 @@ def test_an_enemy_whose_target_leaves_switches_to_an_ally_attacking_it():
     assert env2.state.dest[0, n].tolist() == pytest.approx(list(MAPS["3m"].attack_point))
 
 
+def test_an_enemy_whose_target_steps_out_of_its_weapon_range_turns_on_its_attacker():
+    """A target is kept while it stays within the enemy's *weapon* range (SMAClite's
+    attack-move drops it once it is not); then an ally attacking the enemy comes first. So one
+    hydralisk cannot lead every zealot away while the others shoot them (a trained policy
+    won 6h_vs_8z that way when a target was kept anywhere within the 5 of scan range)."""
+    n = MAPS["6h_vs_8z"].n_agents
+    env, _ = placed("smac:6h_vs_8z", {0: (15.0, 12.6), 1: (11.0, 14.0), n: (15.0, 14.0)})
+    env.step(stop_all(env))
+    assert env.state.order[0, n] == ATTACK and env.state.target[0, n] == 0  # the closest
+    s = env.state
+    s.pos[0, 0] = torch.tensor([15.0, 9.5])  # out of melee range, well within scan range
+    env.set_state(s)
+    env.step(stop_all(env, a1=6))  # ally 1 shoots the zealot
+    assert env.state.order[0, n] == ATTACK and env.state.target[0, n] == 1
+
+
 def test_an_enemy_idle_at_its_point_is_sent_after_the_closest_ally():
     """SMAC's enemy is a computer player: its idle army goes after the allies, so hiding out
     of scan range does not stall the battle; a Spine Crawler (it cannot walk) stays put."""

@@ -22,7 +22,7 @@ Dynamics, per environment step of 8 game loops, each loop for every unit of ever
 2. **Enemy AI**: the map's order, then SC2's unit behaviour (:meth:`SMACEnv._enemy_ai`,
    docs/envs/smac.md): attack-move towards the map's point, acquire an ally within scan range
    (one that attacks it first, then one that can hurt it, the closest), keep it while it stays
-   targetable and within scan range, resume the attack-move without one. Every 0.5 game
+   targetable and within its weapon's range, resume the attack-move without one. Every 0.5 game
    seconds, enemies without a target are ordered onto the closest ally: on SMAC's maps those
    standing idle at their order's point (the enemy is a computer player, whose AI sends its
    idle army after the enemy: the allies cannot win time by hiding), on SMACv2 (its map
@@ -402,6 +402,7 @@ class SMACEnv(BatchedEnv[SMACState]):
                 "scan": k.scan.expand(*lead, self.n_units)[..., n:, None],
                 "hits": can[..., n:, :n], "aimed": aimed,
                 "reach": k.range.expand(*lead, self.n_units)[..., None, :n],
+                "weapon": k.range.expand(*lead, self.n_units)[..., n:],
                 "tier": torch.where(threat, TIER, 2 * TIER)}
 
     def _enemy_ai(self, s: SMACState, k: UnitColumns, c: dict[str, torch.Tensor],
@@ -410,7 +411,7 @@ class SMACEnv(BatchedEnv[SMACState]):
         (measured at the end of the previous game loop) and the step's :meth:`_enemy_context`
         ``c``: SC2's unit behaviour under the map's attack-move (docs/envs/smac.md, "The
         enemy"). An enemy keeps a target it acquired while it stays targetable and within its
-        scan range (edge to edge), and one it was ordered to attack while it lives. Otherwise
+        weapon's range (edge to edge), and one it was ordered to attack while it lives. Else
         it acquires, among the allies it can target, one that attacks it (retaliation, at any
         distance), else one within its scan range that can hurt it, else any within its scan
         range, the closest in each tier; with none it attack-moves on to its destination.
@@ -427,8 +428,8 @@ class SMACEnv(BatchedEnv[SMACState]):
         slot = target.clamp(max=n - 1).unsqueeze(-1)
         held = foes.gather(-1, slot).squeeze(-1) & (target < n)
         in_scan = gap <= c["scan"]
-        keep = held & ((order == CHASE) | ((order == ATTACK)
-                                            & in_scan.gather(-1, slot).squeeze(-1)))
+        in_reach = gap.gather(-1, slot).squeeze(-1) <= c["weapon"]
+        keep = held & ((order == CHASE) | ((order == ATTACK) & in_reach))
         # allies attacking each enemy: their attack order is on it and it is within their range
         attacker = c["aimed"] & (gap <= c["reach"])
         score = torch.where(attacker, 0.0, c["tier"]) + to_ally
