@@ -181,4 +181,4 @@ def _leading_rows(tensor: torch.Tensor, rows: int) -> torch.Tensor:
     row_bytes = math.prod(tensor.shape[1:]) * tensor.dtype.itemsize
     storage = tensor.untyped_storage()[: rows * row_bytes]
     return torch.empty(0, dtype=tensor.dtype, device=tensor.device).set_(
-        storage, 0, (rows, *tensor.shape[1:]))
+        storage, 0, (rows, *tensor.shape[1:]), tensor.stride())
