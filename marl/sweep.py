@@ -204,6 +204,14 @@ class Progress:
                     self.best = (float(value), name)
             self._show()
 
+    def retrying(self, name: str, attempt: int, error: str) -> None:
+        """Say that attempt ``attempt`` of trial ``name`` failed, and why (the last lines of
+        its error), before the next attempt resumes it: a failure that a retry gets past is
+        still worth knowing (a full disk, a killed process)."""
+        reason = " | ".join(line.strip() for line in error.strip().splitlines()[-3:])
+        with self._lock:
+            self.emit(f"trial {name}: attempt {attempt} failed, retrying: {reason}")
+
     def sync(self, *, running: int, done: int, failed: int,
              best: tuple[float, str] | None, total: int) -> None:
         """Set the counts from a scheduler that keeps them (Ray Tune)."""
@@ -243,6 +251,8 @@ def run_local(jobs: Sequence[Job], runs_dir: str | Path, *, concurrent: int = 1,
                 break
             except RuntimeError as e:
                 error = str(e)
+                if progress and attempt <= retries:
+                    progress.retrying(job.name, attempt, error)
                 continue
             if progress:
                 progress.finished(job.name, summary)

@@ -112,6 +112,8 @@ def test_local_sweep_retries_then_reports_failure_while_others_finish(tmp_path):
     assert bad.status == "failed" and bad.attempts == 2 and "cuda:99" in bad.error
     assert (tmp_path / ok.job.name / "summary.json").is_file()
     assert lines[-1].startswith("trials: 1 done, 0 running, 1 failed, 0 pending of 2")
+    retried = [line for line in lines if line.startswith(f"trial {bad.job.name}: attempt 1")]
+    assert len(retried) == 1 and "cuda:99" in retried[0]  # the first failure is not lost
     # a rerun reads the finished trial back
     stamp = (tmp_path / ok.job.name / "summary.json").stat().st_mtime_ns
     again = run_local([ok.job], tmp_path)
