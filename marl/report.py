@@ -26,6 +26,11 @@ per task and algorithm, the env steps at which each seed's curve first reaches `
     marl report runs/curves --out reports/curves
     marl report tuned=runs/tuned default=runs/default --out reports/tuned  # one algorithm, two
     marl report runs/smac --out reports/smac --published docs/envs/smac_qmix_published.yaml
+    marl report reports/smac/runs.json runs/smac-seed2 --out reports/smac  # add seeds later
+
+A report keeps the runs it read in ``runs.json`` (each run's curve and figures), which a later
+report reads like a run folder: runs made in another session, or on another machine, join
+without their folders.
 """
 
 from __future__ import annotations
@@ -73,6 +78,11 @@ class Run:
     env_steps: int
     wall_s: float | None  # None without summary.json
     steps_per_s: float | None
+    folder: str = ""  # the run folder's name (``path`` may be a report's runs.json)
+
+    def __post_init__(self) -> None:
+        if not self.folder:
+            object.__setattr__(self, "folder", self.path.name)
 
 
 @dataclass(frozen=True)
@@ -150,6 +160,10 @@ class _Unreadable(Exception):
     """Why a run folder cannot be used."""
 
 
+RUNS_FILE = "runs.json"  # a report's runs as it read them; `marl report` reads it back
+RUNS_FORMAT = "marl-report-runs/1"
+
+
 def find_run_dirs(path: str | os.PathLike) -> list[Path]:
     """``path`` when it is a run folder (holds ``config.yaml``), else the run folders below it."""
     path = Path(path)
@@ -177,7 +191,9 @@ def _labelled(path: str | os.PathLike) -> tuple[str, Path]:
 
 
 def load_runs(paths: Sequence[str | os.PathLike], *, metric: str | None = None) -> list[Run]:
-    """The finished runs in ``paths`` (run folders, or folders searched for them).
+    """The finished runs in ``paths``: run folders, folders searched for them, or a report's
+    ``runs.json`` (the file, or the report folder holding it), whose runs were read from
+    their folders when that report was written.
 
     A path written ``LABEL=DIR`` names its runs' algorithm ``"<algo> (LABEL)"``, so that runs
     of one algorithm with different settings (tuned and default, say) are compared as two
@@ -188,18 +204,27 @@ def load_runs(paths: Sequence[str | os.PathLike], *, metric: str | None = None) 
     runs: list[Run] = []
     seen: dict[tuple[str, str, int], Path] = {}
     for label, path in map(_labelled, paths):
-        if not path.is_dir():
-            _skip(path, "not a folder")
-            continue
-        run_dirs = find_run_dirs(path)
-        if not run_dirs:
-            _skip(path, "no run folder (one holding config.yaml) in it")
-        for run_dir in run_dirs:
+        if path.is_file() or ((path / RUNS_FILE).is_file() and not find_run_dirs(path)):
+            file = path if path.is_file() else path / RUNS_FILE
             try:
-                run = _read_run(run_dir, metric)
+                read = [(file, run) for run in _read_runs_file(file, metric)]
             except _Unreadable as e:
-                _skip(run_dir, str(e))
+                _skip(file, str(e))
                 continue
+        elif not path.is_dir():
+            _skip(path, "not a folder nor a report's runs.json")
+            continue
+        else:
+            read = []
+            run_dirs = find_run_dirs(path)
+            if not run_dirs:
+                _skip(path, "no run folder (one holding config.yaml) in it")
+            for run_dir in run_dirs:
+                try:
+                    read.append((run_dir, _read_run(run_dir, metric)))
+                except _Unreadable as e:
+                    _skip(run_dir, str(e))
+        for run_dir, run in read:
             if label:
                 run = replace(run, algo=f"{run.algo} ({label})")
             key = (run.algo, run.env, run.seed)
@@ -214,7 +239,53 @@ def load_runs(paths: Sequence[str | os.PathLike], *, metric: str | None = None) 
     if not runs:
         raise ValueError(f"no finished run in {', '.join(map(str, paths))}: a run folder is "
                          "one that `marl train` made (it holds config.yaml and TensorBoard "
-                         "files, and summary.json when a sweep ran it)")
+                         "files, and summary.json when a sweep ran it), or a report's "
+                         f"{RUNS_FILE}")
+    return runs
+
+
+def runs_as_json(runs: Sequence[Run]) -> dict[str, Any]:
+    """``runs`` as a report's ``runs.json`` holds them: every run's curve and figures, so a
+    later report can read them back (:func:`load_runs`) when the run folders are gone or on
+    another machine."""
+    return {"format": RUNS_FORMAT, "runs": [
+        {"algo": r.algo, "env": r.env, "seed": r.seed, "metric": r.metric,
+         "curve": [list(point) for point in r.curve], "final": r.final,
+         "env_steps": r.env_steps, "wall_s": r.wall_s, "steps_per_s": r.steps_per_s,
+         "folder": r.folder} for r in runs]}
+
+
+def _read_runs_file(file: Path, metric: str | None) -> list[Run]:
+    """The runs a report wrote to ``file`` (:func:`runs_as_json`); those of another metric
+    than ``metric`` are skipped with a warning."""
+    try:
+        data = json.loads(file.read_text())
+    except (OSError, ValueError) as e:
+        raise _Unreadable(f"unreadable ({e})") from e
+    if not isinstance(data, dict) or data.get("format") != RUNS_FORMAT:
+        raise _Unreadable(f"not a report's {RUNS_FILE} (no \"format\": \"{RUNS_FORMAT}\")")
+    entries = data.get("runs")
+    if not isinstance(entries, list) or not entries:
+        raise _Unreadable("no run in it")
+    runs = []
+    for i, entry in enumerate(entries):
+        try:
+            run = Run(file, str(entry["algo"]), str(entry["env"]), int(entry["seed"]),
+                      str(entry["metric"]),
+                      tuple((int(x), float(y)) for x, y in entry["curve"]),
+                      float(entry["final"]), int(entry["env_steps"]),
+                      None if entry["wall_s"] is None else float(entry["wall_s"]),
+                      None if entry["steps_per_s"] is None else float(entry["steps_per_s"]),
+                      str(entry["folder"]))
+        except (KeyError, TypeError, ValueError) as e:
+            raise _Unreadable(f"run {i + 1} unreadable ({type(e).__name__}: {e})") from e
+        if metric is not None and run.metric != metric:
+            _skip(file, f"run {i + 1} ({run.algo} on {run.env}, seed {run.seed}) holds "
+                        f"{run.metric!r}, not {metric!r}")
+            continue
+        if not math.isfinite(run.final):
+            raise _Unreadable(f"run {i + 1}: the final {run.metric!r} is {run.final}")
+        runs.append(run)
     return runs
 
 
@@ -516,8 +587,9 @@ def summarise(runs: Sequence[Run], *, normalise: bool = True, reps: int = 2000,
 def write_report(runs: Sequence[Run], out_dir: str | os.PathLike, *, normalise: bool = True,
                  reps: int = 2000, seed: int = 0, published: Sequence[Published] = (),
                  threshold: float | None = None) -> Path:
-    """Write ``report.md``, its PNG figures and ``report.json`` (the figures as numbers) into
-    ``out_dir``; returns the path of ``report.md``."""
+    """Write ``report.md``, its PNG figures, ``report.json`` (the figures as numbers) and
+    ``runs.json`` (the runs read, for later reports) into ``out_dir``; returns the path of
+    ``report.md``."""
     report = summarise(runs, normalise=normalise, reps=reps, seed=seed, published=published,
                        threshold=threshold)
     out = Path(out_dir)
@@ -531,6 +603,7 @@ def write_report(runs: Sequence[Run], out_dir: str | os.PathLike, *, normalise: 
         _plot_profiles(out / "profile.png", report, colours)
     (out / "report.md").write_text(_markdown(report, figures))
     (out / "report.json").write_text(json.dumps(_as_json(report)))
+    (out / RUNS_FILE).write_text(json.dumps(runs_as_json(report.runs)))
     return out / "report.md"
 
 
@@ -722,7 +795,7 @@ def _markdown(report: Report, figures: Mapping[str, str]) -> str:
         ["algorithm", "env", "seed", "env steps", "wall-clock s", "env steps/s", "final score",
          "folder"],
         [[r.algo, r.env, str(r.seed), f"{r.env_steps:,}", _one_decimal(r.wall_s),
-          _one_decimal(r.steps_per_s), _num(r.final), f"`{r.path.name}`"]
+          _one_decimal(r.steps_per_s), _num(r.final), f"`{r.folder}`"]
          for r in sorted(runs, key=lambda r: (r.env, r.algo, r.seed))]))
     if report.notes:
         parts.append("## Notes")
@@ -782,10 +855,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``marl report``: for :func:`main`, and for a ``marl.cli`` sub-command
     that runs :func:`run_cli`."""
     parser.add_argument("runs", nargs="+", metavar="RUNS_DIR",
-                        help="run folders, or folders searched for them; LABEL=DIR reports "
-                             "DIR's runs as '<algo> (LABEL)', e.g. tuned=runs/a default=runs/b")
+                        help="run folders, or folders searched for them, or an earlier "
+                             "report's runs.json (or its folder); LABEL=DIR reports DIR's runs "
+                             "as '<algo> (LABEL)', e.g. tuned=runs/a default=runs/b")
     parser.add_argument("--out", required=True, metavar="DIR",
-                        help="folder for report.md, its figures and report.json")
+                        help="folder for report.md, its figures, report.json and runs.json")
     parser.add_argument("--metric", default=None, metavar="TAG",
                         help="TensorBoard tag to report (default: test/win_rate where the env "
                              "reports wins, else test/return_mean), e.g. heldout/solved_rate")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -190,6 +191,42 @@ def test_report_of_run_folders(runs_dir, tmp_path, rliable):
     figures = json.loads((out / "report.json").read_text())
     assert figures["curves"][ENV]["qmix"]["mean"] == pytest.approx([0.15, 0.5, 0.95])
     assert set(figures["algorithms"]) == {"iql", "qmix"}
+
+
+def test_a_reports_runs_json_reads_back_as_the_runs_it_read(runs_dir, tmp_path, rliable):
+    """runs.json carries the runs to a later report: the same curves, figures and report,
+    joined by new run folders; a second copy of a seed, another metric and a foreign file
+    are skipped with the reason."""
+    first = [r for r in load_runs([runs_dir]) if r.seed < 3]
+    write_report(first, tmp_path / "first", reps=50)
+    kept = tmp_path / "first" / "runs.json"
+    again = load_runs([kept])
+    assert sorted(again, key=lambda r: (r.algo, r.seed)) == [
+        replace(r, path=kept) for r in sorted(first, key=lambda r: (r.algo, r.seed))]
+    assert {r.folder for r in again} == {"iql_seed1", "iql_seed2", "qmix_seed1", "qmix_seed2"}
+    # the report folder itself, and run folders beside it: seed 3 joins, seeds 1-2 are not
+    # counted twice
+    with pytest.warns(SkippedRun) as caught:
+        joined = load_runs([tmp_path / "first", runs_dir])
+    assert sorted(str(w.message).split(": ")[1].split(" (")[0] for w in caught) == [
+        f"a second run of {a} on {ENV} with seed {s}" for a in ("iql", "qmix") for s in (1, 2)]
+    assert sorted((r.algo, r.seed) for r in joined) == sorted(CURVES)
+    a = summarise(joined, reps=50)
+    b = summarise(load_runs([runs_dir]), reps=50)
+    assert a.aggregates == b.aggregates
+    for algo in ("iql", "qmix"):
+        assert a.curves[ENV][algo].value.tolist() == b.curves[ENV][algo].value.tolist()
+    out = tmp_path / "second"
+    write_report(joined, out, reps=50)
+    assert "`iql_seed1`" in (out / "report.md").read_text()
+    with pytest.warns(SkippedRun, match="holds 'test/return_mean', not 'test/win_rate'"), \
+            pytest.raises(ValueError, match="no finished run"):
+        load_runs([kept], metric="test/win_rate")
+    foreign = tmp_path / "foreign.json"
+    foreign.write_text(json.dumps({"runs": []}))
+    with pytest.warns(SkippedRun, match="not a report's runs.json"), \
+            pytest.raises(ValueError):
+        load_runs([foreign])
 
 
 def test_final_score_without_summary_is_the_last_point(tmp_path):
