@@ -200,6 +200,8 @@ class LBFEnv(BatchedEnv[LBFState]):
         self._cell_weight = torch.tensor([self._width, 1], device=dev)
         self._slot_rank = torch.arange(max_num_food, device=dev)
         self._slot_ids = torch.arange(1, max_num_food + 1, dtype=torch.int16, device=dev)
+        self._ones = torch.ones(1, 1, dtype=torch.int16, device=dev)
+        self._grids: dict[int, torch.Tensor] = {}  # _blank_grid's, by number of copies
         self._neighbours = torch.tensor([-self._width, self._width, -1, 1], device=dev)  # N S W E
         # The same on the field itself (row-major cells r * cols + c), for the walls.
         self._flat_weight = torch.tensor([cols, 1], device=dev)
@@ -451,13 +453,32 @@ class LBFEnv(BatchedEnv[LBFState]):
         """Padded row-major cell numbers of ``pos [..., 2]``."""
         return pos @ self._cell_weight + (self._width + 1)
 
+    def _blank_grid(self, b: int) -> torch.Tensor:
+        """``[b, cells]`` int16 zeros for one lookup, to be left zero again by its user: kept
+        from call to call, since a fresh one costs more (page faults) than the lookup."""
+        grid = self._grids.get(b)
+        if grid is None:
+            grid = self._grids[b] = torch.zeros(b, self._on_field.numel(), dtype=torch.int16,
+                                                device=self.device)
+        return grid
+
+    def _alone(self, cell: torch.Tensor) -> torch.Tensor:
+        """``[B, N]``: whether no other player claims the same cell (``cell [B, N]``)."""
+        grid = self._blank_grid(cell.shape[0])
+        grid.scatter_add_(1, cell, self._ones.expand(cell.shape))
+        alone = grid.gather(1, cell) == 1
+        grid.scatter_(1, cell, 0)
+        return alone
+
     def _food_nearby(self, s: LBFState, cell: torch.Tensor) -> torch.Tensor:
         """``[B, N, 4]``: 1 + the slot of the food north, south, west, east of each player, or 0."""
-        b = cell.shape[0]
-        grid = torch.zeros(b, self._on_field.numel(), dtype=torch.int16, device=self.device)
-        grid.scatter_(1, self._cell(s.food_pos), self._slot_ids * (s.food_level > 0))
+        food = self._cell(s.food_pos)
+        grid = self._blank_grid(cell.shape[0])
+        grid.scatter_(1, food, self._slot_ids * (s.food_level > 0))
         around = cell.unsqueeze(-1) + self._neighbours
-        return grid.gather(1, around.flatten(1)).view(around.shape)
+        nearby = grid.gather(1, around.flatten(1)).view(around.shape)
+        grid.scatter_(1, food, 0)
+        return nearby
 
     def _step(self, s: LBFState, actions: torch.Tensor):
         # Unavailable actions become NONE (0), as in lbforaging (availability is last step's).
@@ -465,9 +486,8 @@ class LBFEnv(BatchedEnv[LBFState]):
         pos, level = s.player_pos, s.player_level
 
         # Every player claims a cell; a cell claimed by more than one player: none of them moves.
-        target = pos + self._moves[actions]
-        key = self._cell(target)
-        alone = (key.unsqueeze(2) == key.unsqueeze(1)).sum(-1) == 1
+        target = pos + self._moves.index_select(0, actions.flatten()).view_as(pos)
+        alone = self._alone(self._cell(target))
         pos = torch.where(alone.unsqueeze(-1), target, pos)
 
         # Loading, after movement (loaders stand still): the loading players next to a food
@@ -505,7 +525,7 @@ class LBFEnv(BatchedEnv[LBFState]):
         pos, level = s.player_pos, s.player_level
         cell = self._cell(pos)
         food_next = self._food_nearby(s, cell) > 0  # [B, N, 4]
-        open_next = self._on_field[cell.unsqueeze(-1) + self._neighbours]
+        open_next = self._on_field.take(cell.unsqueeze(-1) + self._neighbours)
         if self._walled:  # and not a wall (off-field cells clamp to some cell: masked above)
             near = (pos @ self._flat_weight).unsqueeze(-1) + self._flat_neighbours
             wall = s.walls.flatten(1).gather(1, near.flatten(1).clamp(0, self._last_flat))
