@@ -1,10 +1,13 @@
-"""Win rates of two scripted policies on the SMAC maps of the built-in simulator.
+"""Win rates of scripted policies on the SMAC maps of the built-in simulator.
 
-A check that a map's balance is the game's, not a benchmark: the allies stand where they
+A check that a map's balance is the game's, not a benchmark. Two policies stand where they
 spawned and shoot, never moving, so what decides the battle is the units' statistics, the
-weapons and the enemy's behaviour. ``closest``: every agent attacks the closest enemy it can
-shoot; ``focus``: the lowest-numbered one (all agents on the same enemy where they can). Prints
-a table, then one JSON line.
+weapons and the enemy's behaviour: ``closest``, every agent attacks the closest enemy it can
+shoot; ``focus``, the lowest-numbered one (all agents on the same enemy where they can).
+``kite`` moves: an agent that outranges the closest enemy and whose weapon is cooling down
+steps away from it while it is near; otherwise every agent shoots the weakest enemy (health
+and shields) it can, or walks towards the closest — the micro that wins ``3s_vs_5z`` in the
+game (Stalkers outrun and outrange Zealots). Prints a table, then one JSON line.
 
     python scripts/smac_scripted.py                          # the maps of issue 18's targets
     python scripts/smac_scripted.py --maps 6h_vs_8z --battles 256
@@ -23,6 +26,8 @@ from marl.envs.smac.maps import N_BASE_ACTIONS
 
 MAPS = ["3m", "2s3z", "3s_vs_5z", "5m_vs_6m", "corridor", "6h_vs_8z", "MMM2"]
 STOP = 1
+MOVES = torch.tensor([[0.0, 1.0], [0.0, -1.0], [1.0, 0.0], [-1.0, 0.0]])  # actions 2-5
+DANGER = 2.0  # kite: step away while the closest enemy's edge is this close to its reach
 
 
 def scripted_actions(env, obs, policy: str) -> torch.Tensor:
@@ -31,6 +36,8 @@ def scripted_actions(env, obs, policy: str) -> torch.Tensor:
     n = env.n_agents
     shoot = obs.avail[..., N_BASE_ACTIONS:]
     first = shoot.float().argmax(-1)  # the first enemy it can shoot (an ally it can heal)
+    if policy == "kite":
+        return kite_actions(env, obs)
     if policy == "closest":
         pos = env.state.pos
         enemies = min(env.n_units - n, shoot.shape[-1])
@@ -41,6 +48,34 @@ def scripted_actions(env, obs, policy: str) -> torch.Tensor:
     else:
         choice = first
     actions = torch.where(shoot.any(-1), choice + N_BASE_ACTIONS, STOP)
+    return torch.where(obs.avail[..., 0], 0, actions)
+
+
+def kite_actions(env, obs) -> torch.Tensor:
+    """``kite``: see the module docstring."""
+    n, s = env.n_agents, env.state
+    k = env.columns(s)
+    enemies = min(env.n_units - n, obs.avail.shape[-1] - N_BASE_ACTIONS)
+    shoot = obs.avail[..., N_BASE_ACTIONS: N_BASE_ACTIONS + enemies]
+    alive = s.health[:, n: n + enemies] > 0
+    rel = s.pos[:, None, n: n + enemies] - s.pos[:, :n, None]  # [B, N, E, 2]
+    dist = rel.norm(dim=-1).masked_fill(~alive[:, None], math.inf)
+    near, closest = dist.min(-1)
+    radius = k.radius.expand_as(s.health)
+    reach = k.range.expand_as(s.health)
+    their_reach = (reach[:, n: n + enemies].gather(1, closest)
+                   + radius[:, n: n + enemies].gather(1, closest) + radius[:, :n])
+    outranges = reach[:, :n] > reach[:, n: n + enemies].gather(1, closest) + 1.0
+    cooling = s.cooldown[:, :n] > 0
+    flee = outranges & cooling & (near < their_reach + DANGER)
+    toward = rel.gather(2, closest[..., None, None].expand(-1, -1, 1, 2)).squeeze(2)
+    moves = obs.avail[..., 2:N_BASE_ACTIONS]
+    away = (-toward @ MOVES.T).masked_fill(~moves, -math.inf).argmax(-1) + 2
+    approach = (toward @ MOVES.T).masked_fill(~moves, -math.inf).argmax(-1) + 2
+    weakness = (s.health + s.shield)[:, None, n: n + enemies].expand_as(shoot)
+    weakest = weakness.masked_fill(~shoot, math.inf).argmin(-1) + N_BASE_ACTIONS
+    actions = torch.where(shoot.any(-1), weakest, approach)
+    actions = torch.where(flee & moves.any(-1), away, actions)
     return torch.where(obs.avail[..., 0], 0, actions)
 
 
@@ -66,7 +101,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--maps", nargs="+", default=MAPS)
     parser.add_argument("--policies", nargs="+", default=["closest", "focus"],
-                        choices=["closest", "focus"])
+                        choices=["closest", "focus", "kite"])
     parser.add_argument("--battles", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

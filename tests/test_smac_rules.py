@@ -4,6 +4,8 @@ damage, SMACv2's reward clip. Hand-placed units, one copy, validation off."""
 from __future__ import annotations
 
 import dataclasses
+import runpy
+from pathlib import Path
 
 import pytest
 import torch
@@ -233,3 +235,14 @@ def test_a_crowd_of_zealots_strikes_at_its_weapon_rate_and_beats_standing_hydral
     # health lost per loop and zealot within 0.15 of a hydralisk (a step's arrivals strike too)
     assert 0.65 <= lost / touching_loops <= 1.1
     assert won.float().mean() <= 0.05
+
+
+def test_stalkers_that_kite_beat_five_zealots_and_stalkers_that_stand_lose():
+    """3s_vs_5z is won in the game by kiting: Stalkers outrun (4.13 against 3.15) and outrange
+    (6 against 0.1) Zealots, so stepping away while the weapon cools and focusing fire wins;
+    standing and shooting loses to the Zealots' damage. scripts/smac_scripted.py's ``kite``
+    and ``closest`` policies, 32 battles each."""
+    script = runpy.run_path(str(Path(__file__).parent.parent / "scripts" / "smac_scripted.py"))
+    kite = script["battles"]("3s_vs_5z", "kite", 32, 0)
+    stand = script["battles"]("3s_vs_5z", "closest", 32, 0)
+    assert kite["win_rate"] >= 0.9 and stand["win_rate"] <= 0.05
