@@ -33,11 +33,11 @@ DANGER = 2.0  # kite: step away while the closest enemy's edge is this close to 
 def scripted_actions(env, obs, policy: str) -> torch.Tensor:
     """Each living agent's attack on an enemy it can shoot (by ``policy``), else stop; the
     dead no-op. Healers heal the first ally they can."""
+    if policy == "kite":
+        return kite_actions(env, obs)
     n = env.n_agents
     shoot = obs.avail[..., N_BASE_ACTIONS:]
     first = shoot.float().argmax(-1)  # the first enemy it can shoot (an ally it can heal)
-    if policy == "kite":
-        return kite_actions(env, obs)
     if policy == "closest":
         pos = env.state.pos
         enemies = min(env.n_units - n, shoot.shape[-1])
