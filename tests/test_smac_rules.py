@@ -143,6 +143,21 @@ def test_marauders_and_the_enemy_ai_cannot_target_a_medivac():
     assert env.state.health[0, 9] == 150
 
 
+def test_an_enemy_marine_ranks_the_medivac_with_the_allies_that_can_hurt_it():
+    """SC2's AlwaysThreatens flag (SMAC's Medivac_RL copies carry it): the built-in AI ranks
+    a Medivac with the units that can hurt it, so an enemy Marine shoots the closest of a
+    Medivac and a Marine, not the Marine first because the Medivac has no weapon."""
+    n = MAPS["MMM"].n_agents  # marauders 0-1, marines 2-8, medivac 9 on each side
+    env, _ = placed("smac:MMM", {9: (18.0, 16.0), 2: (19.5, 16.0), n + 2: (16.0, 16.0)})
+    env.step(stop_all(env))
+    assert env.state.order[0, n + 2] == ATTACK and env.state.target[0, n + 2] == 9
+    assert env.state.health[0, 9] < 150 and env.state.health[0, 2] == 45
+    # the closer Marine comes first
+    env, _ = placed("smac:MMM", {9: (19.5, 16.0), 2: (18.0, 16.0), n + 2: (16.0, 16.0)})
+    env.step(stop_all(env))
+    assert env.state.target[0, n + 2] == 2
+
+
 def test_a_colossus_line_hits_exactly_the_units_across_its_target():
     m = MAPS["1c3s5z"]  # colossus, 3 stalkers, 5 zealots on each side
     n = m.n_agents

@@ -42,6 +42,7 @@ class UnitColumns:
     hits_ground: torch.Tensor  # bool: its weapon targets ground units
     hits_air: torch.Tensor  # bool: its weapon targets air units
     scan: torch.Tensor  # the built-in AI's target acquisition range (between edges)
+    threatens: torch.Tensor  # bool: the AI ranks it as a threat though it has no weapon
     beam: torch.Tensor  # length of a Colossus's line splash (0: none)
     beam_width: torch.Tensor
     sight: torch.Tensor  # what an agent of this type sees (observation range)
@@ -84,6 +85,7 @@ class UnitColumns:
             hits_ground=col((t.hits_ground for t in units), torch.bool),
             hits_air=col((t.hits_air for t in units), torch.bool),
             scan=col(max(t.scan, t.range) for t in units),
+            threatens=col((t.always_threatens for t in units), torch.bool),
             beam=col(t.beam for t in units),
             beam_width=col(t.beam_width for t in units),
             sight=col(sight for sight, _ in ranges),

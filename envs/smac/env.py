@@ -21,7 +21,8 @@ Dynamics, per environment step of 8 game loops, each loop for every unit of ever
    never act on their own (SMAC's allies are passive).
 2. **Enemy AI**: the map's order, then SC2's unit behaviour (:meth:`SMACEnv._enemy_ai`,
    docs/envs/smac.md): attack-move towards the map's point, acquire an ally within scan range
-   (one that attacks it first, then one that can hurt it, the closest), keep it while it stays
+   (one that attacks it first, then one that can hurt it or is flagged as a threat — the
+   Medivac — the closest), keep it while it stays
    targetable and within its weapon's range, resume the attack-move without one. Every 0.5 game
    seconds, enemies without a target are ordered onto the closest ally: on SMAC's maps those
    standing idle at their order's point (the enemy is a computer player, whose AI sends its
@@ -395,7 +396,8 @@ class SMACEnv(BatchedEnv[SMACState]):
         n = self.n_agents
         lead = s.health.shape[:1] if k.radius.dim() > 1 else ()
         radius = k.radius.expand(*lead, self.n_units)
-        threat = can[..., :n, n:].transpose(-1, -2)  # ally i can hurt enemy j
+        # ally i can hurt enemy j, or is flagged as a threat (the Medivac)
+        threat = can[..., :n, n:].transpose(-1, -2) | k.threatens[..., None, :n]
         aimed = (s.target[:, None, :n] == torch.arange(n, self.n_units, device=s.target.device)
                  [:, None]) & (s.order[:, None, :n] == ATTACK)
         return {"edge": radius[..., n:, None] + radius[..., None, :n],
@@ -413,8 +415,9 @@ class SMACEnv(BatchedEnv[SMACState]):
         enemy"). An enemy keeps a target it acquired while it stays targetable and within its
         weapon's range (edge to edge), and one it was ordered to attack while it lives. Else
         it acquires, among the allies it can target, one that attacks it (retaliation, at any
-        distance), else one within its scan range that can hurt it, else any within its scan
-        range, the closest in each tier; with none it attack-moves on to its destination.
+        distance), else one within its scan range that can hurt it or is flagged as a threat
+        (the Medivac), else any within its scan range, the closest in each tier; with none it
+        attack-moves on to its destination.
         ``order_idle`` (every 0.5 game seconds): enemies left without a target — on SMAC's
         maps, those standing at their order's point — are ordered to attack the closest ally
         they can target, wherever it is (``chase_idle``)."""

@@ -60,6 +60,9 @@ class UnitType:
     beam: float = 0.0  # Colossus: length of the line its shots hit, across the target
     beam_width: float = 0.0
     walks_cliffs: bool = False  # Colossus: walks over cliffs (the map's ground does not bind it)
+    # the built-in AI ranks it with the units that can hurt it though it has no weapon (SC2's
+    # AlwaysThreatens flag: the Medivac, as SMAC's own Medivac_RL copies carry it)
+    always_threatens: bool = False
 
     @property
     def healer(self) -> bool:
@@ -89,7 +92,7 @@ UNITS: dict[str, UnitType] = {u.name: u for u in (
           25, bonus={"armoured": 10}, sight=10, scan=6),
     _unit("medivac", "T", 150, 0, 1, 0, 0, 0.0, 4, 3.5, 0.75, ("armoured", "mechanical"), 200,
           air=True, heal_rate=12.6, max_energy=200, start_energy=50, energy_regen=0.7875,
-          sight=11, hits_ground=False, scan=4),
+          sight=11, hits_ground=False, scan=4, always_threatens=True),
     _unit("stalker", "P", 80, 80, 1, 13, 1, 1.34, 6, 4.13, 0.625, ("armoured", "mechanical"), 35,
           bonus={"armoured": 5}, sight=10, hits_air=True, scan=6),
     _unit("zealot", "P", 100, 50, 1, 8, 2, 0.86, MELEE_RANGE, 3.15, 0.5,
