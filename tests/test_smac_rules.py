@@ -255,9 +255,11 @@ def test_a_crowd_of_zealots_strikes_at_its_weapon_rate_and_beats_standing_hydral
 def test_stalkers_that_kite_beat_five_zealots_and_stalkers_that_stand_lose():
     """3s_vs_5z is won in the game by kiting: Stalkers outrun (4.13 against 3.15) and outrange
     (6 against 0.1) Zealots, so stepping away while the weapon cools and focusing fire wins;
-    standing and shooting loses to the Zealots' damage. scripts/smac_scripted.py's ``kite``
-    and ``closest`` policies, 32 battles each."""
+    standing and shooting loses to the Zealots' damage. scripts/smac_scripted.py's ``kite``,
+    ``blindkite`` (no cooldown: what a feed-forward agent observes is enough) and ``closest``
+    policies, 32 battles each."""
     script = runpy.run_path(str(Path(__file__).parent.parent / "scripts" / "smac_scripted.py"))
     kite = script["battles"]("3s_vs_5z", "kite", 32, 0)
+    blind = script["battles"]("3s_vs_5z", "blindkite", 32, 0)
     stand = script["battles"]("3s_vs_5z", "closest", 32, 0)
-    assert kite["win_rate"] >= 0.9 and stand["win_rate"] <= 0.05
+    assert kite["win_rate"] >= 0.9 and blind["win_rate"] >= 0.9 and stand["win_rate"] <= 0.05
