@@ -35,6 +35,8 @@ from marl.schedules import LinearSchedule
 from marl.spec import EnvSpec, Obs, Step
 from marl.stats import RunningMeanStd, masked_mean
 
+OPTIMIZERS = ("adam", "rmsprop")
+
 
 @dataclass
 class QLearnerConfig:
@@ -46,7 +48,10 @@ class QLearnerConfig:
     shared_params: bool = True  # one network for all agents, agent id in the input
     obs_agent_id: bool = True  # one-hot agent id in the input
     obs_last_action: bool = False  # one-hot previous action in the input
-    lr: float = 0.0005  # Adam learning rate
+    lr: float = 0.0005  # learning rate
+    optimizer: str = "adam"  # adam (EPyMARL) | rmsprop (PyMARL's original QMIX and VDN)
+    optim_alpha: float = 0.99  # RMSprop's smoothing constant (PyMARL's)
+    optim_eps: float = 0.00001  # RMSprop's epsilon (PyMARL's)
     gamma: float = 0.99  # discount
     epsilon_start: float = 1.0  # ε-greedy exploration, linear over epsilon_anneal_time steps
     epsilon_finish: float = 0.05
@@ -67,6 +72,10 @@ class QLearnerConfig:
                     "mixing_embed_dim", "hypernet_embed"):
             require(getattr(self, key) >= 1, key, getattr(self, key), "an integer >= 1")
         require(self.hypernet_layers in (1, 2), "hypernet_layers", self.hypernet_layers, "1 or 2")
+        require(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer,
+                f"one of {', '.join(OPTIMIZERS)}")
+        require(0 <= self.optim_alpha < 1, "optim_alpha", self.optim_alpha, "a number in [0, 1)")
+        require(self.optim_eps > 0, "optim_eps", self.optim_eps, "a number > 0")
         for key in ("lr", "grad_norm_clip"):
             require(getattr(self, key) > 0, key, getattr(self, key), "a number > 0")
         for key in ("gamma", "td_lambda", "target_tau", "epsilon_start", "epsilon_finish"):
@@ -114,7 +123,11 @@ class QLearner:
         self.params = list(self.agent.parameters())
         if self.mixer is not None:
             self.params += list(self.mixer.parameters())
-        self.optimiser = torch.optim.Adam(self.params, lr=cfg.lr, foreach=True)
+        if cfg.optimizer == "rmsprop":
+            self.optimiser: torch.optim.Optimizer = torch.optim.RMSprop(
+                self.params, lr=cfg.lr, alpha=cfg.optim_alpha, eps=cfg.optim_eps, foreach=True)
+        else:
+            self.optimiser = torch.optim.Adam(self.params, lr=cfg.lr, foreach=True)
         self.reward_stats = RunningMeanStd((), device=self.device)
         self.epsilon = LinearSchedule(cfg.epsilon_start, cfg.epsilon_finish,
                                       cfg.epsilon_anneal_time)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from marl.algos.qlearner import QLearner, QLearnerConfig
+from marl.config import ConfigError
 from marl.replay import EpisodeReplay
 from marl.spec import EnvSpec
 
@@ -138,6 +139,22 @@ def test_target_updates_hard_and_soft():
     for t, old, p in zip(soft.target_agent.parameters(), old_target, soft.agent.parameters(),
                          strict=True):
         torch.testing.assert_close(t, old + 0.25 * (p - old))
+
+
+def test_rmsprop_steps_as_pymarl_configures_it():
+    """``optimizer=rmsprop`` (PyMARL's original QMIX): one update moves every parameter by
+    RMSprop's first step, -lr * g / (sqrt((1 - alpha) * g^2) + eps), on the clipped gradient."""
+    cfg = QLearnerConfig(mixer="qmix", optimizer="rmsprop", hidden_dim=8, mixing_embed_dim=4,
+                         hypernet_embed=8)
+    learner = QLearner(SPEC, cfg, device="cpu", seed=0)
+    before = [p.detach().clone() for p in learner.params]
+    learner.update(random_batch(seed=4))
+    for old, p in zip(before, learner.params, strict=True):
+        g = p.grad
+        want = old - cfg.lr * g / ((1 - cfg.optim_alpha) * g.square()).sqrt().add(cfg.optim_eps)
+        torch.testing.assert_close(p.detach(), want)
+    with pytest.raises(ConfigError, match="optimizer='sgd'"):
+        QLearnerConfig(optimizer="sgd")
 
 
 def test_act_respects_availability_and_epsilon():
