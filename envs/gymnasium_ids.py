@@ -12,9 +12,9 @@ dynamics do):
   ``field_size``, ``max_num_food``, ``sight``, ``force_coop``, ``grid_observation``; default
   8x8-2p-3f) and the rest of LBF's (``min_player_level`` …). Named layouts:
   ``marl/Foraging-[2s-]NxN-Pp-Ff[-coop]-v1`` for N = 5…15, P = 2…4, F = 1…5.
-- ``marl/SMAC-v2`` (``map_name=``, default ``3m``) and ``marl/SMAC-<map>-v2`` for every map.
-- ``marl/SMACv2-v2`` (``race=``, ``n_units=``, ``n_enemies=``, default protoss 5 vs 5) and
-  ``marl/SMACv2-<race>_<n>_vs_<m>-v2`` for SMACv2's published sizes.
+- ``marl/SMAC-v3`` (``map_name=``, default ``3m``) and ``marl/SMAC-<map>-v3`` for every map.
+- ``marl/SMACv2-v3`` (``race=``, ``n_units=``, ``n_enemies=``, default protoss 5 vs 5) and
+  ``marl/SMACv2-<race>_<n>_vs_<m>-v3`` for SMACv2's published sizes.
 
 Conventions (gymnasium's multi-agent ones, as ``lbforaging`` and EPyMARL's ``gymma`` use):
 ``observation_space`` and ``action_space`` are ``Tuple`` s of the agents' ``Box`` and
@@ -148,13 +148,13 @@ def foraging(players: int = 2, field_size: int | Sequence[int] = 8, max_num_food
 
 def smac(map_name: str = "3m", render_mode: str | None = None,
          **kwargs: Any) -> MultiAgentGymEnv:
-    """``marl/SMAC-v2``: the SMAC map ``map_name`` in the built-in simulator."""
+    """``marl/SMAC-v3``: the SMAC map ``map_name`` in the built-in simulator."""
     return MultiAgentGymEnv(f"smac:{map_name}", render_mode=render_mode, **kwargs)
 
 
 def smacv2(race: str = "protoss", n_units: int = 5, n_enemies: int = 5,
            render_mode: str | None = None, **kwargs: Any) -> MultiAgentGymEnv:
-    """``marl/SMACv2-v2``: a SMACv2-style generated battle (SMACv2's ``capability_config``
+    """``marl/SMACv2-v3``: a SMACv2-style generated battle (SMACv2's ``capability_config``
     names: ``n_units`` allies of ``race`` against ``n_enemies``)."""
     _check("n_units", n_units, int)
     _check("n_enemies", n_enemies, int)

@@ -393,9 +393,9 @@ def run_episode(env, rng):
     ("marl.envs:marl/Foraging-2s-10x10-3p-3f-coop-v1", 50, {}),
     ("marl.envs:marl/Foraging-v1", 50, {"field_size": 6, "players": 3, "max_num_food": 2,
                                         "sight": 2, "grid_observation": True}),
-    ("marl.envs:marl/SMAC-3m-v2", 60, {}),
-    ("marl.envs:marl/SMAC-v2", 120, {"map_name": "2s3z"}),
-    ("marl.envs:marl/SMACv2-protoss_5_vs_5-v2", 200, {}),
+    ("marl.envs:marl/SMAC-3m-v3", 60, {}),
+    ("marl.envs:marl/SMAC-v3", 120, {"map_name": "2s3z"}),
+    ("marl.envs:marl/SMACv2-protoss_5_vs_5-v3", 200, {}),
 ])
 def test_gymma_style_episodes(key, limit, extra):
     env = GymmaDriver(key, limit, seed=0, **extra)
@@ -446,7 +446,7 @@ def test_gymnasium_ids():
     env = gymnasium.make("marl/Foraging-v1", field_size=(6, 9), players=3, sight=2,
                          force_coop=True)
     assert env.unwrapped.env_id == "lbf:2s-6x9-3p-3f-coop"
-    assert gymnasium.make("marl/SMACv2-v2", race="zerg", n_units=3,
+    assert gymnasium.make("marl/SMACv2-v3", race="zerg", n_units=3,
                           n_enemies=4).unwrapped.env_id == "smacv2:zerg_3_vs_4"
     with pytest.raises(ValueError, match="players must be an integer"):
         gymnasium.make("marl/Foraging-v1", players=2.0)

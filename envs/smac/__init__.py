@@ -22,6 +22,11 @@ Versions
   targeting, the Colossus's line splash, Baneling splash to unit edges, SC2's random weapon
   delay. smacv2: the same rules, SMACv2's periodic order onto idle enemies, the reward
   clipped at 0.
+- v3: the enemy ranks the Medivac with the units that can hurt it (SC2's ``AlwaysThreatens``);
+  v2's enemy targeting and weapons as they were corrected after v2 was declared: a unit walks
+  0.01 inside its weapon's range and range is taken after the loop's move (melee units in a
+  crowd strike at their weapon's rate), and an acquired target is kept only while it is within
+  the enemy's weapon range, not its scan range. smacv2: the same.
 """
 
 from __future__ import annotations
@@ -90,7 +95,7 @@ register_family(EnvFamily(
     summary="SMACv2-style generated StarCraft battles (random unit types and starts)",
     pattern="smacv2:<race>_<n>_vs_<m>",
     make=make_generated,
-    version=2,  # the card's Versions
+    version=3,  # the card's Versions
     catalogue=catalogue_generated,
 ))
 
@@ -108,6 +113,6 @@ register_family(EnvFamily(
     summary="StarCraft micromanagement (SMAC maps), built-in batched simulator",
     pattern="smac:<map>",
     make=make,
-    version=2,  # the card's Versions
+    version=3,  # the card's Versions
     catalogue=catalogue,
 ))
