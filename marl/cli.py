@@ -83,23 +83,9 @@ def _train(args: argparse.Namespace) -> int:
 
 def _policy(args: argparse.Namespace, num_envs: int) -> tuple[Any, Any, Any]:
     """Config, environment and learner (with the checkpoint's weights) for eval/render."""
-    from marl.train import (
-        build_env,
-        build_learner,
-        check_identity,
-        identity,
-        load_run,
-        resolve_device,
-    )
+    from marl.train import load_policy
 
-    flags = {"device": args.device} if args.device else None
-    cfg, payload, file = load_run(args.checkpoint, flags=flags)
-    device = resolve_device(cfg.device)  # the run's device may not exist on this machine
-    env = build_env(cfg, num_envs, device)
-    check_identity(file, payload["identity"], identity(cfg, env.spec))
-    learner = build_learner(cfg, env.spec, device)
-    learner.load_state_dict(payload["learner"])
-    return cfg, env, learner
+    return load_policy(args.checkpoint, num_envs, device=args.device or None)
 
 
 def _eval(args: argparse.Namespace) -> int:

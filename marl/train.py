@@ -561,6 +561,20 @@ def _leaves(tree: Any, prefix: str = "") -> dict[str, Any]:
             for k, v in _leaves(value, f"{prefix}.{key}" if prefix else str(key)).items()}
 
 
+def load_policy(checkpoint: str | Path, num_envs: int, *, device: str | None = None,
+                ) -> tuple[TrainConfig, Any, Any]:
+    """The config, ``num_envs`` copies of the environment and the learner with the weights of
+    ``checkpoint`` (a file or a run folder), on the run's device or ``device``: what
+    ``marl eval`` and ``marl render`` play."""
+    cfg, payload, file = load_run(checkpoint, flags={"device": device} if device else None)
+    where = resolve_device(cfg.device)  # the run's device may not exist on this machine
+    env = build_env(cfg, num_envs, where)
+    check_identity(file, payload["identity"], identity(cfg, env.spec))
+    learner = build_learner(cfg, env.spec, where)
+    learner.load_state_dict(payload["learner"])
+    return cfg, env, learner
+
+
 def load_run(path: str | Path, *, flags: dict[str, Any] | None = None,
              overrides: tuple[str, ...] = (), place: dict[str, str] | None = None,
              ) -> tuple[TrainConfig, dict[str, Any], Path]:
