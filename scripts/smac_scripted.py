@@ -9,7 +9,8 @@ steps away from it while it is near; otherwise every agent shoots the weakest en
 and shields) it can, or walks towards the closest — the micro that wins ``3s_vs_5z`` in the
 game (Stalkers outrun and outrange Zealots). ``blindkite`` is ``kite`` without the cooldown,
 which SMAC's observation does not hold: step away whenever the closest enemy is near, so a
-feed-forward agent can play it from what it observes. Prints a table, then one JSON line.
+feed-forward agent can play it from what it observes. Prints a table (win rate, length,
+return and enemies killed per battle), then one JSON line.
 
     python scripts/smac_scripted.py                          # the maps of issue 18's targets
     python scripts/smac_scripted.py --maps 6h_vs_8z --battles 256
@@ -90,16 +91,19 @@ def battles(name: str, policy: str, copies: int, seed: int) -> dict[str, float]:
     obs = env.reset(seed=seed)
     active = torch.ones(copies, dtype=torch.bool)
     won = torch.zeros(copies, dtype=torch.bool)
-    length = torch.zeros(copies)
+    length, total = torch.zeros(copies), torch.zeros(copies)
     for _ in range(env.spec.episode_limit):
         step = env.step(scripted_actions(env, obs, policy))
         won |= step.info["won"] & active
         length += active.float()
+        total += step.reward.sum(-1) * active
         active &= ~step.done
         obs = step.obs
         if not active.any():
             break
-    return {"win_rate": won.float().mean().item(), "length": length.mean().item()}
+    killed = (env.state.health[:, env.n_agents:] <= 0).float().sum(-1)
+    return {"win_rate": won.float().mean().item(), "length": length.mean().item(),
+            "return": total.mean().item(), "enemies_killed": killed.mean().item()}
 
 
 def main() -> None:
@@ -113,9 +117,10 @@ def main() -> None:
     torch.set_num_threads(1)
     rows = [{"map": m, "policy": p, **battles(m, p, args.battles, args.seed)}
             for m in args.maps for p in args.policies]
-    print(f"{'map':<12} {'policy':<9} {'win rate':>9} {'length':>7}")
+    print(f"{'map':<12} {'policy':<9} {'win rate':>9} {'length':>7} {'return':>7} {'kills':>6}")
     for r in rows:
-        print(f"{r['map']:<12} {r['policy']:<9} {r['win_rate']:>9.3f} {r['length']:>7.1f}")
+        print(f"{r['map']:<12} {r['policy']:<9} {r['win_rate']:>9.3f} {r['length']:>7.1f} "
+              f"{r['return']:>7.2f} {r['enemies_killed']:>6.2f}")
     print(json.dumps({"bench": "smac_scripted", "battles": args.battles, "seed": args.seed,
                       "rows": rows}))
 
