@@ -3,9 +3,8 @@
 Plays ``--battles`` greedy battles of a checkpoint (a file or a run folder, as ``marl eval``
 takes) at once and counts every living agent's actions: the share of stop, of each move and
 of each attack target (enemies named by type and index) and, for a Medivac, of each ally it
-heals; then
-the enemies killed, the allies lost, the length and the win rate per battle. Prints a table,
-then one JSON line.
+heals; then the enemies killed, the allies lost, the length and the win rate per battle.
+Prints a table, then one JSON line.
 
     python scripts/smac_policy_stats.py --checkpoint runs/smac/qmix_smac-MMM2_seed1 --battles 32
 """
@@ -40,7 +39,7 @@ def play(checkpoint: str, battles: int, seed: int) -> dict:
     memory = learner.initial_memory(battles)
     n = env.n_agents
     healer = env.columns(env.state).healer.expand(battles, -1)[:, :n]
-    base, heals = len(BASE_NAMES), env.spec.n_actions - len(BASE_NAMES)
+    base, targets = len(BASE_NAMES), env.spec.n_actions - len(BASE_NAMES)
     counts = torch.zeros(env.spec.n_actions + n)  # a healer's target j counts as "heal j"
     active = torch.ones(battles, dtype=torch.bool)
     won = torch.zeros(battles, dtype=torch.bool)
@@ -49,7 +48,7 @@ def play(checkpoint: str, battles: int, seed: int) -> dict:
         actions, memory, _ = learner.act(obs, memory, explore=False)
         acting = active[:, None] & (env.state.health[:, :n] > 0)
         heal = healer & (actions >= base)
-        index = torch.where(heal, actions + heals, actions)
+        index = torch.where(heal, actions + targets, actions)
         counts += torch.bincount(index[acting], minlength=counts.numel()).float()
         step = env.step(actions)
         won |= step.info["won"] & active
