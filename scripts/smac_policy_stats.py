@@ -2,8 +2,8 @@
 
 Plays ``--battles`` greedy battles of a checkpoint (a file or a run folder, as ``marl eval``
 takes) at once and counts every living agent's actions: the share of stop, of each move and
-of each attack target (enemies named by type and index) and, for a Medivac, of each ally it
-heals; then the enemies killed, the allies lost, the length and the win rate per battle.
+of each attack target (enemies named by type and index) and, on a map with a Medivac, of each
+ally it heals; then the enemies killed, the allies lost, the length and the win rate per battle.
 Prints a table, then one JSON line.
 
     python scripts/smac_policy_stats.py --checkpoint runs/smac/qmix_smac-MMM2_seed1 --battles 32
@@ -65,7 +65,9 @@ def play(checkpoint: str, battles: int, seed: int) -> dict:
             "enemies": env.n_units - n,
             "allies_lost": dead[:, :n].float().sum(1).mean().item(), "allies": n,
             "length": length.mean().item(),
-            "action_share": dict(zip(names, (counts / counts.sum()).tolist(), strict=True))}
+            "action_share": {name: share for name, share in zip(
+                names, (counts / counts.sum()).tolist(), strict=True)
+                if bool(healer.any()) or not name.startswith("heal ")}}
 
 
 def main() -> None:

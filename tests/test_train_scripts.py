@@ -132,3 +132,13 @@ def test_smac_policy_stats_counts_every_living_agents_greedy_action(tmp_path, ca
     assert share["no-op"] == 0.0  # only the dead no-op, and they are not counted
     assert out["battles"] == 4 and 0 <= out["enemies_killed"] <= 10
     assert 0 <= out["allies_lost"] <= 10 and 0 <= out["win_rate"] <= 1
+    # a map without a Medivac lists no heals
+    argv[argv.index("smac:MMM")], argv[argv.index("mmm")] = "smac:3m", "3m"
+    assert main(argv) == 0
+    capsys.readouterr()
+    monkeypatch.setattr(sys, "argv", ["smac_policy_stats.py", "--checkpoint",
+                                      str(tmp_path / "3m"), "--battles", "4"])
+    runpy.run_path(str(SCRIPTS / "smac_policy_stats.py"), run_name="__main__")
+    share = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["action_share"]
+    assert list(share) == ["no-op", "stop", "north", "south", "east", "west",
+                           "target marine 0", "target marine 1", "target marine 2"]
