@@ -113,32 +113,32 @@ def test_bench_update_times_updates_on_a_batch_of_the_lengths_asked(capsys, monk
     assert torch.equal(batch["terminated"].nonzero()[:, 1], batch["length"] - 1)
 
 
-def test_smac_policy_stats_counts_every_living_agents_greedy_action(tmp_path, capsys,
-                                                                     monkeypatch):
-    """scripts/smac_policy_stats.py on a tiny MMM run: the shares cover every action (the
-    Medivac's as heals), sum to 1, and the battles' figures are within the map's bounds."""
-    argv = ["train", "--algo", "qmix", "--env", "smac:MMM", "--steps", "200", "--num-envs",
-            "2", "--runs-dir", str(tmp_path), "--name", "mmm", "--no-progress",
-            "test_episodes=2", *SMALL["q"]]
+def _policy_stats(tmp_path: Path, env_id: str, capsys, monkeypatch) -> dict:
+    """scripts/smac_policy_stats.py's JSON line on a tiny QMIX run of ``env_id``."""
+    name = env_id.split(":")[1]
+    argv = ["train", "--algo", "qmix", "--env", env_id, "--steps", "200", "--num-envs", "2",
+            "--runs-dir", str(tmp_path), "--name", name, "--no-progress", "test_episodes=2",
+            *SMALL["q"]]
     assert main(argv) == 0
     capsys.readouterr()
     monkeypatch.setattr(sys, "argv", ["smac_policy_stats.py", "--checkpoint",
-                                      str(tmp_path / "mmm"), "--battles", "4"])
+                                      str(tmp_path / name), "--battles", "4"])
     runpy.run_path(str(SCRIPTS / "smac_policy_stats.py"), run_name="__main__")
-    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_smac_policy_stats_counts_every_living_agents_greedy_action(tmp_path, capsys,
+                                                                     monkeypatch):
+    """scripts/smac_policy_stats.py on a tiny MMM run: the shares cover every action (the
+    Medivac's as heals), sum to 1, and the battles' figures are within the map's bounds; on a
+    map without a Medivac, no heals are listed."""
+    out = _policy_stats(tmp_path, "smac:MMM", capsys, monkeypatch)
     share = out["action_share"]
     assert len(share) == 6 + 10 + 10 and sum(share.values()) == pytest.approx(1.0)
     assert "heal marine 2" in share and "target medivac 9" in share
     assert share["no-op"] == 0.0  # only the dead no-op, and they are not counted
     assert out["battles"] == 4 and 0 <= out["enemies_killed"] <= 10
     assert 0 <= out["allies_lost"] <= 10 and 0 <= out["win_rate"] <= 1
-    # a map without a Medivac lists no heals
-    argv[argv.index("smac:MMM")], argv[argv.index("mmm")] = "smac:3m", "3m"
-    assert main(argv) == 0
-    capsys.readouterr()
-    monkeypatch.setattr(sys, "argv", ["smac_policy_stats.py", "--checkpoint",
-                                      str(tmp_path / "3m"), "--battles", "4"])
-    runpy.run_path(str(SCRIPTS / "smac_policy_stats.py"), run_name="__main__")
-    share = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["action_share"]
+    share = _policy_stats(tmp_path, "smac:3m", capsys, monkeypatch)["action_share"]
     assert list(share) == ["no-op", "stop", "north", "south", "east", "west",
                            "target marine 0", "target marine 1", "target marine 2"]
