@@ -16,17 +16,17 @@ import json
 
 import torch
 
+from marl.envs.smac.env import ACTION_NAMES_BASE
 from marl.train import load_policy
 
-BASE_NAMES = ["no-op", "stop", "north", "south", "east", "west"]
 
-
-def action_names(env) -> list[str]:
-    """The map's actions by name: the base ones, ``target <unit> <j>`` for each enemy, then
-    ``heal <unit> <j>`` for each ally (a Medivac's ``target`` actions heal allies)."""
+def action_names(env, heals: bool) -> list[str]:
+    """The map's actions by name: the base ones, ``target <unit> <j>`` for each enemy, then,
+    with ``heals`` (a map with a Medivac, whose ``target`` actions heal allies),
+    ``heal <unit> <j>`` for each ally."""
     enemies = [unit.name for unit in env.scenario.enemy_units]
-    allies = [unit.name for unit in env.scenario.ally_units]
-    return (BASE_NAMES + [f"target {name} {j}" for j, name in enumerate(enemies)]
+    allies = [unit.name for unit in env.scenario.ally_units] if heals else []
+    return (list(ACTION_NAMES_BASE) + [f"target {name} {j}" for j, name in enumerate(enemies)]
             + [f"heal {name} {j}" for j, name in enumerate(allies)])
 
 
@@ -39,8 +39,11 @@ def play(checkpoint: str, battles: int, seed: int) -> dict:
     memory = learner.initial_memory(battles)
     n = env.n_agents
     healer = env.columns(env.state).healer.expand(battles, -1)[:, :n]
-    base, targets = len(BASE_NAMES), env.spec.n_actions - len(BASE_NAMES)
-    counts = torch.zeros(env.spec.n_actions + n)  # a healer's target j counts as "heal j"
+    heals = bool(healer.any())
+    base = len(ACTION_NAMES_BASE)
+    targets = env.spec.n_actions - base
+    # a healer's target j counts as "heal j"
+    counts = torch.zeros(env.spec.n_actions + (n if heals else 0))
     active = torch.ones(battles, dtype=torch.bool)
     won = torch.zeros(battles, dtype=torch.bool)
     length = torch.zeros(battles)
@@ -58,16 +61,14 @@ def play(checkpoint: str, battles: int, seed: int) -> dict:
         if not active.any():
             break
     dead = env.state.health <= 0
-    names = action_names(env)
+    names = action_names(env, heals)
     return {"env": cfg.env, "battles": battles, "seed": seed,
             "win_rate": won.float().mean().item(),
             "enemies_killed": dead[:, n:].float().sum(1).mean().item(),
             "enemies": env.n_units - n,
             "allies_lost": dead[:, :n].float().sum(1).mean().item(), "allies": n,
             "length": length.mean().item(),
-            "action_share": {name: share for name, share in zip(
-                names, (counts / counts.sum()).tolist(), strict=True)
-                if bool(healer.any()) or not name.startswith("heal ")}}
+            "action_share": dict(zip(names, (counts / counts.sum()).tolist(), strict=True))}
 
 
 def main() -> None:
