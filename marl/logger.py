@@ -88,7 +88,11 @@ class RunLogger:
         start_step: int = 0,
     ) -> None:
         self.run_dir = os.fspath(run_dir)
-        self._writer = SummaryWriter(log_dir=self.run_dir) if tensorboard else None
+        # A resumed run restarts at its checkpoint's step: purge_step hides what the run had
+        # logged past it (TensorBoard's readers drop it), so each step keeps one value.
+        purge = start_step + 1 if start_step else None
+        self._writer = (SummaryWriter(log_dir=self.run_dir, purge_step=purge)
+                        if tensorboard else None)
         self._bar = tqdm(
             total=total_steps,
             initial=start_step,

@@ -393,6 +393,12 @@ class Trainer:
         return previous
 
     # --- the loop --------------------------------------------------------------------------
+    def _test_if_due(self, logger: RunLogger) -> None:
+        c = self.counters
+        if c.t_env >= c.next_test:
+            self.test(logger)
+            c.next_test += self.cfg.test_interval or self.cfg.steps
+
     def test(self, logger: RunLogger | None) -> dict[str, float]:
         c = self.counters
         result = evaluate(self.test_env, self.learner, self.cfg.test_episodes,
@@ -444,9 +450,7 @@ class Trainer:
         previous = self._catch_signals()
         try:
             while c.t_env < cfg.steps:
-                if c.t_env >= c.next_test:
-                    self.test(logger)
-                    c.next_test += cfg.test_interval or cfg.steps
+                self._test_if_due(logger)
                 for metrics in self.data.iterate(c):
                     for k, v in metrics.items():
                         metric_sums[k] = metric_sums.get(k, 0) + v
@@ -479,6 +483,8 @@ class Trainer:
                                     recent_return=c.last_test.get("return_mean"))
                     next_bar = c.t_env + max(b, 2000)
                 due = cfg.save_interval and c.t_env >= c.next_save and c.t_env < cfg.steps
+                if due:  # a test due now goes into the checkpoint: a resume does not redo it
+                    self._test_if_due(logger)
                 if due or self._signal is not None:
                     self._check_finite(metric_sums, checked)
                     checked = c.t_env

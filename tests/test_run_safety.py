@@ -24,6 +24,7 @@ from marl import checkpoint as ckpt
 from marl.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint
 from marl.cli import main
 from marl.config import ConfigError, load_config
+from marl.sweep import scalar_curve
 from marl.train import RunInterrupted, Trainer, TrainingDiverged, train
 
 SMALL = ("batch_size=4", "buffer_size=16", "target_update_interval=5", "hidden_dim=16",
@@ -222,6 +223,24 @@ def test_rolling_back_keeps_the_newest_written_and_resumes_it(tmp_path):
     assert lineage[-1] == {"file": "step_000000500.pt", "parent": "step_000000400-2.pt"}
     assert [p.name for p in ckpt.written_order(folder)] == ["step_000000400-2.pt",
                                                             "step_000000500.pt"]
+
+
+def test_rolling_back_leaves_one_value_per_step_in_tensorboard(tmp_path):
+    """A resume from an older checkpoint logs its steps again; what the run had logged past
+    the checkpoint is purged, so a curve holds each step once (and, the resume being exact,
+    the same values)."""
+    flags = dict(steps=400, num_envs=4, progress=False, tensorboard=True, seed=3,
+                 runs_dir=str(tmp_path), name="run", test_interval=100, save_interval=100,
+                 keep_checkpoints=4, log_interval=20)
+    train(load_config("qmix", ENV, flags=flags, overrides=SMALL))
+    run = tmp_path / "run"
+    tags = ("explore/epsilon", "test/return_mean")
+    unbroken = {tag: scalar_curve(run, tag) for tag in tags}
+    assert [step for step, _ in unbroken["test/return_mean"]] == [0, 100, 200, 300, 400]
+    assert len([step for step, _ in unbroken["explore/epsilon"] if step > 200]) >= 5
+    train(None, resume=run / "checkpoints" / "step_000000200.pt", flags={"steps": 400})
+    assert {tag: scalar_curve(run, tag) for tag in tags} == unbroken
+    assert len(list(run.glob("events.out.tfevents.*"))) == 2
 
 
 def test_lineage_names_outside_the_folder_are_ignored(tmp_path):
