@@ -84,7 +84,9 @@ tensor code and faster than ``lbforaging`` (``scripts/bench_face.py``).
 Versions
 --------
 - v1: lbforaging 2.0.0 rules. Walls and tasks came later within v1: they add to it, and
-  without them every step is what it was.
+  without them every step is what it was. Spawning later drew from the same distribution
+  with fewer random numbers (one per player and food, not one per cell), so a seed's
+  layouts differ from those of earlier code.
 """
 
 from __future__ import annotations

@@ -211,13 +211,25 @@ class LBFEnv(BatchedEnv[LBFState]):
         every = torch.arange(rows * cols, device=dev)
         r, c = every // cols, every % cols
         dr, dc = (r[:, None] - r[None]).abs(), (c[:, None] - c[None]).abs()
-        self._blocks = ((dr <= 1) & (dc <= 1)) | ((dr == 0) & (dc <= 2)) | ((dc == 0) & (dr <= 2))
+        blocks = ((dr <= 1) & (dc <= 1)) | ((dr == 0) & (dc <= 2)) | ((dc == 0) & (dr <= 2))
         border = (r == 0) | (r == rows - 1) | (c == 0) | (c == cols - 1)
-
+        # (row, col) of every cell, and (-1, -1) after them: the position of no food.
+        self._cell_pos = torch.cat([torch.stack([r, c], dim=-1), r.new_full((1, 2), -1)])
         self._wall_grid = _wall_grid(walls, rows, cols).to(dev)  # the fixed walls, 0/1
         self._wall_cells = self._wall_grid.flatten().bool()
         self._fixed_walls = bool(self._wall_cells.any())
         self._no_food = border | self._wall_cells  # lbforaging keeps food off the border
+        # Spawning draws among the cells open to players and among those open to food (food
+        # slots), numbered apart: _player_cells and _food_cells map the numbers to cells.
+        # _blocks[i]: the slots food in slot i keeps food off (the last row: no food placed);
+        # the slot past the last, _food_slot of a cell food can't take, is always blocked.
+        self._player_cells = (~self._wall_cells).nonzero().squeeze(1)
+        self._food_cells = (~self._no_food).nonzero().squeeze(1)
+        slots = len(self._food_cells)
+        self._food_slot = torch.full((rows * cols,), slots, device=dev)
+        self._food_slot[self._food_cells] = torch.arange(slots, device=dev)
+        blocks = blocks[self._food_cells][:, self._food_cells]
+        self._blocks = torch.cat([blocks, blocks.new_zeros(1, slots)])
         if self._fixed_walls and int((~self._no_food).sum()) <= players:
             raise ValueError(f"LBF: walls leave {int((~self._no_food).sum())} free cells off the "
                              f"border; {players} players need at least {players + 1} (one "
@@ -237,7 +249,6 @@ class LBFEnv(BatchedEnv[LBFState]):
     # --- spawning --------------------------------------------------------------------------
     def _spawn(self, n: int) -> LBFState:
         g, dev = self.rng, self.device
-        cells = self.rows * self.cols
         level = torch.randint(
             self.min_player_level,
             self.max_player_level + 1,
@@ -245,11 +256,18 @@ class LBFEnv(BatchedEnv[LBFState]):
             generator=g,
             device=dev,
         )
-        score = torch.rand(n, cells, generator=g, device=dev)
-        if self._fixed_walls:
-            score.masked_fill_(self._wall_cells, -1.0)
-        picked = score.topk(self.n_players, dim=1).indices
-        player_pos = torch.stack([picked // self.cols, picked % self.cols], dim=-1)
+        # Players on distinct open cells, drawn in turn, each uniform among those left: an
+        # index among the cells left, moved past the ones taken (in ascending order).
+        open_cells = len(self._player_cells)
+        taken = torch.empty(n, 0, dtype=torch.long, device=dev)
+        picked = torch.empty(n, self.n_players, dtype=torch.long, device=dev)
+        for p in range(self.n_players):
+            index = (torch.rand(n, generator=g, device=dev) * (open_cells - p)).long()
+            for j in range(p):
+                index += index >= taken[:, j]
+            picked[:, p] = index
+            taken = torch.cat([taken, index.unsqueeze(1)], dim=1).sort(dim=1).values
+        picked = self._player_cells[picked]
 
         if self.max_food_level is None:  # capped by the three lowest player levels
             hi = level.sort(dim=1).values[:, :3].sum(1)
@@ -258,32 +276,41 @@ class LBFEnv(BatchedEnv[LBFState]):
         lo = hi if self.force_coop else torch.full_like(hi, self.min_food_level)
 
         # Each food lands uniformly on a cell its rules allow: lbforaging's rejection sampling.
-        blocked = self._no_food.expand(n, cells).clone()
-        blocked.scatter_(1, picked, True)
+        slots = len(self._food_cells)
+        blocked = torch.zeros(n, slots + 1, dtype=torch.bool, device=dev)
+        blocked[:, slots] = True
+        blocked.scatter_(1, self._food_slot[picked], True)
         food_cell = torch.zeros(n, self.n_food, dtype=torch.long, device=dev)
         food_level = torch.zeros(n, self.n_food, dtype=torch.long, device=dev)
         for k in range(self.n_food):
-            score = torch.rand(n, cells, generator=g, device=dev).masked_fill_(blocked, -1.0)
-            best, cell = score.max(1)
-            placed = best >= 0
+            slot, placed = self._uniform_slot(~blocked)
             draw = torch.rand(n, generator=g, device=dev)
-            food_cell[:, k] = cell
+            food_cell[:, k] = self._food_cells[slot]
             food_level[:, k] = torch.where(placed, lo + (draw * (hi - lo + 1)).long(), 0)
-            blocked |= self._blocks[cell] & placed[:, None]
+            blocked[:, :slots] |= self._blocks.index_select(0, torch.where(placed, slot, slots))
 
-        key = torch.where(food_level > 0, food_cell, cells)
+        key = torch.where(food_level > 0, food_cell, self.rows * self.cols)
         key, order = key.sort(dim=1)
-        food_level = food_level.gather(1, order)
-        food_pos = torch.stack([key // self.cols, key % self.cols], dim=-1)
         return LBFState(
-            player_pos=player_pos,
+            player_pos=self._cell_pos[picked],
             player_level=level,
-            food_pos=torch.where((food_level > 0).unsqueeze(-1), food_pos, -1),
-            food_level=food_level,
+            food_pos=self._cell_pos[key],
+            food_level=food_level.gather(1, order),
             food_spawned=food_level.sum(1),
             step=torch.zeros(n, dtype=torch.long, device=dev),
             walls=self._wall_grid.expand(n, -1, -1).clone(),
         )
+
+    def _uniform_slot(self, free: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A slot of each copy drawn uniformly among its ``free [n, slots + 1]`` ones (by
+        inverse CDF: one number per copy, where a score per slot and a max would draw one per
+        slot), and whether the copy had any; a copy with none gets slot 0."""
+        count = free.cumsum(1, dtype=torch.int32)
+        total = count[:, -1]
+        draw = torch.rand(free.shape[0], generator=self.rng, device=self.device) * total
+        slot = torch.searchsorted(count, draw.to(torch.int32).unsqueeze(1), right=True)
+        placed = total > 0
+        return torch.where(placed, slot.squeeze(1), 0), placed
 
     # --- tasks -----------------------------------------------------------------------------
     @property
