@@ -92,12 +92,12 @@ class RandomPolicy:
 
 def test_evaluate_counts_each_copys_first_episode():
     env = make("lbf:4x4-2p-2f", num_envs=4, max_episode_steps=10)
-    result = evaluate(env, RandomPolicy(1), episodes=10, seed=0)  # three waves: 4 + 4 + 2
-    # by hand: wave w resets with seed 0 + w and steps all copies until each has finished an
+    result = evaluate(env, RandomPolicy(1), episodes=10, seed=4)  # three waves: 4 + 4 + 2
+    # by hand: wave w resets with seed 4 + w and steps all copies until each has finished an
     # episode; a copy's first episode is its steps up to its first done
     policy, returns, lengths, after_first = RandomPolicy(1), [], [], []
     for wave in range(3):
-        obs = env.reset(seed=wave)
+        obs = env.reset(seed=4 + wave)
         rewards, dones = [], []
         while not (dones and torch.stack(dones).any(0).all()):
             actions, _, _ = policy.act(obs, {}, explore=False)
