@@ -298,6 +298,21 @@ def test_one_copy_lbf_states_in_and_out():
         LBFOne(2, **layout)
 
 
+def test_make_steps_one_cpu_copy_in_python():
+    """``make("lbf:…")`` gives LBFOne for one copy on the CPU (the same episodes as LBFEnv:
+    the lockstep test above) and LBFEnv otherwise; ``compile()`` leaves LBFOne as it is."""
+    one = make("lbf:5x5-2p-1f", seed=0)
+    assert type(one) is LBFOne and one.compile() is one
+    assert type(make("lbf:5x5-2p-1f", num_envs=2)) is LBFEnv
+    batched = LBFEnv(1, seed=0, **parse_id("5x5-2p-1f"))
+    _same_obs(one.reset(), batched.reset(), "reset")
+    for t in range(60):
+        a = one.last_obs.avail[0].float().multinomial(1, generator=torch.Generator().manual_seed(t))
+        x, y = one.step(a.view(1, 2)), batched.step(a.view(1, 2))
+        _same_obs(x.obs, y.obs, f"step {t}")
+        assert torch.equal(x.reward, y.reward) and torch.equal(x.done, y.done)
+
+
 def test_face_over_lbf_is_the_one_copy_path_and_keeps_seeds():
     env = parallel_env("lbf:5x5-2p-1f")
     assert isinstance(env.env, LBFOne)

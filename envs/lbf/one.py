@@ -1,16 +1,17 @@
-"""One copy of LBF stepped on Python integers: the fast path of the PettingZoo face.
+"""One copy of LBF stepped on Python integers: the fast path of the PettingZoo face, and what
+``make("lbf:…")`` gives for one copy on the CPU.
 
 Every client of the PettingZoo face (TorchRL, RLlib, SuperSuit, EPyMARL through the gymnasium
-ids) steps one copy. There, torch's fixed cost per operation (a few µs for each of the ~100
-tensor operations of :meth:`LBFEnv._step` and :meth:`LBFEnv._observe`) adds up to more than the
-whole of ``lbforaging``'s step. :class:`LBFOne` is :class:`~marl.envs.lbf.env.LBFEnv` with one
-copy whose ``step`` applies the same rules to Python integers (two players and three food
-items are a handful of numbers).
+ids) steps one copy, and so does a run with ``--num-envs 1``. There, torch's fixed cost per
+operation (a few µs for each of the ~100 tensor operations of :meth:`LBFEnv._step` and
+:meth:`LBFEnv._observe`) adds up to more than the whole of ``lbforaging``'s step.
+:class:`LBFOne` is :class:`~marl.envs.lbf.env.LBFEnv` with one copy whose ``step`` applies the
+same rules to Python integers (two players and three food items are a handful of numbers).
 
 Everything else is LBFEnv's own: arguments, spec, bounds, rendering, walls, tasks
 (``set_tasks`` with one row of tokens) and spawning — every episode starts from
 ``LBFEnv._spawn`` (or the copy's task) and its first observation from ``LBFEnv._observe``, so a
-seed gives the same episodes as ``make("lbf:…", num_envs=1)``. ``state``, ``set_state`` and
+seed gives the same episodes as ``LBFEnv(1, …)``. ``state``, ``set_state`` and
 ``state_dict`` speak ``LBFState`` tensors as usual. ``tests/test_clients.py`` steps LBFOne
 and LBFEnv in lockstep, from the same states and with the same actions, across layouts
 (partial sight, grid observations, cooperation, penalties, levels off) and checks that every
@@ -50,6 +51,11 @@ class LBFOne(LBFEnv):
         self._spawned = self._t = 0
         self._avail: list[list[bool]] = []  # what the last observation made available
         self._stale = False  # the tensor state lags the Python one
+
+    def compile(self) -> LBFOne:
+        """Itself, unchanged: its rules run on Python integers, with nothing for
+        ``torch.compile`` to fuse (and at one copy the compiled tensor step is slower still)."""
+        return self
 
     # --- between the tensor state and the Python one ----------------------------------------
     def _load(self, s: LBFState, avail: torch.Tensor) -> None:
