@@ -2,7 +2,9 @@
 
 Both run in the same process, one after the other, with uniformly random actions (unavailable
 ones act as NONE in both). An "env step" is one step of one copy; native LBF runs with input
-validation off (``validate=False``), as a trainer would. Prints a table, then one JSON line.
+validation off (``validate=False``), as a trainer would. One copy on the CPU is what ``make``
+gives there (``LBFOne``: the same rules on Python integers), with ``LBFEnv``'s tensor code at
+one copy beside it. Prints a table, then one JSON line.
 
     python scripts/bench_envs.py                     # full run (a few minutes on 2 cores)
     python scripts/bench_envs.py --copies 1,64 --seconds 0.5
@@ -20,6 +22,7 @@ import numpy as np
 import torch
 
 from marl.envs import make, parallel_env
+from marl.envs.lbf import LBFEnv, parse_id
 
 # Our id → (lbforaging gymnasium id, extra kwargs). lbforaging registers up to 4 food items.
 ENVS = {
@@ -51,9 +54,16 @@ def bench_lbforaging(gym_id: str, kwargs: dict, seconds: float, seed: int = 0) -
                 return steps / elapsed
 
 
-def bench_native(env_id: str, copies: int, device: str, seconds: float, seed: int = 0) -> float:
-    """Steps/s (copies × batched steps) of native LBF with ``copies`` copies."""
-    env = make(env_id, num_envs=copies, device=device, validate=False, seed=seed)
+def bench_native(env_id: str, copies: int, device: str, seconds: float, seed: int = 0,
+                 tensor: bool = False) -> float:
+    """Steps/s (copies × batched steps) of native LBF with ``copies`` copies, as ``make`` gives
+    it (one copy on the CPU: ``LBFOne``, Python integers) or, with ``tensor``, ``LBFEnv``'s
+    tensor code whatever the count."""
+    if tensor:
+        env = LBFEnv(copies, device, validate=False, seed=seed,
+                     **parse_id(env_id.removeprefix("lbf:")))
+    else:
+        env = make(env_id, num_envs=copies, device=device, validate=False, seed=seed)
     env.reset(seed=seed)
     gen = torch.Generator(device=device).manual_seed(seed)
     bank = [
@@ -106,10 +116,16 @@ def run(envs: list[str], copies: list[int], device: str, seconds: float) -> dict
         )
         for n in copies:
             sps = bench_native(f"lbf:{name}", n, device, seconds)
-            rows.append((name, f"native VecEnv ({device})", n, sps, sps / ref))
-            results.append(
-                {"env": name, "impl": "native", "copies": n, "steps_per_s": sps, "ratio": sps / ref}
-            )
+            one = n == 1 and device == "cpu"  # make gives LBFOne: the same rules in Python
+            rows.append((name, "native, one copy in Python" if one else
+                         f"native VecEnv ({device})", n, sps, sps / ref))
+            results.append({"env": name, "impl": "native_one" if one else "native", "copies": n,
+                            "steps_per_s": sps, "ratio": sps / ref})
+            if one:
+                sps = bench_native(f"lbf:{name}", n, device, seconds, tensor=True)
+                rows.append((name, "native VecEnv (cpu)", n, sps, sps / ref))
+                results.append({"env": name, "impl": "native", "copies": n,
+                                "steps_per_s": sps, "ratio": sps / ref})
         results.append(
             {"env": name, "impl": "lbforaging", "copies": 1, "steps_per_s": ref, "ratio": 1.0}
         )

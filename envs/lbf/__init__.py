@@ -142,7 +142,7 @@ def _arguments(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
 
 def make(name: str, num_envs: int = 1, device: str | torch.device = "cpu", **kwargs: Any) -> LBFEnv:
     """``lbf:<name>`` as a batched environment: one copy on the CPU is an
-    :class:`~marl.envs.lbf.one.LBFOne` (the same episodes, stepped on Python integers, ~6×
+    :class:`~marl.envs.lbf.one.LBFOne` (the same episodes, stepped on Python integers, 5–6×
     faster there), anything else an :class:`LBFEnv`."""
     arguments = _arguments(name, kwargs)
     if type(num_envs) is int and num_envs == 1 and parse_device(device).type == "cpu":
