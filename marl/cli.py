@@ -206,6 +206,14 @@ def _sweep(args: argparse.Namespace) -> int:
     if args.tuned_dir is not None and spec.configs:
         raise ConfigError("--tuned-dir: a tuned file holds the search's values over the "
                           "defaults; a sweep over config files would leave theirs out")
+    if args.report != "":
+        from marl.report import check_report_dependencies
+
+        try:
+            check_report_dependencies()
+        except ImportError as e:
+            print(f"marl sweep: error: {e} (or --report '' for no report)", file=sys.stderr)
+            return 2
     total = len(spec.jobs()) if spec.searcher != "optuna" else spec.samples  # trials
     progress = Progress(total, spec.metric, spec.mode)
     if args.backend == "ray":

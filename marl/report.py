@@ -55,7 +55,7 @@ from marl.sweep import scalar_curve
 
 WIN_RATE = "test/win_rate"
 RETURN = "test/return_mean"
-INSTALL_HINT = "marl report needs rliable: pip install marl-suite[report]"
+INSTALL_HINT = "marl report needs rliable and matplotlib: pip install marl-suite[report]"
 DESCRIPTION = ("run folders to a Markdown report: learning curves, IQM and mean with 95% "
                "intervals, probabilities of improvement, performance profiles")
 
@@ -456,6 +456,16 @@ def score_table(runs: Sequence[Run], *, normalise: bool = True) -> ScoreTable:
                          f"many as on its thinnest task; runs per task: {counts}")
         scores[algo] = np.array([[score[id(p[i])] for p in per_task] for i in range(seeds)])
     return ScoreTable(tasks, scores, tuple(notes))
+
+
+def check_report_dependencies() -> None:
+    """``ImportError`` with the install hint unless the report's packages (rliable and
+    matplotlib) import: a sweep asks before its trials, not after hours of them."""
+    _rliable()
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError as e:
+        raise ImportError(INSTALL_HINT) from e
 
 
 def _rliable() -> tuple[Any, Any]:

@@ -261,6 +261,21 @@ def test_without_rliable_the_error_says_how_to_install(monkeypatch):
         aggregate_scores({"a": np.zeros((2, 1))})
 
 
+def test_a_sweep_without_rliable_stops_before_its_trials(monkeypatch, tmp_path, capsys):
+    """The report comes after every trial; without its packages the sweep says so at once
+    and runs nothing (``--report ''`` runs without a report)."""
+    from marl.cli import main
+
+    monkeypatch.setitem(sys.modules, "rliable", None)
+    runs = tmp_path / "runs"
+    assert main(["sweep", "--algos", "iql", "--envs", "lbf:5x5-2p-1f", "--seeds", "1",
+                 "--steps", "100", "--num-envs", "2", "--backend", "local",
+                 "--runs-dir", str(runs)]) == 2
+    err = capsys.readouterr().err
+    assert r"pip install marl-suite[report]" in err and "--report ''" in err
+    assert not runs.exists() or not any(runs.iterdir())
+
+
 def test_curriculum_runs_are_told_apart_by_teacher(tmp_path):
     from torch.utils.tensorboard import SummaryWriter
 
