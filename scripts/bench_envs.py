@@ -115,17 +115,15 @@ def run(envs: list[str], copies: list[int], device: str, seconds: float) -> dict
             {"env": name, "impl": "pettingzoo", "copies": 1, "steps_per_s": pz, "ratio": pz / ref}
         )
         for n in copies:
-            sps = bench_native(f"lbf:{name}", n, device, seconds)
-            one = n == 1 and device == "cpu"  # make gives LBFOne: the same rules in Python
-            rows.append((name, "native, one copy in Python" if one else
-                         f"native VecEnv ({device})", n, sps, sps / ref))
-            results.append({"env": name, "impl": "native_one" if one else "native", "copies": n,
-                            "steps_per_s": sps, "ratio": sps / ref})
-            if one:
-                sps = bench_native(f"lbf:{name}", n, device, seconds, tensor=True)
-                rows.append((name, "native VecEnv (cpu)", n, sps, sps / ref))
-                results.append({"env": name, "impl": "native", "copies": n,
-                                "steps_per_s": sps, "ratio": sps / ref})
+            # (label, impl, tensor code): one copy on the CPU is LBFOne from make, beside LBFEnv
+            variants = ([("native, one copy in Python", "native_one", False),
+                         ("native VecEnv (cpu)", "native", True)] if n == 1 and device == "cpu"
+                        else [(f"native VecEnv ({device})", "native", False)])
+            for label, impl, tensor in variants:
+                sps = bench_native(f"lbf:{name}", n, device, seconds, tensor=tensor)
+                rows.append((name, label, n, sps, sps / ref))
+                results.append({"env": name, "impl": impl, "copies": n, "steps_per_s": sps,
+                                "ratio": sps / ref})
         results.append(
             {"env": name, "impl": "lbforaging", "copies": 1, "steps_per_s": ref, "ratio": 1.0}
         )
