@@ -5,7 +5,8 @@ forms with the same maths:
 
 - **shared** parameters (the default): one network for every agent, which tells agents apart
   by a one-hot agent id in its input; the recurrent layer is ``torch.nn.GRU``, so a training
-  sequence runs its time loop in C++;
+  sequence runs its time loop in C++, and a rollout with resets (``unroll``) runs
+  :class:`_GRUSteps`, its maths with a backward of its own;
 - **per agent** (``shared=False``): every layer holds a weight per agent (``[N, in, out]``)
   applied with one ``einsum``, so there is still no loop over agents.
 
@@ -22,6 +23,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import FunctionCtx, once_differentiable
 
 
 class AgentLinear(nn.Module):
@@ -56,6 +58,73 @@ class AgentGRU(nn.Module):
         z = torch.sigmoid(xz + hz)
         n = torch.tanh(xn + r * hn)
         return (1 - z) * n + z * h
+
+
+_BACKWARD_BLOCK = 1 << 15  # elements of gate coefficients computed at once (cache-sized)
+
+
+class _GRUSteps(torch.autograd.Function):
+    """``torch.nn.GRU``'s maths over ``T`` steps whose memory is multiplied by ``keep`` before
+    each step (0: an episode began), from ``gi [T, B, 3H]`` (the input's gate projections, all
+    steps at once), ``h0 [B, H]``, ``keep [T, B, 1]`` and the hidden weights → ``[T, B, H]``.
+
+    Why its own backward: autograd through ``nn.GRU`` called step by step records ~25 nodes a
+    step; here a step is 8 operations forward and 5 backward (the gates' derivatives come for
+    blocks of steps at once, blocks small enough to stay in cache), and the weight gradients
+    are one matrix product over all steps: forward and backward ~1.6x faster for a rollout of
+    EPyMARL's 10 copies on a CPU, the same speed from ~32 copies up (matrix products bound).
+    """
+
+    @staticmethod
+    def forward(ctx: FunctionCtx, gi: torch.Tensor, h0: torch.Tensor, keep: torch.Tensor,
+                w_hh: torch.Tensor, b_hh: torch.Tensor) -> torch.Tensor:
+        steps, batch, width = gi.shape
+        h = width // 3
+        out, before = gi.new_empty(steps, batch, h), gi.new_empty(steps, batch, h)
+        gh = gi.new_empty(steps, batch, width)  # the hidden gate projections
+        rz, n = gi.new_empty(steps, batch, 2 * h), gi.new_empty(steps, batch, h)
+        memory, w_t = h0, w_hh.t()
+        for t in range(steps):
+            held = torch.mul(memory, keep[t], out=before[t])
+            g = torch.addmm(b_hh, held, w_t, out=gh[t])
+            gates = torch.add(gi[t, :, :2 * h], g[:, :2 * h], out=rz[t]).sigmoid_()
+            new = torch.addcmul(gi[t, :, 2 * h:], gates[:, :h], g[:, 2 * h:], out=n[t]).tanh_()
+            memory = torch.addcmul(new, gates[:, h:], held - new, out=out[t])
+        ctx.save_for_backward(before, gh, rz, n, keep, w_hh)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: FunctionCtx, grad_out: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor, None, torch.Tensor, torch.Tensor]:
+        before, gh, rz, n, keep, w_hh = ctx.saved_tensors  # type: ignore[attr-defined]
+        steps, batch, h = before.shape
+        r = rz[..., :h]
+        grad_gi = grad_out.new_empty(steps, batch, 3, h)
+        carry = torch.zeros_like(grad_out[0])  # the gradient reaching the memory from later steps
+        block = max(1, _BACKWARD_BLOCK // (batch * h))
+        for end in range(steps, 0, -block):
+            span = slice(max(0, end - block), end)
+            r_s, z_s, n_s, keep_s = r[span], rz[span, :, h:], n[span], keep[span]
+            # d(pre-activation)/d(new memory) of the gates r, z, n, and of the hidden
+            # projection (the same but for n, which the reset gate scales)
+            dn = (1 - z_s) * (1 - n_s * n_s)
+            to_gi = torch.stack([dn * gh[span, :, 2 * h:] * r_s * (1 - r_s),
+                                 (before[span] - n_s) * z_s * (1 - z_s), dn], dim=2)
+            to_gh = to_gi.clone()
+            to_gh[:, :, 2] *= r_s
+            to_gh *= keep_s.unsqueeze(-1)  # the memory before a reset gets nothing back
+            z_kept = z_s * keep_s
+            for i in range(end - span.start - 1, -1, -1):
+                dh = (grad_out[span.start + i] + carry).unsqueeze(1)
+                torch.mul(dh, to_gi[i], out=grad_gi[span.start + i])
+                carry = torch.addmm(dh[:, 0] * z_kept[i], (dh * to_gh[i]).view(batch, 3 * h),
+                                    w_hh)
+        grad_gi = grad_gi.view(steps, batch, 3 * h)
+        grad_gh = grad_gi.clone()
+        grad_gh[..., 2 * h:] *= r
+        grad_w = grad_gh.flatten(0, 1).t() @ before.flatten(0, 1)
+        return grad_gi, carry, None, grad_w, grad_gh.sum((0, 1))
 
 
 class AgentNet(nn.Module):
@@ -117,11 +186,19 @@ class AgentNet(nn.Module):
             return self(x, memory)[0]
         z = F.relu(self.fc_in(x))  # the layers around the GRU run once over all steps
         keep = (~starts).to(x.dtype)[..., None, None]
-        hidden = []
+        if self.shared:
+            assert isinstance(self.core, nn.GRU)
+            w_ih, w_hh, b_ih, b_hh = self.core.all_weights[0]
+            t, b, n, h = z.shape
+            gi = F.linear(z, w_ih, b_ih).reshape(t, b * n, 3 * h)
+            hidden = _GRUSteps.apply(gi, memory.reshape(b * n, h),
+                                     keep.expand(t, b, n, 1).reshape(t, b * n, 1), w_hh, b_hh)
+            return self.fc_out(hidden.reshape(t, b, n, h))
+        steps = []
         for t in range(x.shape[0]):
             memory = self._recur(z[t], memory * keep[t])
-            hidden.append(memory)
-        return self.fc_out(torch.stack(hidden))
+            steps.append(memory)
+        return self.fc_out(torch.stack(steps))
 
     def sequence(self, x: torch.Tensor) -> torch.Tensor:
         """Whole episodes from zero memory: ``x [B, T, N, in]`` → ``out [B, T, N, A]``."""

@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from marl.nets import AgentGRU, AgentLinear, AgentNet, agent_inputs, input_dim
+from marl import nets
+from marl.nets import AgentGRU, AgentLinear, AgentNet, _GRUSteps, agent_inputs, input_dim
 
 B, T, N, IN, A, H = 4, 6, 3, 9, 5, 16
 
@@ -117,6 +118,58 @@ def test_sequence_equals_stepping(rnn: bool, shared: bool) -> None:
     seq = net.sequence(x)
     assert seq.shape == (B, T, N, A)
     torch.testing.assert_close(seq, step_all(net, x), rtol=0, atol=1e-5)
+
+
+def unroll_by_steps(net: AgentNet, x: torch.Tensor, memory: torch.Tensor,
+                    starts: torch.Tensor) -> torch.Tensor:
+    """``AgentNet.unroll`` as one-step calls, the memory zeroed where an episode starts."""
+    out = []
+    for t in range(x.shape[0]):
+        memory = torch.where(starts[t, :, None, None], net.initial_memory(x.shape[1]), memory)
+        q, memory = net(x[t], memory)
+        out.append(q)
+    return torch.stack(out)
+
+
+@ALL
+def test_unroll_gradients_equal_stepping(rnn: bool, shared: bool) -> None:
+    """The rollout's output and the gradients of a loss on it (inputs, the memory it began
+    with, every parameter) equal those of stepping through it, resets included."""
+    net = make_net(rnn, shared, seed=11)
+    g = torch.Generator().manual_seed(12)
+    x = torch.randn(T, B, N, IN, generator=g)
+    memory = torch.randn(B, N, net.memory_dim, generator=g)
+    starts = torch.rand(T, B, generator=g) < 0.3
+    starts[2, 1] = starts[0, 0] = True  # a reset mid-rollout and one at its first step
+    weights = torch.randn(T, B, N, A, generator=g)
+    grads = []
+    for run in (net.unroll, lambda *a: unroll_by_steps(net, *a)):
+        net.zero_grad()
+        xs, mem = x.clone().requires_grad_(), memory.clone().requires_grad_()
+        out = run(xs, mem, starts)
+        (out * weights).sum().backward()
+        grads.append([out.detach(), xs.grad, mem.grad if rnn else torch.zeros(0)]
+                     + [p.grad for p in net.parameters()])
+    for got, want in zip(*grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("block_steps", [1, 2, None], ids=["step", "pairs", "all"])
+def test_gru_steps_gradcheck(block_steps: int | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rollout GRU's own backward against finite differences (float64), its gate
+    coefficients computed a step, two steps or every step at a time."""
+    g = torch.Generator().manual_seed(13)
+    steps, batch, h = 5, 3, 4
+    if block_steps is not None:
+        monkeypatch.setattr(nets, "_BACKWARD_BLOCK", block_steps * batch * h)
+    keep = (torch.rand(steps, batch, 1, generator=g) > 0.3).double()
+    inputs = (torch.randn(steps, batch, 3 * h, generator=g, dtype=torch.float64),
+              torch.randn(batch, h, generator=g, dtype=torch.float64), keep,
+              torch.randn(3 * h, h, generator=g, dtype=torch.float64),
+              torch.randn(3 * h, generator=g, dtype=torch.float64))
+    for i, x in enumerate(inputs):
+        x.requires_grad_(i != 2)
+    assert torch.autograd.gradcheck(_GRUSteps.apply, inputs)
 
 
 @ALL
