@@ -321,14 +321,29 @@ def test_published_figures_are_drawn_and_tabled_beside_the_runs(runs_dir, tmp_pa
                  "--published", str(published)]) == 0
     text = (out / "report.md").read_text()
     # beside each published figure: every algorithm's mean final score and its env steps
-    assert (f"| {ENV} | Paper A, QMIX | 2,050,000 | 0.930 | iql 0.600 (200); qmix 0.950 (200) |"
-            in text)
+    # and its best test point (the mean over seeds; here each curve rises to its end)
+    assert (f"| {ENV} | Paper A, QMIX | 2,050,000 | 0.930 | iql 0.600 (200); qmix 0.950 (200) | "
+            "iql 0.600 (200); qmix 0.950 (200) |" in text)
     assert f"| {ENV} | Paper B | – | 0.500 |" in text
-    assert "| lbf:15x15-4p-5f | Paper A, QMIX | – | 0.200 | – (not run) |" in text
+    assert "| lbf:15x15-4p-5f | Paper A, QMIX | – | 0.200 | – (not run) | – |" in text
     assert "published figures for lbf:15x15-4p-5f: no run of that task" in text
     figures = json.loads((out / "report.json").read_text())
     assert figures["published"][0] == {"task": ENV, "source": "Paper A, QMIX", "value": 0.93,
                                        "steps": 2050000}
+
+
+def test_best_test_point_is_the_peak_of_the_mean_over_seeds(tmp_path, capsys, rliable):
+    # seed 1 peaks at step 100, seed 2 at 200: the mean over seeds (0.05, 0.8, 0.6) peaks at 100,
+    # above either final score and above each seed's own best's mean at its own step
+    _write_run(tmp_path / "runs" / "vdn_seed1", "vdn", 1, [0.0, 0.9, 0.4])
+    _write_run(tmp_path / "runs" / "vdn_seed2", "vdn", 2, [0.1, 0.7, 0.8])
+    published = tmp_path / "published.yaml"
+    published.write_text(f"'{ENV}':\n  - {{source: 'Paper A, VDN (max)', value: 0.84}}\n")
+    out = tmp_path / "out"
+    assert main([str(tmp_path / "runs"), "--out", str(out), "--reps", "50",
+                 "--published", str(published)]) == 0
+    assert (f"| {ENV} | Paper A, VDN (max) | – | 0.840 | vdn 0.600 (200) | vdn 0.800 (100) |"
+            in (out / "report.md").read_text())
 
 
 @pytest.mark.parametrize(("text", "says"), [
