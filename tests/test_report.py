@@ -390,3 +390,13 @@ def test_steps_to_reach_a_threshold_per_seed(runs_dir, tmp_path, capsys, rliable
     assert figures["reached"][ENV] == {"iql": [None, None, None], "qmix": [200, 200]}
     text = (tmp_path / "out2" / "report.md").read_text()
     assert f"| {ENV} | iql | 0 of 3 | – | never, never, never |" in text
+
+
+@pytest.mark.parametrize("name", ["envs/smac_qmix_published.yaml",
+                                  "tuned/epymarl_lbf_published.yaml"])
+def test_shipped_published_figures_load_and_name_environments_that_build(name):
+    from marl.envs.registry import make
+
+    figures = load_published(Path(__file__).parents[1] / "docs" / name)
+    for task in sorted({p.task for p in figures}):
+        make(task, num_envs=1).reset()  # an unknown or malformed id raises, naming it
