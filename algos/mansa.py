@@ -286,6 +286,10 @@ class MANSALearner:
             v.zero_()
         return metrics
 
+    def seed_test(self, seed: int) -> None:
+        """A test plays the IL alone (:meth:`act`)."""
+        self.il.seed_test(seed)
+
     def exploration(self, t_env: int) -> dict[str, float]:
         """ε of the IL, the CL calls so far, the run budget left, and the fraction of steps
         that called CL since the run began."""

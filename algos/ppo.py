@@ -373,6 +373,9 @@ class PPOLearner:
         metrics["lr"] = torch.tensor(lr)
         return metrics
 
+    def seed_test(self, seed: int) -> None:
+        """Nothing to seed: a test plays the policy's mode."""
+
     def exploration(self, t_env: int) -> dict[str, float]:
         """PPO explores by sampling its policy: its entropy is logged with the update."""
         return {}

@@ -56,6 +56,8 @@ class QLearnerConfig:
     epsilon_start: float = 1.0  # ε-greedy exploration, linear over epsilon_anneal_time steps
     epsilon_finish: float = 0.05
     epsilon_anneal_time: int = 50000
+    evaluation_epsilon: float = 0.0  # ε of test acting (EPyMARL's key: its paper's LBF runs
+    # tested IQL and QMIX with 0.05, where a greedy team can stall beside food for good)
     target_update_interval: int = 200  # hard target copy every this many updates ...
     target_tau: float = 0.0  # ... or, when > 0, soft update with this τ after every update
     double_q: bool = True  # online network picks the next action, target network values it
@@ -78,7 +80,8 @@ class QLearnerConfig:
         require(self.optim_eps > 0, "optim_eps", self.optim_eps, "a number > 0")
         for key in ("lr", "grad_norm_clip"):
             require(getattr(self, key) > 0, key, getattr(self, key), "a number > 0")
-        for key in ("gamma", "td_lambda", "target_tau", "epsilon_start", "epsilon_finish"):
+        for key in ("gamma", "td_lambda", "target_tau", "epsilon_start", "epsilon_finish",
+                    "evaluation_epsilon"):
             require(0 <= getattr(self, key) <= 1, key, getattr(self, key), "a number in [0, 1]")
         require(self.epsilon_anneal_time >= 0, "epsilon_anneal_time", self.epsilon_anneal_time,
                 "an integer >= 0")
@@ -133,6 +136,10 @@ class QLearner:
                                       cfg.epsilon_anneal_time)
         self.rng = torch.Generator(device=self.device)
         self.rng.manual_seed(seed + 1)
+        # test acting draws from its own stream, seeded by each test (seed_test), so a test
+        # leaves training's draws as they were and is a function of the policy and its seed
+        self.test_epsilon = cfg.evaluation_epsilon
+        self.test_rng = torch.Generator(device=self.device)
         self.updates = 0
 
     # --- acting ----------------------------------------------------------------------------
@@ -167,20 +174,24 @@ class QLearner:
     @torch.no_grad()
     def act(self, obs: Obs, memory: dict[str, torch.Tensor], *, explore: bool,
             t_env: int = 0) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict]:
-        """Actions int64 ``[B, N]``: greedy over available actions, or ε-greedy to explore;
-        the new memory; nothing to record beyond the step."""
+        """Actions int64 ``[B, N]``: ε-greedy over available actions, ε on its schedule to
+        explore, else ``test_epsilon`` (0: greedy); the new memory; nothing to record."""
         last = memory["last_action"] if self.cfg.obs_last_action else None
         x = agent_inputs(obs.obs.flatten(2), last, self.n_actions, self.cfg.obs_agent_id)
         q, hidden = self.agent(x, memory["hidden"])
         actions = q.masked_fill(~obs.avail, float("-inf")).argmax(-1)
-        if explore:
-            eps = self.epsilon(t_env)
+        if explore or self.test_epsilon > 0:
+            eps, rng = ((self.epsilon(t_env), self.rng) if explore
+                        else (self.test_epsilon, self.test_rng))
             shape = actions.shape
-            noise = torch.rand((*shape, self.n_actions), generator=self.rng, device=self.device)
+            noise = torch.rand((*shape, self.n_actions), generator=rng, device=self.device)
             random_actions = noise.masked_fill(~obs.avail, -1.0).argmax(-1)
-            explore_mask = torch.rand(shape, generator=self.rng, device=self.device) < eps
+            explore_mask = torch.rand(shape, generator=rng, device=self.device) < eps
             actions = torch.where(explore_mask, random_actions, actions)
         return actions, {"hidden": hidden, "last_action": actions}, {}
+
+    def seed_test(self, seed: int) -> None:
+        self.test_rng.manual_seed(seed)
 
     def observe(self, step: Step) -> None:
         """Nothing to do: a Q-learner learns from the replay only."""

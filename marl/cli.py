@@ -95,17 +95,26 @@ def _eval(args: argparse.Namespace) -> int:
 
     if args.episodes < 1:
         raise ConfigError(f"--episodes {args.episodes} is not allowed: expected >= 1")
+    if args.epsilon is not None and not 0 <= args.epsilon <= 1:
+        raise ConfigError(f"--epsilon {args.epsilon} is not allowed: expected a number in [0, 1]")
     cfg, env, learner = _policy(args, min(args.episodes, 1024))
+    if args.epsilon is not None:
+        if not hasattr(learner, "test_epsilon"):
+            raise ConfigError(f"--epsilon applies to the value-based learners (iql, vdn, qmix); "
+                              f"{cfg.algo} has no ε to test with")
+        learner.test_epsilon = args.epsilon
+    epsilon = getattr(learner, "test_epsilon", 0.0)
     summary = test_summary(evaluate(env, learner, args.episodes, seed=args.seed), env)
     lo = summary["return_mean"] - summary["return_ci95"]
     hi = summary["return_mean"] + summary["return_ci95"]
-    print(f"{cfg.algo} on {cfg.env}, {args.episodes} greedy episodes (seed {args.seed})")
+    acting = f"ε-greedy (ε {epsilon:g})" if epsilon else "greedy"
+    print(f"{cfg.algo} on {cfg.env}, {args.episodes} {acting} episodes (seed {args.seed})")
     print(f"  return  mean {summary['return_mean']:.4f}  std {summary['return_std']:.4f}  "
           f"95% interval [{lo:.4f}, {hi:.4f}]")
     print(f"  episode length {summary['episode_length']:.1f}", end="")
     print(f"  win rate {summary['win_rate']:.3f}" if "win_rate" in summary else "")
     print(json.dumps({"algo": cfg.algo, "env": cfg.env, "checkpoint": str(args.checkpoint),
-                      **summary, "ci95_low": lo, "ci95_high": hi}))
+                      "epsilon": epsilon, **summary, "ci95_low": lo, "ci95_high": hi}))
     return 0
 
 
@@ -128,6 +137,7 @@ def _render(args: argparse.Namespace) -> int:
     if holds_final:
         env.autoreset = False
     obs = env.reset(seed=args.seed)
+    learner.seed_test(args.seed)
     memory = learner.initial_memory(1)
     try:
         frames, total = [env.render(0)], 0.0
@@ -311,14 +321,17 @@ def main(argv: list[str] | None = None) -> int:
                     help="train on a curriculum (settings: teacher.key=value)")
     tr.set_defaults(run=_train, overrides=[])
 
-    for name, helptext in (("eval", "greedy returns of a checkpoint"),
-                           ("render", "a greedy episode of a checkpoint as a GIF")):
+    for name, helptext in (("eval", "test returns of a checkpoint"),
+                           ("render", "a test episode of a checkpoint as a GIF")):
         p = sub.add_parser(name, help=helptext)
         p.add_argument("--checkpoint", required=True, help="checkpoint file or run folder")
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--device", help="override the run's device")
         if name == "eval":
             p.add_argument("--episodes", type=int, default=100)
+            p.add_argument("--epsilon", type=float, default=None,
+                           help="value-based learners: act ε-greedily with this ε (default: "
+                           "the run's evaluation_epsilon, 0 = greedy)")
             p.set_defaults(run=_eval)
         else:
             p.add_argument("--out", default="episode.gif")

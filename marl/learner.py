@@ -16,6 +16,8 @@ Both are a :class:`Policy` (what evaluation and rendering use) with ``state_dict
   fields for this step (e.g. MANSA's switch bit), so the runner stores what it is handed and
   never reads a learner's memory;
 - ``initial_memory``, ``reset_memory`` and ``exploration`` have no side effects;
+- ``seed_test(seed)`` seeds whatever test acting (``act(explore=False)``) draws at random, so a
+  test is a function of the policy and its seed alone (``evaluate`` calls it before each test);
 - ``observe(step)`` sees the result of every training step (a learner that learns on-policy
   from its own decisions records it there) and ``update`` is where learning happens;
 - ``summary()`` adds the learner's own figures to a run's final JSON line.
@@ -48,6 +50,8 @@ class Policy(Protocol):
 
     def act(self, obs: Obs, memory: Memory, *, explore: bool,
             t_env: int = 0) -> tuple[torch.Tensor, Memory, dict[str, torch.Tensor]]: ...
+
+    def seed_test(self, seed: int) -> None: ...
 
     def exploration(self, t_env: int) -> dict[str, float]: ...
 

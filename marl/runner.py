@@ -298,11 +298,13 @@ class RolloutRunner(Runner):
 
 @torch.no_grad()
 def evaluate(env: VecEnv, learner: Policy, episodes: int, seed: int) -> dict[str, torch.Tensor]:
-    """Greedy returns of ``episodes`` episodes: each copy's first episode, in waves of
-    ``env.num_envs`` copies. Returns ``return``, ``length`` (and ``won``, and each
+    """Test returns of ``episodes`` episodes, the learner acting as it tests (greedy, or
+    ε-greedy with a value-based learner's ``evaluation_epsilon``): each copy's first episode,
+    in waves of ``env.num_envs`` copies. Returns ``return``, ``length`` (and ``won``, and each
     ``episode_<name>`` figure the environment reports) as ``[episodes]``."""
     b = env.num_envs
     out: dict[str, list[torch.Tensor]] = {"return": [], "length": [], "won": []}
+    learner.seed_test(seed)
     wave = 0
     while sum(x.numel() for x in out["return"]) < episodes:
         obs = env.reset(seed=seed + wave)

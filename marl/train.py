@@ -8,8 +8,9 @@ What an iteration collects and learns from depends on the learner:
 - **on-policy** learners (:class:`RolloutTraining`): a rollout of ``rollout_steps`` steps of
   every copy, then one update on it.
 
-Around either: when due, a greedy test, a log record and a checkpoint. A checkpoint holds the
-whole run — learner (networks, targets, optimiser, normalisers, generator), the episodes in
+Around either: when due, a test (greedy, or ε-greedy by ``evaluation_epsilon``), a log record
+and a checkpoint. A checkpoint holds the whole run — learner (networks, targets, optimiser,
+normalisers, generators), the episodes in
 progress (environment state, staging rows, policy memory), the replay (unless
 ``save_replay=false``), counters and config — so a resumed run takes the same steps as one
 that never stopped. Checkpoints fall between iterations, so a rollout is never half-written;
@@ -127,7 +128,7 @@ def identity(cfg: TrainConfig, spec: Any) -> dict[str, Any]:
 
 
 def test_summary(result: dict[str, torch.Tensor], env: Any = None) -> dict[str, float]:
-    """Mean, std and 95% interval half-width of greedy test returns (and win rate, the mean
+    """Mean, std and 95% interval half-width of test returns (and win rate, the mean
     of each episode figure, and what ``env.episode_figures`` derives from those)."""
     ret = result["return"].double()
     n = ret.numel()

@@ -55,6 +55,9 @@ class UniformAvailable:
         actions = torch.multinomial(weights, 1, generator=self.generator)
         return actions.view(obs.avail.shape[:2]), None, {}
 
+    def seed_test(self, seed: int) -> None:
+        self.generator.manual_seed(seed)
+
     def exploration(self, t_env: int) -> dict[str, float]:
         return {}
 

@@ -73,6 +73,9 @@ class CountingLearner:
         assert torch.equal(batch["index"] * batch["filled"], steps * batch["filled"])
         return {"loss": torch.tensor(0.0)}
 
+    def seed_test(self, seed: int) -> None:
+        """Tests draw on from the one generator."""
+
     def exploration(self, t_env: int) -> dict[str, float]:
         return {}
 

@@ -157,6 +157,44 @@ def test_rmsprop_steps_as_pymarl_configures_it():
         QLearnerConfig(optimizer="sgd")
 
 
+def test_evaluation_epsilon_tests_from_its_own_stream():
+    from marl.spec import Obs
+
+    b = 2048
+    avail = torch.rand(b, N, A, generator=torch.Generator().manual_seed(0)) < 0.5
+    avail[..., 2] = True
+    obs = Obs(torch.randn(b, N, D), torch.randn(b, S), avail)
+    greedy_learner = QLearner(SPEC, QLearnerConfig(), device="cpu", seed=0)
+    learner = QLearner(SPEC, QLearnerConfig(evaluation_epsilon=0.5), device="cpu", seed=0)
+    memory = learner.initial_memory(b)
+    greedy, _, _ = greedy_learner.act(obs, memory, explore=False)
+    learner.seed_test(1)  # not avail's generator seed: its draws would match avail's
+    train_rng, test_rng = learner.rng.get_state(), learner.test_rng.get_state()
+    tested, _, _ = learner.act(obs, memory, explore=False)
+    assert avail.gather(-1, tested.unsqueeze(-1)).all()
+    # ε = 0.5 draws half the actions at random among those available: some equal the greedy one
+    expected = 0.5 * (1 - (1 / avail.sum(-1).float())).mean()
+    assert (tested != greedy).float().mean() == pytest.approx(float(expected), abs=0.02)
+    assert torch.equal(learner.rng.get_state(), train_rng)  # training's draws are untouched
+    assert not torch.equal(learner.test_rng.get_state(), test_rng)
+    # a test is seeded: a copy of the learner seeded alike tests alike, whatever came before
+    clone = QLearner(SPEC, QLearnerConfig(evaluation_epsilon=0.5), device="cpu", seed=9)
+    clone.load_state_dict(learner.state_dict())
+    learner.seed_test(5)
+    clone.seed_test(5)
+    again = clone.act(obs, memory, explore=False)[0]
+    assert torch.equal(learner.act(obs, memory, explore=False)[0], again)
+    clone.seed_test(6)
+    assert not torch.equal(clone.act(obs, memory, explore=False)[0], again)
+    # ε = 0 tests greedily and draws nothing
+    greedy_learner.seed_test(0)
+    plain = greedy_learner.test_rng.get_state()
+    assert torch.equal(greedy_learner.act(obs, memory, explore=False)[0], greedy)
+    assert torch.equal(greedy_learner.test_rng.get_state(), plain)
+    with pytest.raises(ConfigError, match="evaluation_epsilon"):
+        QLearnerConfig(evaluation_epsilon=1.5)
+
+
 def test_act_respects_availability_and_epsilon():
     learner = QLearner(SPEC, QLearnerConfig(epsilon_anneal_time=100), device="cpu", seed=0)
     from marl.spec import Obs

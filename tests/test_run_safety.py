@@ -342,6 +342,7 @@ def test_eval_and_render_inputs(finished_run, tmp_path, capsys):
         (["render", "--checkpoint", run, "--out", str(tmp_path / "a.png")], ".gif"),
         (["eval", "--checkpoint", run, "--episodes", "0"], "--episodes 0"),
         (["eval", "--checkpoint", run, "--device", "cudax"], "cudax"),
+        (["eval", "--checkpoint", run, "--epsilon", "1.5"], "--epsilon 1.5"),
     ]
     for argv, named in cases:
         assert main(argv) == 2, argv

@@ -77,7 +77,7 @@ def test_replay_holds_the_played_episodes():
 class RandomPolicy:
     """Uniform over the available actions, from its own generator: two built with one seed
     and asked the same questions give the same actions (``evaluate`` needs only
-    ``initial_memory`` and ``act``)."""
+    ``initial_memory``, ``seed_test`` and ``act``)."""
 
     def __init__(self, seed: int) -> None:
         self.gen = torch.Generator().manual_seed(seed)
@@ -85,9 +85,27 @@ class RandomPolicy:
     def initial_memory(self, batch: int) -> dict:
         return {}
 
+    def seed_test(self, seed: int) -> None:
+        """Tests draw on from the one generator."""
+
     def act(self, obs, memory, *, explore: bool, t_env: int = 0):
         scores = torch.rand(obs.avail.shape, generator=self.gen)
         return scores.masked_fill(~obs.avail, -1.0).argmax(-1), memory, {}
+
+
+def test_an_epsilon_greedy_test_is_a_function_of_the_policy_and_its_seed():
+    env = make("lbf:5x5-2p-2f", num_envs=8)
+    spec = env.spec
+    learner = QLearner(spec, QLearnerConfig(evaluation_epsilon=0.3), device="cpu", seed=0)
+    first = evaluate(env, learner, episodes=16, seed=7)
+    evaluate(env, learner, episodes=16, seed=8)  # draws in between change nothing
+    learner.act(env.reset(seed=0), learner.initial_memory(8), explore=True)
+    again = evaluate(env, learner, episodes=16, seed=7)
+    assert torch.equal(first["length"], again["length"])
+    assert torch.equal(first["return"], again["return"])
+    learner.test_epsilon = 0.0  # the same policy tested greedily plays other episodes
+    greedy = evaluate(env, learner, episodes=16, seed=7)
+    assert not torch.equal(greedy["length"], first["length"])
 
 
 def test_evaluate_counts_each_copys_first_episode():

@@ -17,7 +17,9 @@ SMALL = {
              "epsilon_anneal_time=400"),
     "mappo": ("hidden_dim=16", "critic_hidden_dim=16", "rollout_steps=20", "num_minibatches=2"),
 }
-SMALL["iql"] = SMALL["qmix"] + ("hidden_dim=16",)
+# IQL also tests mid-run, ε-greedily: the tests' own random stream must resume exactly too
+SMALL["iql"] = SMALL["qmix"] + ("hidden_dim=16", "evaluation_epsilon=0.1")
+TEST_INTERVAL = {"iql": 300}
 SMALL["vdn"] = SMALL["qmix"]
 SMALL["mansa"] = ("batch_size=4", "buffer_size=16", "il.hidden_dim=16", "cl.hidden_dim=16",
                   "il.target_update_interval=5", "cl.target_update_interval=5",
@@ -30,7 +32,8 @@ def _config(algo: str, tmp_path, name: str, steps: int, save_interval: int = 0):
     return load_config(
         algo, "lbf:5x5-2p-1f",
         flags=dict(steps=steps, num_envs=4, progress=False, tensorboard=False, seed=3,
-                   runs_dir=str(tmp_path), name=name, test_interval=0, test_episodes=4,
+                   runs_dir=str(tmp_path), name=name, test_interval=TEST_INTERVAL.get(algo, 0),
+                   test_episodes=4,
                    save_interval=save_interval),
         overrides=overrides,
     )
@@ -67,6 +70,7 @@ def test_resume_equals_unbroken_run(tmp_path, algo):
     resumed = train(None, resume=tmp_path / "broken", flags={"steps": 2 * n})
     assert resumed["env_steps"] == straight["env_steps"] == 2 * n
     assert resumed["updates"] == straight["updates"]
+    assert resumed["test_return_mean"] == straight["test_return_mean"]
     a, b = _final(tmp_path / "straight"), _final(tmp_path / "broken")
     replay = ("learner", "runner", "replay", "sample_rng")
     parts = {"qmix": replay, "iql": replay, "mansa": replay, "mappo": ("learner", "runner")}[algo]
@@ -122,6 +126,11 @@ def test_cli_train_eval_render(tmp_path, capsys):
     result = json.loads(out[-1])
     assert result["episodes"] == 10 and "95% interval" in out[1]
     assert result["ci95_low"] <= result["return_mean"] <= result["ci95_high"]
+    assert result["epsilon"] == 0.0 and "greedy episodes" in out[0]
+    assert main(["eval", "--checkpoint", str(tmp_path / "cli"), "--episodes", "10",
+                 "--epsilon", "0.05"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert json.loads(out[-1])["epsilon"] == 0.05 and "ε-greedy (ε 0.05)" in out[0]
 
     gif = tmp_path / "episode.gif"
     assert main(["render", "--checkpoint", str(tmp_path / "cli"), "--out", str(gif)]) == 0
