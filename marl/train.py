@@ -11,9 +11,8 @@ What an iteration collects and learns from depends on the learner:
 Around either: when due, a test (greedy, or ε-greedy by ``evaluation_epsilon``), a log record
 and a checkpoint. A checkpoint holds the whole run — learner (networks, targets, optimiser,
 normalisers, generator), the episodes in progress (environment state, staging rows, policy
-memory), the replay (unless
-``save_replay=false``), counters and config — so a resumed run takes the same steps as one
-that never stopped. Checkpoints fall between iterations, so a rollout is never half-written;
+memory), the replay (unless ``save_replay=false``), counters and config — so a resumed run
+takes the same steps as one that never stopped. Checkpoints fall between iterations, so a rollout is never half-written;
 SIGINT and SIGTERM stop a run at the end of an iteration with one.
 """
 
