@@ -12,8 +12,9 @@ Around either: when due, a test (greedy, or ε-greedy by ``evaluation_epsilon``)
 and a checkpoint. A checkpoint holds the whole run — learner (networks, targets, optimiser,
 normalisers, generator), the episodes in progress (environment state, staging rows, policy
 memory), the replay (unless ``save_replay=false``), counters and config — so a resumed run
-takes the same steps as one that never stopped. Checkpoints fall between iterations, so a rollout is never half-written;
-SIGINT and SIGTERM stop a run at the end of an iteration with one.
+takes the same steps as one that never stopped. Checkpoints fall between iterations, so a
+rollout is never half-written; SIGINT and SIGTERM stop a run at the end of an iteration with
+one.
 """
 
 from __future__ import annotations
