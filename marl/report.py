@@ -551,8 +551,9 @@ def summarise(runs: Sequence[Run], *, normalise: bool = True, reps: int = 2000,
     ``seed``, so a report is reproducible."""
     notes: list[str] = []
     ran = {r.env for r in runs}
-    notes += [f"published figures for {task}: no run of that task" for task in
-              sorted({p.task for p in published} - ran)]
+    unrun = sorted({p.task for p in published} - ran)
+    if unrun:
+        notes.append(f"published figures left out, no run of their task: {', '.join(unrun)}")
     curves: dict[str, dict[str, Band]] = {}
     for task in sorted(ran):
         curves[task] = {}
@@ -758,14 +759,15 @@ def _markdown(report: Report, figures: Mapping[str, str]) -> str:
                              _num(max(finals))])
     parts += ["Final scores (raw):",
               _md_table(["task", "algorithm", "metric", "seeds", "mean", "min", "max"], rows)]
-    if report.published:
+    shown = [p for p in report.published if p.task in report.curves]
+    if shown:
         parts.append("Published figures (dashed lines on the curves), beside the final scores "
                      "here:")
         parts.append(_md_table(
             ["task", "source", "at env steps", "value", "here (mean of seeds, env steps)",
              "best test here (mean of seeds, at env steps)"],
             [[p.task, p.source, "–" if p.steps is None else f"{p.steps:,}", _num(p.value),
-              _ours(runs, p.task), _best_test(report, p.task)] for p in report.published]))
+              _ours(runs, p.task), _best_test(report, p.task)] for p in shown]))
     if report.threshold is not None:
         parts.append(f"Env steps to reach {_num(report.threshold)} (each seed's first test at "
                      "or above it; seeds that never did are counted apart):")
@@ -828,7 +830,7 @@ def _ours(runs: Sequence[Run], task: str) -> str:
         steps = sorted({r.env_steps for r in of})
         reached = f"{steps[0]:,}" if len(steps) == 1 else f"{steps[0]:,}–{steps[-1]:,}"
         parts.append(f"{algo} {_num(float(np.mean([r.final for r in of])))} ({reached})")
-    return "; ".join(parts) or "– (not run)"
+    return "; ".join(parts)
 
 
 def _best_test(report: Report, task: str) -> str:
