@@ -24,7 +24,9 @@ from marl.config import load_config
 from marl.train import train
 
 QUICK = Path(__file__).parent.parent / "configs" / "quick"
-BUDGET = {"iql": ("lbf_5x5.yaml", 25_000), "qmix": ("lbf_5x5.yaml", 25_000),
+# IQL's greedy test at 25k steps reads 0.89–0.95 depending on the CPU's float kernels (its
+# tests at 22.5k/25k/27.5k/30k: 0.95, 0.89, 0.95, 0.97 on one machine): 30k leaves a margin
+BUDGET = {"iql": ("lbf_5x5.yaml", 30_000), "qmix": ("lbf_5x5.yaml", 25_000),
           "ippo": ("lbf_5x5_ppo.yaml", 60_000), "mappo": ("lbf_5x5_ppo.yaml", 60_000),
           "mansa": ("lbf_5x5_mansa.yaml", 25_000)}
 
@@ -34,7 +36,8 @@ BUDGET = {"iql": ("lbf_5x5.yaml", 25_000), "qmix": ("lbf_5x5.yaml", 25_000),
 def test_learns_small_lbf_task(tmp_path, algo):
     file, steps = BUDGET[algo]
     cfg = load_config(algo, "lbf:5x5-2p-1f", files=(QUICK / file,), flags=dict(
-        seed=1, progress=False, tensorboard=False, test_interval=0, runs_dir=str(tmp_path),
+        seed=1, steps=steps, progress=False, tensorboard=False, test_interval=0,
+        runs_dir=str(tmp_path),
         name=algo, save_replay=False))
     summary = train(cfg)
     assert summary["env_steps"] == steps
