@@ -37,8 +37,7 @@ def test_learns_small_lbf_task(tmp_path, algo):
     file, steps = BUDGET[algo]
     cfg = load_config(algo, "lbf:5x5-2p-1f", files=(QUICK / file,), flags=dict(
         seed=1, steps=steps, progress=False, tensorboard=False, test_interval=0,
-        runs_dir=str(tmp_path),
-        name=algo, save_replay=False))
+        runs_dir=str(tmp_path), name=algo, save_replay=False))
     summary = train(cfg)
     assert summary["env_steps"] == steps
     assert summary["test_return_mean"] >= 0.9, summary

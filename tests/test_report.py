@@ -334,7 +334,7 @@ def test_published_figures_are_drawn_and_tabled_beside_the_runs(runs_dir, tmp_pa
 
 def test_best_test_point_is_the_peak_of_the_mean_over_seeds(tmp_path, capsys, rliable):
     # seed 1 peaks at step 100, seed 2 at 200: the mean over seeds (0.05, 0.8, 0.6) peaks at 100,
-    # above either final score and above each seed's own best's mean at its own step
+    # above either final score and below the mean of the seeds' own bests (0.85)
     _write_run(tmp_path / "runs" / "vdn_seed1", "vdn", 1, [0.0, 0.9, 0.4])
     _write_run(tmp_path / "runs" / "vdn_seed2", "vdn", 2, [0.1, 0.7, 0.8])
     published = tmp_path / "published.yaml"

@@ -33,8 +33,7 @@ def _config(algo: str, tmp_path, name: str, steps: int, save_interval: int = 0):
         algo, "lbf:5x5-2p-1f",
         flags=dict(steps=steps, num_envs=4, progress=False, tensorboard=False, seed=3,
                    runs_dir=str(tmp_path), name=name, test_interval=TEST_INTERVAL.get(algo, 0),
-                   test_episodes=4,
-                   save_interval=save_interval),
+                   test_episodes=4, save_interval=save_interval),
         overrides=overrides,
     )
 
