@@ -8,7 +8,7 @@ flags. For example::
     seeds: [1, 2, 3]
     steps: 500000
     num_envs: 16
-    configs: [configs/tuned/qmix_lbf-8x8-2p-3f.yaml]   # optional: config files for every run
+    configs: ["configs/tuned/{algo}_lbf-8x8-2p-3f.yaml"]   # optional: config files
     overrides: [test_interval=50000]
     search:
       lr: {loguniform: [0.0001, 0.001]}
@@ -19,8 +19,9 @@ flags. For example::
     retries: 1
 
 ``configs`` are YAML config files given to every run (``marl train --config``), paths from
-the folder ``marl sweep`` runs in; the fixed overrides and the search go over them. A run
-folder is only read back for the same files with the same content.
+the folder ``marl sweep`` runs in, where ``{algo}`` stands for the run's algorithm (so one
+sweep gives each algorithm its own tuned file); the fixed overrides and the search go over
+them. A run folder is only read back for the same files with the same content.
 
 A search key is any config key a ``key=value`` override takes (``lr``, ``learner.lr``,
 ``env_args.penalty``); its space is one of ``grid: [values]`` (every value; crossed with the
@@ -48,6 +49,7 @@ from omegaconf import OmegaConf
 from marl.config import ConfigError, load_config, require
 from marl.sweep import Job
 
+ALGO = "{algo}"  # in a config file's path: the run's algorithm
 SPACES = ("grid", "choice", "uniform", "loguniform", "randint")
 SEARCHERS = ("grid", "random", "optuna")
 
@@ -61,7 +63,7 @@ class SweepSpec:
     seeds: list[int] = field(default_factory=lambda: [1])
     steps: int = 100_000
     num_envs: int = 16
-    configs: list[str] = field(default_factory=list)  # config files for every run
+    configs: list[str] = field(default_factory=list)  # config files; "{algo}": the run's
     overrides: list[str] = field(default_factory=list)
     search: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
     searcher: str = "grid"
@@ -108,9 +110,13 @@ class SweepSpec:
         need(isinstance(self.metric, str) and bool(self.metric), "metric",
              "a key of the runs' summaries, e.g. test_return_mean")
         for path in self.configs:
-            if not Path(path).is_file():
-                raise ConfigError(f"sweep: configs: {path!r} is not a file (a path from the "
-                                  "folder marl sweep runs in)", "configs")
+            if "{" in path.replace(ALGO, "") or "}" in path.replace(ALGO, ""):
+                raise ConfigError(f"sweep: configs: {path!r}: the one placeholder a path may "
+                                  f"hold is {ALGO}", "configs")
+            for filled in dict.fromkeys(path.replace(ALGO, algo) for algo in self.algos):
+                if not Path(filled).is_file():
+                    raise ConfigError(f"sweep: configs: {filled!r} is not a file (a path from "
+                                      "the folder marl sweep runs in)", "configs")
         for override in self.overrides:
             if "=" not in override:
                 raise ConfigError(f"sweep: override {override!r}: expected key=value")
@@ -140,11 +146,15 @@ class SweepSpec:
         """The runs of one configuration (its search overrides), or of every configuration
         of a ``grid``/``random`` sweep when none is given."""
         configurations = [configuration] if configuration else self.configurations()
-        files = tuple(str(Path(path).resolve()) for path in self.configs)
         return [Job(run_name(algo, env, seed, config), algo, env, seed, self.steps,
-                    self.num_envs, (*self.overrides, *config), self.threads, files)
+                    self.num_envs, (*self.overrides, *config), self.threads,
+                    self.config_files(algo))
                 for config in configurations for algo in self.algos for env in self.envs
                 for seed in self.seeds]
+
+    def config_files(self, algo: str) -> tuple[str, ...]:
+        """The config files of ``algo``'s runs (absolute paths, ``{algo}`` filled in)."""
+        return tuple(str(Path(path.replace(ALGO, algo)).resolve()) for path in self.configs)
 
     def check(self) -> None:
         """Load every algorithm × environment config with the fixed overrides and one value
@@ -152,7 +162,7 @@ class SweepSpec:
         and not in every trial."""
         sample = tuple(f"{k}={draw(s, random.Random(0))}" for k, s in self.search.items())
         for algo, env in itertools.product(self.algos, self.envs):
-            load_config(algo, env, files=tuple(self.configs),
+            load_config(algo, env, files=self.config_files(algo),
                         overrides=(*self.overrides, *sample))
 
 

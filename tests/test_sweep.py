@@ -219,7 +219,9 @@ def test_optuna_search_runs_its_samples_inside_the_space(tmp_path):
 
 @pytest.mark.parametrize("path", sorted((Path(__file__).parent.parent / "configs" / "sweeps")
                                         .glob("*.yaml")), ids=lambda p: p.stem)
-def test_the_shipped_sweep_files_load_and_every_run_config_builds(path: Path) -> None:
+def test_the_shipped_sweep_files_load_and_every_run_config_builds(path: Path, monkeypatch
+                                                                   ) -> None:
+    monkeypatch.chdir(path.parent.parent.parent)  # their config files are repository paths
     spec = load_sweep(path)
     spec.check()  # every algorithm × environment config loads with the fixed overrides
     assert len(spec.jobs()) == (len(spec.configurations()) * len(spec.algos)
@@ -243,3 +245,19 @@ def test_config_files_reach_every_run_and_an_edited_file_is_another_job(tmp_path
     assert "sha1:" in again.error
     without, = run_local(tiny(seeds=[1]).jobs(), runs)  # nor for the same job without the file
     assert without.status == "failed" and "configs" in without.error
+
+
+def test_algo_in_a_config_path_gives_each_algorithm_its_own_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for algo, lr in (("iql", 0.001), ("vdn", 0.002)):
+        (tmp_path / f"{algo}_tuned.yaml").write_text(f"learner:\n  lr: {lr}\n")
+    spec = tiny(algos=["iql", "vdn"], seeds=[1], configs=["{algo}_tuned.yaml"])
+    spec.check()
+    files = {job.algo: job.configs for job in spec.jobs()}
+    assert files == {a: (str(tmp_path / f"{a}_tuned.yaml"),) for a in ("iql", "vdn")}
+    lrs = {a: load_config(a, "lbf:5x5-2p-1f", files=f).learner.lr for a, f in files.items()}
+    assert lrs == {"iql": 0.001, "vdn": 0.002}
+    with pytest.raises(ConfigError, match="'qmix_tuned.yaml' is not a file"):
+        tiny(algos=["iql", "qmix"], configs=["{algo}_tuned.yaml"])
+    with pytest.raises(ConfigError, match=r"the one placeholder a path may hold is \{algo\}"):
+        tiny(configs=["{env}_tuned.yaml"])
