@@ -383,7 +383,8 @@ def main(argv: list[str] | None = None) -> int:
     sw.add_argument("--steps", type=int)
     sw.add_argument("--num-envs", type=int)
     sw.add_argument("--config", action="append", default=[], metavar="FILE",
-                    help="a YAML config file for every run (repeatable; e.g. a tuned file)")
+                    help="a YAML config file for every run (repeatable; e.g. a tuned file; "
+                         "{algo} in it: the run's algorithm)")
     sw.add_argument("--runs-dir", type=Path, required=True, help="where the run folders go")
     sw.add_argument("--backend", choices=("ray", "local"), default="ray",
                     help="Ray Tune (default) or subprocesses on this machine")
