@@ -17,8 +17,10 @@ that searcher).
 from __future__ import annotations
 
 import json
+import socket
 import statistics
 import time
+import uuid
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -34,10 +36,11 @@ from marl.sweep import Job, Progress, TrialResult, run_or_read
 from marl.sweep_spec import SweepSpec
 
 
-def _trial(config: dict[str, Any], runs_dir: str, metric: str) -> None:
+def _trial(config: dict[str, Any], runs_dir: str, metric: str, driver: str) -> None:
     """A Tune trial: its jobs one after another, reporting the mean of ``metric``."""
     jobs = [Job(**{**j, "overrides": tuple(j["overrides"]), "configs": tuple(j["configs"])})
             for j in config["jobs"]]
+    check_node(Path(runs_dir), driver, jobs)
     values = []
     for job in jobs:
         value = run_or_read(job, runs_dir).get(metric)
@@ -45,6 +48,26 @@ def _trial(config: dict[str, Any], runs_dir: str, metric: str) -> None:
             values.append(float(value))
     tune.report({"score": statistics.fmean(values) if values else float("nan"),
                  "runs": ",".join(j.name for j in jobs)})
+
+
+def check_node(runs_dir: Path, driver: str, jobs: list[Job]) -> None:
+    """Raise unless this node sees the driver's run folders and the jobs' config files.
+
+    Ray may place a trial on any node of a cluster, and the driver reads the trials' results
+    back from ``runs_dir``: a node with another folder of that path (its own disk) would train
+    for nothing. The driver leaves the file ``driver`` in ``runs_dir``; a node that does not see
+    it, or a job's config file, is not on the driver's storage."""
+    node = socket.gethostname()
+    if not (runs_dir / driver).is_file():
+        raise RuntimeError(f"node {node} does not see this sweep's --runs-dir {runs_dir} (the "
+                           "driver's marker is missing): on a cluster, --runs-dir must be on "
+                           "storage every node mounts at the same path")
+    for job in jobs:
+        for path in job.configs:
+            if not Path(path).is_file():
+                raise RuntimeError(f"node {node} does not see the config file {path} of "
+                                   f"{job.name}: on a cluster, config files must be on "
+                                   "storage every node mounts at the same path")
 
 
 def _space(space: dict[str, list[Any]]) -> Any:
@@ -75,7 +98,8 @@ def run_on_ray(spec: SweepSpec, runs_dir: str | Path, *, address: str | None = N
     if not ray.is_initialized():
         ray.init(address=address, num_cpus=num_cpus if address is None else None,
                  include_dashboard=False, log_to_driver=False)
-
+    marker = runs_dir / f".driver-{uuid.uuid4().hex}"  # see check_node
+    driver = marker.name
     resources = {"cpu": spec.cpus, "gpu": spec.gpus}
     callback = ProgressCallback(progress, spec) if progress else None
     if optuna:
@@ -88,17 +112,23 @@ def run_on_ray(spec: SweepSpec, runs_dir: str | Path, *, address: str | None = N
                                                   for k, s in spec.search.items()}}
         tune_config = tune.TuneConfig(search_alg=searcher, num_samples=spec.samples,
                                       max_concurrent_trials=spec.concurrent or None)
-        trainable = tune.with_parameters(_optuna_trial, spec=spec, runs_dir=str(runs_dir))
+        trainable = tune.with_parameters(_optuna_trial, spec=spec, runs_dir=str(runs_dir),
+                                         driver=driver)
     else:
         param_space = {"jobs": tune.grid_search([[asdict(j)] for j in jobs])}
         tune_config = tune.TuneConfig(max_concurrent_trials=spec.concurrent or None)
-        trainable = tune.with_parameters(_trial, runs_dir=str(runs_dir), metric=spec.metric)
+        trainable = tune.with_parameters(_trial, runs_dir=str(runs_dir), metric=spec.metric,
+                                         driver=driver)
     run_config = tune.RunConfig(
         name=time.strftime("sweep-%Y%m%d-%H%M%S"), storage_path=str(runs_dir / ".tune"),
         failure_config=tune.FailureConfig(max_failures=spec.retries), verbose=0,
         callbacks=[callback] if callback else None)
-    fitted = tune.Tuner(tune.with_resources(trainable, resources), param_space=param_space,
-                        tune_config=tune_config, run_config=run_config).fit()
+    marker.touch()
+    try:
+        fitted = tune.Tuner(tune.with_resources(trainable, resources), param_space=param_space,
+                            tune_config=tune_config, run_config=run_config).fit()
+    finally:
+        marker.unlink(missing_ok=True)
     grid = [(fitted[i].config or {}, fitted[i].error) for i in range(len(fitted))]
     attempts = callback.attempts if callback else {}
     if optuna:
@@ -125,8 +155,9 @@ def _overrides(config: dict[str, Any]) -> tuple[str, ...]:
     return tuple(f"{k}={v}" for k, v in config["search"].items())
 
 
-def _optuna_trial(config: dict[str, Any], spec: SweepSpec, runs_dir: str) -> None:
-    _trial({"jobs": [asdict(j) for j in spec.jobs(_overrides(config))]}, runs_dir, spec.metric)
+def _optuna_trial(config: dict[str, Any], spec: SweepSpec, runs_dir: str, driver: str) -> None:
+    _trial({"jobs": [asdict(j) for j in spec.jobs(_overrides(config))]}, runs_dir, spec.metric,
+           driver)
 
 
 class ProgressCallback(tune.Callback):

@@ -117,6 +117,8 @@ class SweepSpec:
                 if not Path(filled).is_file():
                     raise ConfigError(f"sweep: configs: {filled!r} is not a file (a path from "
                                       "the folder marl sweep runs in)", "configs")
+        # absolute from here on: a trial on Ray builds its jobs in a folder of its own
+        self.configs = [str(Path(path).resolve()) for path in self.configs]
         for override in self.overrides:
             if "=" not in override:
                 raise ConfigError(f"sweep: override {override!r}: expected key=value")
@@ -153,8 +155,8 @@ class SweepSpec:
                 for seed in self.seeds]
 
     def config_files(self, algo: str) -> tuple[str, ...]:
-        """The config files of ``algo``'s runs (absolute paths, ``{algo}`` filled in)."""
-        return tuple(str(Path(path.replace(ALGO, algo)).resolve()) for path in self.configs)
+        """The config files of ``algo``'s runs (``{algo}`` filled in)."""
+        return tuple(path.replace(ALGO, algo) for path in self.configs)
 
     def check(self) -> None:
         """Load every algorithm × environment config with the fixed overrides and one value

@@ -254,10 +254,36 @@ def test_algo_in_a_config_path_gives_each_algorithm_its_own_file(tmp_path, monke
     spec = tiny(algos=["iql", "vdn"], seeds=[1], configs=["{algo}_tuned.yaml"])
     spec.check()
     files = {job.algo: job.configs for job in spec.jobs()}
-    assert files == {a: (str(tmp_path / f"{a}_tuned.yaml"),) for a in ("iql", "vdn")}
+    assert files == {a: (str((tmp_path / f"{a}_tuned.yaml").resolve()),) for a in ("iql", "vdn")}
     lrs = {a: load_config(a, "lbf:5x5-2p-1f", files=f).learner.lr for a, f in files.items()}
     assert lrs == {"iql": 0.001, "vdn": 0.002}
     with pytest.raises(ConfigError, match="'qmix_tuned.yaml' is not a file"):
         tiny(algos=["iql", "qmix"], configs=["{algo}_tuned.yaml"])
     with pytest.raises(ConfigError, match=r"the one placeholder a path may hold is \{algo\}"):
         tiny(configs=["{env}_tuned.yaml"])
+
+
+def test_a_ray_trial_refuses_a_node_that_does_not_see_the_drivers_files(tmp_path):
+    pytest.importorskip("ray")
+    from marl.ray_sweep import check_node
+
+    tuned = tmp_path / "tuned.yaml"
+    tuned.write_text("learner:\n  lr: 0.001\n")
+    jobs = tiny(seeds=[1], configs=[str(tuned)]).jobs()
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    with pytest.raises(RuntimeError, match="does not see this sweep's --runs-dir"):
+        check_node(runs, ".driver-x", jobs)  # another disk's folder of the same path
+    (runs / ".driver-x").touch()
+    check_node(runs, ".driver-x", jobs)
+    tuned.unlink()
+    with pytest.raises(RuntimeError, match=f"does not see the config file {tuned}"):
+        check_node(runs, ".driver-x", jobs)
+
+
+def test_config_paths_are_fixed_where_the_sweep_is_made(tmp_path, monkeypatch):
+    (tmp_path / "iql_tuned.yaml").write_text("learner:\n  lr: 0.001\n")
+    monkeypatch.chdir(tmp_path)
+    spec = tiny(seeds=[1], configs=["{algo}_tuned.yaml"])
+    monkeypatch.chdir(tmp_path.parent)  # as a Ray trial builds an optuna sweep's jobs
+    assert spec.jobs()[0].configs == (str((tmp_path / "iql_tuned.yaml").resolve()),)
