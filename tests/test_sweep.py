@@ -204,8 +204,10 @@ def test_ray_trial_that_fails_is_retried_then_reported(tmp_path):
 def test_optuna_search_runs_its_samples_inside_the_space(tmp_path):
     pytest.importorskip("optuna")
     sweep = tmp_path / "sweep.yaml"
+    (tmp_path / "net.yaml").write_text("learner:\n  hidden_dim: 24\n")
+    # a relative config path: its trials, in folders of their own, still find the file
     sweep.write_text("search:\n  lr: {loguniform: [0.0001, 0.01]}\nsearcher: optuna\n"
-                     "samples: 2\n")
+                     "samples: 2\nconfigs: [net.yaml]\n")
     out = subprocess.run(_sweep_command(tmp_path / "runs", str(sweep), "--seeds", "1",
                                         "--report", ""),
                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
@@ -215,6 +217,7 @@ def test_optuna_search_runs_its_samples_inside_the_space(tmp_path):
     rates = [float(next(line.split(":")[1] for line in p.read_text().splitlines()
                         if line.strip().startswith("lr:"))) for p in runs]
     assert len(set(rates)) == 2 and all(1e-4 <= r <= 1e-2 for r in rates)
+    assert all("hidden_dim: 24" in p.read_text() for p in runs)
 
 
 @pytest.mark.parametrize("path", sorted((Path(__file__).parent.parent / "configs" / "sweeps")
