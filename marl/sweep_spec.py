@@ -110,7 +110,7 @@ class SweepSpec:
         need(isinstance(self.metric, str) and bool(self.metric), "metric",
              "a key of the runs' summaries, e.g. test_return_mean")
         for path in self.configs:
-            if "{" in path.replace(ALGO, "") or "}" in path.replace(ALGO, ""):
+            if {"{", "}"} & set(path.replace(ALGO, "")):
                 raise ConfigError(f"sweep: configs: {path!r}: the one placeholder a path may "
                                   f"hold is {ALGO}", "configs")
             for filled in dict.fromkeys(path.replace(ALGO, algo) for algo in self.algos):
