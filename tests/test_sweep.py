@@ -157,6 +157,7 @@ def _sweep_command(runs_dir: Path, *extra: str) -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("ray")  # one local Ray at a time under pytest -n
 def test_ray_sweep_survives_a_killed_driver_and_writes_a_report(tmp_path):
     pytest.importorskip("ray")
     runs = tmp_path / "runs"
@@ -185,6 +186,7 @@ def test_ray_sweep_survives_a_killed_driver_and_writes_a_report(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("ray")  # one local Ray at a time under pytest -n
 def test_ray_trial_that_fails_is_retried_then_reported(tmp_path):
     pytest.importorskip("ray")
     sweep = tmp_path / "sweep.yaml"
@@ -202,6 +204,7 @@ def test_ray_trial_that_fails_is_retried_then_reported(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("ray")  # one local Ray at a time under pytest -n
 def test_optuna_search_runs_its_samples_inside_the_space(tmp_path):
     pytest.importorskip("optuna")
     sweep = tmp_path / "sweep.yaml"
