@@ -4,8 +4,8 @@ The update, in order (EPyMARL's ``QLearner`` maths, with the same defaults per a
 
 1. team reward = sum of the agents' rewards, standardised by running statistics (optional);
 2. Q-values of every step of the sampled episodes from the agent network (one batched call
-   over batch × time × agents; a feed-forward network over the episodes' real steps only,
-   not their padding), and the same from the target network;
+   over batch × time × agents, over the episodes' real steps only, not their padding), and
+   the same from the target network;
 3. bootstrap value of the next state: double Q (the online network picks, the target network
    values) or plain max, over available actions only;
 4. mix (none → each agent has its own TD error; VDN → sum; QMIX → monotonic hypernetwork mixer
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -28,7 +27,7 @@ from torch import nn
 
 from marl.algos.mixers import MIXERS, make_mixer
 from marl.config import require
-from marl.nets import AgentNet, agent_inputs, input_dim
+from marl.nets import AgentNet, agent_inputs, input_dim, on_rows
 from marl.replay import EpisodeBatch, Field
 from marl.returns import td_lambda_targets
 from marl.schedules import LinearSchedule
@@ -85,17 +84,6 @@ class QLearnerConfig:
             require(0 <= getattr(self, key) <= 1, key, getattr(self, key), "a number in [0, 1]")
         require(self.epsilon_anneal_time >= 0, "epsilon_anneal_time", self.epsilon_anneal_time,
                 "an integer >= 0")
-
-
-def on_rows(fn: Callable[..., torch.Tensor], rows: torch.Tensor,
-            *inputs: torch.Tensor) -> torch.Tensor:
-    """``fn`` of ``inputs [B, T, ...]`` computed where bool ``rows [B, T]`` holds, 0 elsewhere,
-    for a function that treats every (episode, step) alone: the padding past an episode's end
-    (most of a batch once episodes end early) costs nothing."""
-    out = fn(*(x[rows] for x in inputs))
-    full = out.new_zeros(*rows.shape, *out.shape[1:])
-    full[rows] = out
-    return full
 
 
 class QLearner:
@@ -217,16 +205,10 @@ class QLearner:
             none = torch.full_like(actions[:, :1], -1)
             last = torch.cat([none, actions], dim=1)  # [B, L+1, N]
         x = agent_inputs(batch["obs"].flatten(3), last, self.n_actions, cfg.obs_agent_id)
-        if cfg.use_rnn:
-            q = self.agent.sequence(x)  # [B, L+1, N, A]
-            with torch.no_grad():
-                target_q = self.target_agent.sequence(x)[:, 1:]
-        else:  # one (episode, step) at a time: the real states only, padding stays 0
-            steps = torch.arange(x.shape[1], device=x.device)
-            real = steps <= batch["length"][:, None]  # [B, L+1]: states 0..length
-            q = on_rows(self.agent.sequence, real, x)
-            with torch.no_grad():
-                target_q = on_rows(self.target_agent.sequence, real[:, 1:], x[:, 1:])
+        states = batch["length"] + 1  # real states of each episode, the final one included
+        q = self.agent.sequence(x, states)  # [B, L+1, N, A], 0 past an episode's end
+        with torch.no_grad():
+            target_q = self.target_agent.sequence(x, states)[:, 1:]
         with torch.no_grad():
             next_avail = avail[:, 1:]
             if cfg.double_q:

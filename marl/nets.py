@@ -4,9 +4,10 @@
 forms with the same maths:
 
 - **shared** parameters (the default): one network for every agent, which tells agents apart
-  by a one-hot agent id in its input; the recurrent layer is ``torch.nn.GRU``, so a training
-  sequence runs its time loop in C++, and a rollout with resets (``unroll``) runs
-  :class:`_GRUSteps`, its maths with a backward of its own;
+  by a one-hot agent id in its input; the recurrent layer is ``torch.nn.GRU``, whose maths
+  :class:`_GRUSteps` runs with a backward of its own, both for a rollout with resets
+  (``unroll``) and, on a CPU, for a batch of whole episodes (``sequence``) that is mostly
+  padding, over its real steps only (else ``nn.GRU`` runs the padded batch in one call);
 - **per agent** (``shared=False``): every layer holds a weight per agent (``[N, in, out]``)
   applied with one ``einsum``, so there is still no loop over agents.
 
@@ -18,7 +19,9 @@ empty ``[B, N, 0]`` for a feed-forward one, so callers treat both alike).
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -61,12 +64,23 @@ class AgentGRU(nn.Module):
 
 
 _BACKWARD_BLOCK = 1 << 15  # elements of gate coefficients computed at once (cache-sized)
+# On a CPU, a batch of episodes runs packed (real steps only) when at most this share of its
+# padded steps is real; above it ``nn.GRU`` over the padding is faster. Measured (GRU 128,
+# 32 episodes of up to 51 steps, forward and backward): packed 1.3-1.8x faster at 34-59%
+# real, 0.8x at 100%.
+_PACKED_BELOW = 0.75
 
 
 class _GRUSteps(torch.autograd.Function):
-    """``torch.nn.GRU``'s maths over ``T`` steps whose memory is multiplied by ``keep`` before
-    each step (0: an episode began), from ``gi [T, B, 3H]`` (the input's gate projections, all
-    steps at once), ``h0 [B, H]``, ``keep [T, B, 1]`` and the hidden weights → ``[T, B, H]``.
+    """``torch.nn.GRU``'s maths over the steps of a packed batch, its memory multiplied by
+    ``keep`` before each step (0: an episode began). Step ``t`` holds the first ``sizes[t]``
+    rows (non-increasing: longest sequences first, as ``PackedSequence`` lays them out);
+    ``gi [S, 3H]`` are the input's gate projections of every row of every step, step after
+    step (``S = sum(sizes)``), ``h0 [sizes[0], H]``, ``keep [S, 1]`` → memory ``[S, H]``.
+
+    A rollout is every row at every step (``sizes`` all equal, episodes begin anywhere); a
+    batch of whole episodes is packed (rows end with their episodes, ``keep`` all 1), so the
+    padding past an episode's end costs nothing.
 
     Why its own backward: autograd through ``nn.GRU`` called step by step records ~25 nodes a
     step; here a step is 8 operations forward and 5 backward (the gates' derivatives come for
@@ -77,54 +91,83 @@ class _GRUSteps(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: FunctionCtx, gi: torch.Tensor, h0: torch.Tensor, keep: torch.Tensor,
-                w_hh: torch.Tensor, b_hh: torch.Tensor) -> torch.Tensor:
-        steps, batch, width = gi.shape
+                w_hh: torch.Tensor, b_hh: torch.Tensor, sizes: tuple[int, ...]) -> torch.Tensor:
+        total, width = gi.shape
         h = width // 3
-        out, before = gi.new_empty(steps, batch, h), gi.new_empty(steps, batch, h)
-        gh = gi.new_empty(steps, batch, width)  # the hidden gate projections
-        rz, n = gi.new_empty(steps, batch, 2 * h), gi.new_empty(steps, batch, h)
+        out, before = gi.new_empty(total, h), gi.new_empty(total, h)
+        gh = gi.new_empty(total, width)  # the hidden gate projections
+        rz, n = gi.new_empty(total, 2 * h), gi.new_empty(total, h)
         memory, w_t = h0, w_hh.t()
-        for t in range(steps):
-            held = torch.mul(memory, keep[t], out=before[t])
-            g = torch.addmm(b_hh, held, w_t, out=gh[t])
-            gates = torch.add(gi[t, :, :2 * h], g[:, :2 * h], out=rz[t]).sigmoid_()
-            new = torch.addcmul(gi[t, :, 2 * h:], gates[:, :h], g[:, 2 * h:], out=n[t]).tanh_()
-            memory = torch.addcmul(new, gates[:, h:], held - new, out=out[t])
+        # every step's rows of every buffer, as views made in one call each (slicing them
+        # step by step would cost more than a small step's arithmetic)
+        views = (gi[:, :2 * h], gi[:, 2 * h:], keep, before, gh, gh[:, :2 * h], gh[:, 2 * h:],
+                 rz, rz[:, :h], rz[:, h:], n, out)
+        steps = zip(sizes, *(v.split(sizes) for v in views), strict=True)
+        for size, gi_rz, gi_n, keep_t, held_t, gh_t, gh_rz, gh_n, rz_t, r, z, n_t, out_t in steps:
+            held = torch.mul(memory[:size], keep_t, out=held_t)
+            torch.addmm(b_hh, held, w_t, out=gh_t)
+            torch.add(gi_rz, gh_rz, out=rz_t).sigmoid_()
+            new = torch.addcmul(gi_n, r, gh_n, out=n_t).tanh_()
+            memory = torch.addcmul(new, z, held - new, out=out_t)
+        ctx.sizes = sizes  # type: ignore[attr-defined]
         ctx.save_for_backward(before, gh, rz, n, keep, w_hh)
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx: FunctionCtx, grad_out: torch.Tensor
-                 ) -> tuple[torch.Tensor, torch.Tensor, None, torch.Tensor, torch.Tensor]:
+                 ) -> tuple[torch.Tensor, torch.Tensor, None, torch.Tensor, torch.Tensor, None]:
         before, gh, rz, n, keep, w_hh = ctx.saved_tensors  # type: ignore[attr-defined]
-        steps, batch, h = before.shape
-        r = rz[..., :h]
-        grad_gi = grad_out.new_empty(steps, batch, 3, h)
-        carry = torch.zeros_like(grad_out[0])  # the gradient reaching the memory from later steps
-        block = max(1, _BACKWARD_BLOCK // (batch * h))
-        for end in range(steps, 0, -block):
-            span = slice(max(0, end - block), end)
-            r_s, z_s, n_s, keep_s = r[span], rz[span, :, h:], n[span], keep[span]
+        sizes: tuple[int, ...] = ctx.sizes  # type: ignore[attr-defined]
+        total, h = before.shape
+        firsts = list(itertools.accumulate(sizes, initial=0))  # each step's first row
+        r = rz[:, :h]
+        grad_gi = grad_out.new_empty(total, 3, h)
+        outs, grads = grad_out.split(sizes), grad_gi.split(sizes)  # each step's rows
+        # the gradient reaching the memory from later steps; a row past its last step has none
+        carry = grad_out.new_zeros(sizes[0], h)
+        budget = max(1, _BACKWARD_BLOCK // h)  # rows of a block of steps
+        end = len(sizes)
+        while end > 0:
+            begin = end - 1
+            while begin > 0 and firsts[end] - firsts[begin - 1] <= budget:
+                begin -= 1
+            span = slice(firsts[begin], firsts[end])
+            r_s, z_s, n_s, keep_s = r[span], rz[span, h:], n[span], keep[span]
             # d(pre-activation)/d(new memory) of the gates r, z, n, and of the hidden
             # projection (the same but for n, which the reset gate scales)
             dn = (1 - z_s) * (1 - n_s * n_s)
-            to_gi = torch.stack([dn * gh[span, :, 2 * h:] * r_s * (1 - r_s),
-                                 (before[span] - n_s) * z_s * (1 - z_s), dn], dim=2)
+            to_gi = torch.stack([dn * gh[span, 2 * h:] * r_s * (1 - r_s),
+                                 (before[span] - n_s) * z_s * (1 - z_s), dn], dim=1)
             to_gh = to_gi.clone()
-            to_gh[:, :, 2] *= r_s
+            to_gh[:, 2] *= r_s
             to_gh *= keep_s.unsqueeze(-1)  # the memory before a reset gets nothing back
-            z_kept = z_s * keep_s
-            for i in range(end - span.start - 1, -1, -1):
-                dh = (grad_out[span.start + i] + carry).unsqueeze(1)
-                torch.mul(dh, to_gi[i], out=grad_gi[span.start + i])
-                carry = torch.addmm(dh[:, 0] * z_kept[i], (dh * to_gh[i]).view(batch, 3 * h),
-                                    w_hh)
-        grad_gi = grad_gi.view(steps, batch, 3 * h)
+            block = sizes[begin:end]
+            for t, to_gi_t, to_gh_t, z_t in reversed(list(zip(
+                    range(begin, end), to_gi.split(block), to_gh.split(block),
+                    (z_s * keep_s).split(block), strict=True))):
+                size = sizes[t]
+                dh = (outs[t] + carry[:size]).unsqueeze(1)
+                torch.mul(dh, to_gi_t, out=grads[t])
+                torch.addmm(dh[:, 0] * z_t, (dh * to_gh_t).view(size, 3 * h), w_hh,
+                            out=carry[:size])
+            end = begin
+        grad_gi = grad_gi.view(total, 3 * h)
         grad_gh = grad_gi.clone()
-        grad_gh[..., 2 * h:] *= r
-        grad_w = grad_gh.flatten(0, 1).t() @ before.flatten(0, 1)
-        return grad_gi, carry, None, grad_w, grad_gh.sum((0, 1))
+        grad_gh[:, 2 * h:] *= r
+        grad_w = grad_gh.t() @ before
+        return grad_gi, carry, None, grad_w, grad_gh.sum(0), None
+
+
+def on_rows(fn: Callable[..., torch.Tensor], rows: torch.Tensor,
+            *inputs: torch.Tensor) -> torch.Tensor:
+    """``fn`` of ``inputs [B, T, ...]`` computed where bool ``rows [B, T]`` holds, 0 elsewhere,
+    for a function that treats every (episode, step) alone: the padding past an episode's end
+    (most of a batch once episodes end early) costs nothing."""
+    out = fn(*(x[rows] for x in inputs))
+    full = out.new_zeros(*rows.shape, *out.shape[1:])
+    full[rows] = out
+    return full
 
 
 class AgentNet(nn.Module):
@@ -190,9 +233,10 @@ class AgentNet(nn.Module):
             assert isinstance(self.core, nn.GRU)
             w_ih, w_hh, b_ih, b_hh = self.core.all_weights[0]
             t, b, n, h = z.shape
-            gi = F.linear(z, w_ih, b_ih).reshape(t, b * n, 3 * h)
+            gi = F.linear(z, w_ih, b_ih).reshape(t * b * n, 3 * h)
             hidden = _GRUSteps.apply(gi, memory.reshape(b * n, h),
-                                     keep.expand(t, b, n, 1).reshape(t, b * n, 1), w_hh, b_hh)
+                                     keep.expand(t, b, n, 1).reshape(t * b * n, 1), w_hh, b_hh,
+                                     (b * n,) * t)
             return self.fc_out(hidden.reshape(t, b, n, h))
         steps = []
         for t in range(x.shape[0]):
@@ -200,15 +244,23 @@ class AgentNet(nn.Module):
             steps.append(memory)
         return self.fc_out(torch.stack(steps))
 
-    def sequence(self, x: torch.Tensor) -> torch.Tensor:
-        """Whole episodes from zero memory: ``x [B, T, N, in]`` → ``out [B, T, N, A]``."""
-        z = F.relu(self.fc_in(x))
+    def sequence(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Whole episodes from zero memory: ``x [B, T, N, in]`` → ``out [B, T, N, A]``. With
+        ``lengths [B]`` (each >= 1), only the first ``lengths[b]`` steps of episode ``b`` are
+        real: the rest is padding, whose output is 0 and, on a CPU when it is a good share
+        of the batch, costs nothing."""
+        if lengths is None:
+            lengths = torch.full(x.shape[:1], x.shape[1], device=x.device)
+        real = torch.arange(x.shape[1], device=x.device) < lengths[:, None]  # [B, T]
         if not self.rnn:
-            return self.fc_out(F.relu(self.core(z)))
+            return on_rows(lambda v: self.fc_out(F.relu(self.core(F.relu(self.fc_in(v))))),
+                            real, x)
+        if self.shared and x.device.type == "cpu" and real.float().mean() <= _PACKED_BELOW:
+            return self._packed_sequence(x, lengths, real)
+        z = F.relu(self.fc_in(x))
         b, t, n, h = z.shape
-        if self.shared:
-            seq = z.permute(1, 0, 2, 3).reshape(t, b * n, h)
-            out, _ = self.core(seq)
+        if self.shared:  # one call over the padded batch (a GPU's GRU kernel runs it whole)
+            out, _ = self.core(z.permute(1, 0, 2, 3).reshape(t, b * n, h))
             hidden = out.reshape(t, b, n, h).permute(1, 0, 2, 3)
         else:
             assert isinstance(self.core, AgentGRU)  # per-agent weights
@@ -218,7 +270,26 @@ class AgentNet(nn.Module):
                 mem = self.core.cell(z[:, i], mem)
                 steps.append(mem)
             hidden = torch.stack(steps, dim=1)
-        return self.fc_out(hidden)
+        return self.fc_out(hidden) * real[..., None, None]
+
+    def _packed_sequence(self, x: torch.Tensor, lengths: torch.Tensor,
+                         real: torch.Tensor) -> torch.Tensor:
+        """``sequence`` of the shared GRU over the real steps only: the episodes sorted
+        longest first, each step's real rows are a prefix of the batch (``_GRUSteps``)."""
+        assert isinstance(self.core, nn.GRU)
+        w_ih, w_hh, b_ih, b_hh = self.core.all_weights[0]
+        b, _, n, _ = x.shape
+        order = torch.argsort(lengths, descending=True, stable=True)
+        by_step = real[order].t()  # [T, B]: each row a prefix of the sorted episodes
+        sizes = tuple(int(k) * n for k in by_step.sum(1).tolist() if k > 0)
+        z = F.relu(self.fc_in(x[order].transpose(0, 1)[by_step]))  # [S, N, H], step by step
+        rows = z.reshape(-1, self.hidden_dim)
+        h0, keep = rows.new_zeros(sizes[0], rows.shape[1]), rows.new_ones(rows.shape[0], 1)
+        hidden = _GRUSteps.apply(F.linear(rows, w_ih, b_ih), h0, keep, w_hh, b_hh, sizes)
+        out = self.fc_out(hidden.reshape(z.shape))  # [S, N, A]
+        full = out.new_zeros(by_step.shape[0], b, n, out.shape[-1])
+        full[by_step] = out
+        return full.transpose(0, 1)[torch.argsort(order)]
 
 
 class ConvEncoder(nn.Module):

@@ -155,21 +155,51 @@ def test_unroll_gradients_equal_stepping(rnn: bool, shared: bool) -> None:
 
 
 @pytest.mark.parametrize("block_steps", [1, 2, None], ids=["step", "pairs", "all"])
-def test_gru_steps_gradcheck(block_steps: int | None, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The rollout GRU's own backward against finite differences (float64), its gate
-    coefficients computed a step, two steps or every step at a time."""
+@pytest.mark.parametrize("sizes", [(3, 3, 3, 3, 3), (3, 3, 2, 1, 1)], ids=["rollout", "packed"])
+def test_gru_steps_gradcheck(block_steps: int | None, sizes: tuple[int, ...],
+                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The GRU's own backward against finite differences (float64), its gate coefficients
+    computed a step, two steps or every step at a time, every row at every step (a rollout)
+    or rows ending before others (packed episodes)."""
     g = torch.Generator().manual_seed(13)
-    steps, batch, h = 5, 3, 4
+    rows, h = sum(sizes), 4
     if block_steps is not None:
-        monkeypatch.setattr(nets, "_BACKWARD_BLOCK", block_steps * batch * h)
-    keep = (torch.rand(steps, batch, 1, generator=g) > 0.3).double()
-    inputs = (torch.randn(steps, batch, 3 * h, generator=g, dtype=torch.float64),
-              torch.randn(batch, h, generator=g, dtype=torch.float64), keep,
+        monkeypatch.setattr(nets, "_BACKWARD_BLOCK", block_steps * sizes[0] * h)
+    keep = (torch.rand(rows, 1, generator=g) > 0.3).double()
+    inputs = (torch.randn(rows, 3 * h, generator=g, dtype=torch.float64),
+              torch.randn(sizes[0], h, generator=g, dtype=torch.float64), keep,
               torch.randn(3 * h, h, generator=g, dtype=torch.float64),
               torch.randn(3 * h, generator=g, dtype=torch.float64))
     for i, x in enumerate(inputs):
         x.requires_grad_(i != 2)
-    assert torch.autograd.gradcheck(_GRUSteps.apply, inputs)
+    assert torch.autograd.gradcheck(lambda *a: _GRUSteps.apply(*a, sizes), inputs)
+
+
+@ALL
+@pytest.mark.parametrize("lengths", [[2, T, 1, 4], [T, T - 1, T, T]],
+                         ids=["mostly-padding", "little-padding"])
+def test_sequence_of_real_steps_equals_stepping(rnn: bool, shared: bool,
+                                                lengths: list[int]) -> None:
+    """With episode lengths (unsorted), the output at real steps and the gradients of a loss
+    on them (inputs, every parameter) equal those of stepping through each episode; padding
+    is 0. A batch that is mostly padding runs packed on a CPU, the others padded."""
+    net = make_net(rnn, shared, seed=14)
+    g = torch.Generator().manual_seed(15)
+    x = torch.randn(B, T, N, IN, generator=g)
+    lengths = torch.tensor(lengths)  # type: ignore[assignment]
+    real = (torch.arange(T) < lengths[:, None])[..., None, None]
+    weights = torch.randn(B, T, N, A, generator=g) * real
+    grads = []
+    for run in (lambda v: net.sequence(v, lengths), lambda v: step_all(net, v)):
+        net.zero_grad()
+        xs = x.clone().requires_grad_()
+        out = run(xs)
+        (out * weights).sum().backward()
+        grads.append([out.detach() * real, xs.grad] + [p.grad for p in net.parameters()])
+        if len(grads) == 1:
+            assert torch.equal(out.detach() * ~real, torch.zeros_like(out))
+    for got, want in zip(*grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
 
 @ALL

@@ -53,6 +53,15 @@ def reference_mix(mixer, q: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
     return torch.stack(out, dim=1)  # [B, L, 1]
 
 
+def stepped(net, x: torch.Tensor) -> torch.Tensor:
+    """``x [B, T, N, in]`` through the agent network one step at a time from zero memory."""
+    memory, out = net.initial_memory(x.shape[0]), []
+    for t in range(x.shape[1]):
+        q, memory = net(x[:, t], memory)
+        out.append(q)
+    return torch.stack(out, dim=1)
+
+
 def reference_loss(learner: QLearner, batch, gamma: float, double_q: bool) -> torch.Tensor:
     cfg = learner.cfg
     b, length = batch["length"].shape[0], batch["filled"].shape[1]
@@ -67,8 +76,7 @@ def reference_loss(learner: QLearner, batch, gamma: float, double_q: bool) -> to
         reward = ((reward - mean) / torch.sqrt(var + 1e-8)).float()
     ids = torch.eye(N).expand(b, length + 1, N, N)
     x = torch.cat([batch["obs"], ids], dim=-1)
-    q = learner.agent.sequence(x)
-    tq = learner.target_agent.sequence(x)
+    q, tq = stepped(learner.agent, x), stepped(learner.target_agent, x)
     losses, count = torch.zeros(()), 0
     chosen = q[:, :-1].gather(-1, batch["actions"].unsqueeze(-1)).squeeze(-1)
     next_q = torch.zeros(b, length, N)
@@ -97,9 +105,10 @@ def reference_loss(learner: QLearner, batch, gamma: float, double_q: bool) -> to
 
 @pytest.mark.parametrize("mixer", ["none", "vdn", "qmix"])
 @pytest.mark.parametrize("double_q", [True, False])
-def test_loss_equals_reference(mixer, double_q):
-    cfg = QLearnerConfig(mixer=mixer, double_q=double_q, hidden_dim=8, mixing_embed_dim=4,
-                         hypernet_embed=8)
+@pytest.mark.parametrize("use_rnn", [False, True], ids=["ff", "gru"])
+def test_loss_equals_reference(mixer, double_q, use_rnn):
+    cfg = QLearnerConfig(mixer=mixer, double_q=double_q, use_rnn=use_rnn, hidden_dim=8,
+                         mixing_embed_dim=4, hypernet_embed=8)
     learner = QLearner(SPEC, cfg, device="cpu", seed=1)
     # a target network that differs from the online one, so double Q matters
     with torch.no_grad():
