@@ -186,11 +186,11 @@ def test_sequence_of_real_steps_equals_stepping(rnn: bool, shared: bool,
     net = make_net(rnn, shared, seed=14)
     g = torch.Generator().manual_seed(15)
     x = torch.randn(B, T, N, IN, generator=g)
-    lengths = torch.tensor(lengths)  # type: ignore[assignment]
-    real = (torch.arange(T) < lengths[:, None])[..., None, None]
+    steps = torch.tensor(lengths)
+    real = (torch.arange(T) < steps[:, None])[..., None, None]
     weights = torch.randn(B, T, N, A, generator=g) * real
     grads = []
-    for run in (lambda v: net.sequence(v, lengths), lambda v: step_all(net, v)):
+    for run in (lambda v: net.sequence(v, steps), lambda v: step_all(net, v)):
         net.zero_grad()
         xs = x.clone().requires_grad_()
         out = run(xs)
