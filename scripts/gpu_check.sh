@@ -9,7 +9,8 @@
 # The machine needs a python3 (or $PYTHON) with a CUDA build of torch. The few packages the
 # suite needs beyond what such images hold (pettingzoo, gymnasium, omegaconf and theirs) come
 # from an index, or, on a machine that reaches none, from the wheels in .whl/ that
-# --fetch-wheels downloads (for CPython 3.12 on x86-64 Linux: PY_VERSION to change).
+# --fetch-wheels downloads (for CPython 3.12 on x86-64 Linux: PY_VERSION to change), with
+# setuptools and wheel to build the package where the machine's Python has no setuptools.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 python=${PYTHON:-python3}
@@ -17,7 +18,7 @@ if [ "${1:-}" = "--fetch-wheels" ]; then
   common=(--no-deps --python-version "${PY_VERSION:-3.12}" --implementation cp
           --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 -d "$repo/.whl")
   "$python" -m pip download "${common[@]}" --only-binary=:all: pettingzoo gymnasium omegaconf \
-    farama-notifications cloudpickle typing-extensions
+    farama-notifications cloudpickle typing-extensions setuptools wheel
   # omegaconf's parser runtime is published as source only (pure Python)
   "$python" -m pip download --no-deps --no-binary=:all: -d "$repo/.whl" \
     "antlr4-python3-runtime==4.9.3"
@@ -28,6 +29,7 @@ shift
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 site=$(mktemp -d)
+trap 'rm -rf "$site"' EXIT
 if [ -d "$repo/.whl" ]; then
   "$python" -m pip install -q --no-index --no-deps --no-build-isolation --target "$site" \
     "$repo"/.whl/*
