@@ -8,9 +8,10 @@
 #
 # The machine needs a python3 (or $PYTHON) with a CUDA build of torch. The few packages the
 # suite needs beyond what such images hold (pettingzoo, gymnasium, omegaconf and theirs) come
-# from an index, or, on a machine that reaches none, from the wheels in .whl/ that
-# --fetch-wheels downloads (for CPython 3.12 on x86-64 Linux: PY_VERSION to change), with
-# setuptools and wheel to build the package where the machine's Python has no setuptools.
+# from the wheels in .whl/ that --fetch-wheels downloads beforehand, for a machine that
+# reaches no index (CPython 3.12 on x86-64 Linux: PY_VERSION to change); whatever is still
+# missing then comes from the index (never torch). The package is built with the machine's
+# own setuptools (no build isolation: it needs no index).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 python=${PYTHON:-python3}
@@ -18,7 +19,7 @@ if [ "${1:-}" = "--fetch-wheels" ]; then
   common=(--no-deps --python-version "${PY_VERSION:-3.12}" --implementation cp
           --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 -d "$repo/.whl")
   "$python" -m pip download "${common[@]}" --only-binary=:all: pettingzoo gymnasium omegaconf \
-    farama-notifications cloudpickle typing-extensions setuptools wheel
+    farama-notifications cloudpickle typing-extensions
   # omegaconf's parser runtime is published as source only (pure Python)
   "$python" -m pip download --no-deps --no-binary=:all: -d "$repo/.whl" \
     "antlr4-python3-runtime==4.9.3"
@@ -35,6 +36,17 @@ if [ -d "$repo/.whl" ]; then
     "$repo"/.whl/*
 fi
 export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
+# what the package needs besides torch and is still missing comes from the index, with its
+# own needs (none of them torch)
+missing=$("$python" -c 'import importlib.util as u
+need = {"numpy": "numpy", "pettingzoo": "pettingzoo", "gymnasium": "gymnasium", "PIL": "pillow",
+        "omegaconf": "omegaconf", "tensorboard": "tensorboard", "tqdm": "tqdm"}
+print(" ".join(name for module, name in need.items() if u.find_spec(module) is None))')
+if [ -n "$missing" ]; then
+  echo "installing from the index: $missing"
+  # shellcheck disable=SC2086
+  "$python" -m pip install -q --target "$site" $missing
+fi
 "$python" -m pip install -q --no-deps --no-build-isolation --target "$site" "$repo"
 # from a folder without the sources, so the installed package is what runs
 cd "$site"
