@@ -21,11 +21,14 @@ report says what it left out). Algorithms may differ in their number of seeds.
 Published figures (``--published FILE``, :func:`load_published`) are drawn beside the curves as
 dashed lines and tabled beside the runs' final scores. ``--threshold T`` adds sample efficiency:
 per task and algorithm, the env steps at which each seed's curve first reaches ``T``
-(:func:`steps_to_reach`).
+(:func:`steps_to_reach`). ``--at STEP ...`` tables the curves' means at those env steps
+(:func:`value_at`). Beside the raw final scores stands their mean's Student-t 95% interval
+over seeds (:func:`mean_interval`), the "mean ± CI" of papers with a handful of seeds.
 
     marl report runs/curves --out reports/curves
     marl report tuned=runs/tuned default=runs/default --out reports/tuned  # one algorithm, two
     marl report runs/smac --out reports/smac --published docs/envs/smac_qmix_published.yaml
+    marl report runs/lbf --out reports/lbf --at 500000 1000000  # the means halfway, and so on
     marl report reports/smac/runs.json runs/smac-seed2 --out reports/smac  # add seeds later
 
 A report keeps the runs it read in ``runs.json`` (each run's curve and figures), which a later
@@ -152,6 +155,7 @@ class Report:
     threshold: float | None = None
     # task -> algorithm -> each seed's first env step at or above the threshold (None: never)
     reached: dict[str, dict[str, tuple[int | None, ...]]] = field(default_factory=dict)
+    at: tuple[int, ...] = ()  # env steps asked for (``--at``), read off ``curves``
 
 
 # --- reading run folders -------------------------------------------------------------------
@@ -403,6 +407,29 @@ def curve_band(curves: Sequence[Sequence[tuple[int, float]]], *, reps: int = 200
     return Band(np.array(shared), values.mean(axis=0), lo, hi)
 
 
+def mean_interval(values: Sequence[float]) -> Estimate | None:
+    """The mean of ``values`` (one per seed) with its Student-t 95% interval: the "mean ± CI"
+    that papers give over a handful of seeds, where a bootstrap has few distinct resamples to
+    draw from (ten means for three seeds). None for fewer than two values."""
+    x = np.asarray(values, dtype=float)
+    if len(x) < 2:
+        return None
+    from scipy import stats  # rliable's dependency: there wherever a report can be written
+
+    half = float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
+    mean = float(x.mean())
+    return Estimate(mean, mean - half, mean + half)
+
+
+def value_at(band: Band, step: int) -> tuple[int, Estimate] | None:
+    """The test at or before env step ``step`` on ``band`` (a mean over seeds and its band):
+    its env step and value; None when the band begins later."""
+    i = int(np.searchsorted(band.x, step, side="right")) - 1
+    if i < 0:
+        return None
+    return int(band.x[i]), Estimate(float(band.value[i]), float(band.lo[i]), float(band.hi[i]))
+
+
 def steps_to_reach(curve: Sequence[tuple[int, float]], threshold: float) -> int | None:
     """The first env step of ``curve`` whose value is at least ``threshold``; None if none."""
     return next((step for step, value in curve if value >= threshold), None)
@@ -544,11 +571,11 @@ def performance_profiles(scores: Mapping[str, np.ndarray], taus: np.ndarray, *,
 
 def summarise(runs: Sequence[Run], *, normalise: bool = True, reps: int = 2000,
               seed: int = 0, published: Sequence[Published] = (),
-              threshold: float | None = None) -> Report:
+              threshold: float | None = None, at: Sequence[int] = ()) -> Report:
     """The curves, score table, aggregates, probabilities of improvement and performance
-    profiles of ``runs`` (and the ``published`` figures beside them, and with a
-    ``threshold`` the steps each seed took to reach it); every bootstrap is seeded with
-    ``seed``, so a report is reproducible."""
+    profiles of ``runs`` (and the ``published`` figures beside them, with a ``threshold``
+    the steps each seed took to reach it, and the env steps ``at`` which to table the
+    curves); every bootstrap is seeded with ``seed``, so a report is reproducible."""
     notes: list[str] = []
     ran = {r.env for r in runs}
     unrun = sorted({p.task for p in published} - ran)
@@ -590,19 +617,19 @@ def summarise(runs: Sequence[Run], *, normalise: bool = True, reps: int = 2000,
         for task in sorted(ran)}
     return Report(metric, normalise, reps, tuple(runs), curves, table, aggregates,
                   improvements, profiles, (*table.notes, *notes), tuple(published), threshold,
-                  reached)
+                  reached, tuple(sorted(set(at))))
 
 
 # --- writing -------------------------------------------------------------------------------
 
 def write_report(runs: Sequence[Run], out_dir: str | os.PathLike, *, normalise: bool = True,
                  reps: int = 2000, seed: int = 0, published: Sequence[Published] = (),
-                 threshold: float | None = None) -> Path:
+                 threshold: float | None = None, at: Sequence[int] = ()) -> Path:
     """Write ``report.md``, its PNG figures, ``report.json`` (the figures as numbers) and
     ``runs.json`` (the runs read, for later reports) into ``out_dir``; returns the path of
     ``report.md``."""
     report = summarise(runs, normalise=normalise, reps=reps, seed=seed, published=published,
-                       threshold=threshold)
+                       threshold=threshold, at=at)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     colours = _colours(sorted({r.algo for r in runs}))
@@ -739,8 +766,9 @@ def _markdown(report: Report, figures: Mapping[str, str]) -> str:
         "# Training report",
         f"{_count(len(runs), 'run')} of {_count(len(algos), 'algorithm')} ({', '.join(algos)}) "
         f"on {_count(len(tasks), 'task')}; metric `{report.metric}`. Intervals are 95%, from "
-        f"{report.reps:,} bootstrap resamples; aggregates computed with rliable (Agarwal et al. "
-        "2021, \"Deep RL at the edge of the statistical precipice\").",
+        f"{report.reps:,} bootstrap resamples (the raw final scores' mean: Student's t over "
+        "seeds); aggregates computed with rliable (Agarwal et al. 2021, \"Deep RL at the edge "
+        "of the statistical precipice\").",
         "## Learning curves",
         "Mean over seeds at each env step the seeds share, with a 95% bootstrap band over "
         "seeds.",
@@ -753,12 +781,17 @@ def _markdown(report: Report, figures: Mapping[str, str]) -> str:
         for algo in algos:
             of = [r for r in runs if r.env == task and r.algo == algo]
             if of:
+                of = sorted(of, key=lambda r: r.seed)
                 finals = [r.final for r in of]
+                interval = mean_interval(finals)
                 rows.append([task, algo, ", ".join(sorted({f"`{r.metric}`" for r in of})),
-                             str(len(of)), _num(float(np.mean(finals))), _num(min(finals)),
-                             _num(max(finals))])
-    parts += ["Final scores (raw):",
-              _md_table(["task", "algorithm", "metric", "seeds", "mean", "min", "max"], rows)]
+                             str(len(of)), _num(float(np.mean(finals))),
+                             "–" if interval is None else f"± {_num(interval.hi - interval.value)}",
+                             _num(min(finals)), _num(max(finals)),
+                             ", ".join(f"{_num(r.final)} ({r.seed})" for r in of)])
+    parts += ["Final scores (raw; the mean's 95% interval is Student's t over seeds):",
+              _md_table(["task", "algorithm", "metric", "seeds", "mean", "95% CI (t)", "min",
+                         "max", "each seed (seed)"], rows)]
     shown = [p for p in report.published if p.task in report.curves]
     if shown:
         parts.append("Published figures (dashed lines on the curves), beside the final scores "
@@ -768,6 +801,13 @@ def _markdown(report: Report, figures: Mapping[str, str]) -> str:
              "best test here (mean of seeds, at env steps)"],
             [[p.task, p.source, "–" if p.steps is None else f"{p.steps:,}", _num(p.value),
               _ours(runs, p.task), _best_test(report, p.task)] for p in shown]))
+    if report.at:
+        parts.append("Mean over seeds during training, at the last test at or before each env "
+                     "step asked for, with its 95% bootstrap band over seeds:")
+        parts.append(_md_table(["task", "algorithm", *(f"at {s:,}" for s in report.at)],
+                               [[task, algo, *(_at(band, s) for s in report.at)]
+                                for task, bands in report.curves.items()
+                                for algo, band in bands.items()]))
     if report.threshold is not None:
         parts.append(f"Env steps to reach {_num(report.threshold)} (each seed's first test at "
                      "or above it; seeds that never did are counted apart):")
@@ -814,6 +854,14 @@ def _markdown(report: Report, figures: Mapping[str, str]) -> str:
         parts.append("## Notes")
         parts.append("\n".join(f"- {note}" for note in report.notes))
     return "\n\n".join(parts) + "\n"
+
+
+def _at(band: Band, step: int) -> str:
+    found = value_at(band, step)
+    if found is None:
+        return "–"
+    test, e = found
+    return _ci(e) + ("" if test == step else f" ({test:,})")
 
 
 def _median_steps(steps: Sequence[int | None]) -> str:
@@ -863,8 +911,30 @@ def _as_json(report: Report) -> dict[str, Any]:
         "threshold": report.threshold,
         "reached": {task: {a: list(v) for a, v in by.items()}
                     for task, by in report.reached.items()},
+        "finals": {task: {a: _finals([r for r in report.runs if r.env == task and r.algo == a])
+                          for a in sorted({r.algo for r in report.runs if r.env == task})}
+                   for task in sorted({r.env for r in report.runs})},
+        "at": {task: {a: [_at_json(b, s) for s in report.at] for a, b in bands.items()}
+               for task, bands in report.curves.items()} if report.at else {},
         "notes": list(report.notes),
     }
+
+
+def _finals(of: Sequence[Run]) -> dict[str, Any]:
+    """Final scores of one algorithm on one task, by seed, with their mean's t interval."""
+    of = sorted(of, key=lambda r: r.seed)
+    interval = mean_interval([r.final for r in of])
+    return {"seeds": [r.seed for r in of], "values": [r.final for r in of],
+            "mean": float(np.mean([r.final for r in of])),
+            "ci95_t": None if interval is None else [interval.lo, interval.hi]}
+
+
+def _at_json(band: Band, step: int) -> dict[str, Any]:
+    found = value_at(band, step)
+    if found is None:
+        return {"asked": step, "step": None}
+    test, e = found
+    return {"asked": step, "step": test, "value": e.value, "ci95": [e.lo, e.hi]}
 
 
 # --- command line --------------------------------------------------------------------------
@@ -873,6 +943,20 @@ def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _steps(text: str) -> int:
+    """Env steps as ``500000``, ``500_000`` or ``5e5``."""
+    try:
+        number = float(text.replace("_", ""))
+    except ValueError:
+        number = math.nan
+    if not number.is_integer():
+        raise argparse.ArgumentTypeError(f"expected a whole number of env steps, got {text!r}")
+    value = int(number)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"env steps cannot be negative, got {value}")
     return value
 
 
@@ -895,6 +979,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threshold", type=float, default=None, metavar="T",
                         help="also table the env steps each seed took to first reach T (e.g. "
                              "0.9 for a win rate)")
+    parser.add_argument("--at", type=_steps, nargs="+", default=(), metavar="STEP",
+                        help="also table each curve's mean over seeds at these env steps (the "
+                             "last test at or before each), e.g. --at 500000 1000000")
     parser.add_argument("--published", default=None, metavar="FILE",
                         help="YAML of published figures per task ({source, value, steps} "
                              "entries), drawn beside the curves and tabled beside the scores")
@@ -906,7 +993,7 @@ def run_cli(args: argparse.Namespace) -> int:
         published = load_published(args.published) if args.published else ()
         runs = load_runs(args.runs, metric=args.metric)
         path = write_report(runs, args.out, normalise=not args.no_normalise, reps=args.reps,
-                            published=published, threshold=args.threshold)
+                            published=published, threshold=args.threshold, at=args.at)
     except (ValueError, ImportError) as e:
         print(f"marl report: error: {e}", file=sys.stderr)
         return 2

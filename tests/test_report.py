@@ -20,9 +20,11 @@ from marl.report import (
     load_published,
     load_runs,
     main,
+    mean_interval,
     min_max_normalise,
     score_table,
     summarise,
+    value_at,
     write_report,
 )
 
@@ -400,3 +402,56 @@ def test_shipped_published_figures_load_and_name_environments_that_build(name):
     figures = load_published(Path(__file__).parents[1] / "docs" / name)
     for task in sorted({p.task for p in figures}):
         make(task, num_envs=1).reset()  # an unknown or malformed id raises, naming it
+
+
+def test_mean_interval_is_students_t_over_seeds():
+    # 1, 2, 3: mean 2, standard error 1/sqrt(3), t(0.975, 2 degrees of freedom) = 4.30265...
+    e = mean_interval([3.0, 1.0, 2.0])
+    assert (e.value, e.hi - e.value) == pytest.approx((2.0, 4.302652729911275 / 3 ** 0.5))
+    assert e.value - e.lo == pytest.approx(e.hi - e.value)
+    stats = pytest.importorskip("scipy.stats")
+    x = [0.119, 0.253, 0.246]
+    lo, hi = stats.t.interval(0.95, len(x) - 1, loc=np.mean(x), scale=stats.sem(x))
+    assert (mean_interval(x).lo, mean_interval(x).hi) == pytest.approx((lo, hi))
+    assert mean_interval([0.5]) is None and mean_interval([]) is None
+
+
+def test_value_at_is_the_last_test_at_or_before_the_step():
+    band = curve_band([[(100, 0.2), (200, 0.4)], [(100, 0.4), (200, 0.8)]], reps=50)
+    assert value_at(band, 50) is None
+    step, e = value_at(band, 150)
+    assert step == 100 and e.value == pytest.approx(0.3) and e.lo <= e.value <= e.hi
+    assert value_at(band, 200)[0] == 200 and value_at(band, 10**9)[0] == 200
+
+
+def test_report_tables_each_seed_the_t_interval_and_means_at_steps(runs_dir, tmp_path, capsys,
+                                                                   rliable):
+    out = tmp_path / "out"
+    assert main([str(runs_dir), "--out", str(out), "--reps", "50",
+                 "--at", "250", "150", "1e2"]) == 0
+    text = (out / "report.md").read_text()
+    # iql's finals by seed 0.4, 0.8, 0.6: sd 0.2, t(0.975, 2) 0.2 / sqrt(3) = 0.497; qmix's
+    # 0.9, 1.0: t(0.975, 1) 0.0707 / sqrt(2) = 0.635
+    assert (f"| {ENV} | iql | `test/return_mean` | 3 | 0.600 | ± 0.497 | 0.400 | 0.800 | "
+            "0.400 (1), 0.800 (2), 0.600 (3) |") in text
+    assert (f"| {ENV} | qmix | `test/return_mean` | 2 | 0.950 | ± 0.635 | 0.900 | 1.000 | "
+            "0.900 (1), 1.000 (2) |") in text
+    # at 100 / 150 / 250 (sorted): the tests at 100, 100 and 200; iql's means 0.333, 0.6
+    assert "| task | algorithm | at 100 | at 150 | at 250 |" in text
+    row = next(line for line in text.splitlines() if line.startswith(f"| {ENV} | iql | 0.333"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2].startswith("0.333 [") and cells[2].endswith("]")
+    assert cells[3].startswith("0.333 [") and cells[3].endswith("(100)")
+    assert cells[4].startswith("0.600 [") and cells[4].endswith("(200)")
+    figures = json.loads((out / "report.json").read_text())
+    iql = figures["finals"][ENV]["iql"]
+    assert iql["seeds"] == [1, 2, 3] and iql["values"] == pytest.approx([0.4, 0.8, 0.6])
+    assert iql["ci95_t"] == pytest.approx([0.6 - 0.4968275, 0.6 + 0.4968275], abs=1e-6)
+    asked = figures["at"][ENV]["qmix"]
+    assert [(a["asked"], a["step"]) for a in asked] == [(100, 100), (150, 100), (250, 200)]
+    assert asked[2]["value"] == pytest.approx(0.95)
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main([str(runs_dir), "--out", str(tmp_path / "bad"), "--at", "half"])
+    assert "--at: expected a whole number of env steps, got 'half'" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
