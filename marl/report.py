@@ -414,8 +414,10 @@ def mean_interval(values: Sequence[float]) -> Estimate | None:
     x = np.asarray(values, dtype=float)
     if len(x) < 2:
         return None
-    from scipy import stats  # rliable's dependency: there wherever a report can be written
-
+    try:
+        from scipy import stats  # rliable's dependency
+    except ImportError as e:
+        raise ImportError(INSTALL_HINT) from e
     half = float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
     mean = float(x.mean())
     return Estimate(mean, mean - half, mean + half)
@@ -781,14 +783,14 @@ def _markdown(report: Report, figures: Mapping[str, str]) -> str:
         for algo in algos:
             of = [r for r in runs if r.env == task and r.algo == algo]
             if of:
-                of = sorted(of, key=lambda r: r.seed)
-                finals = [r.final for r in of]
-                interval = mean_interval(finals)
+                f = _finals(of)
+                ci = f["ci95_t"]
                 rows.append([task, algo, ", ".join(sorted({f"`{r.metric}`" for r in of})),
-                             str(len(of)), _num(float(np.mean(finals))),
-                             "–" if interval is None else f"± {_num(interval.hi - interval.value)}",
-                             _num(min(finals)), _num(max(finals)),
-                             ", ".join(f"{_num(r.final)} ({r.seed})" for r in of)])
+                             str(len(of)), _num(f["mean"]),
+                             "–" if ci is None else f"± {_num(ci[1] - f['mean'])}",
+                             _num(min(f["values"])), _num(max(f["values"])),
+                             ", ".join(f"{_num(v)} ({s})" for s, v in zip(f["seeds"], f["values"],
+                                                                           strict=True))])
     parts += ["Final scores (raw; the mean's 95% interval is Student's t over seeds):",
               _md_table(["task", "algorithm", "metric", "seeds", "mean", "95% CI (t)", "min",
                          "max", "each seed (seed)"], rows)]
@@ -923,9 +925,9 @@ def _as_json(report: Report) -> dict[str, Any]:
 def _finals(of: Sequence[Run]) -> dict[str, Any]:
     """Final scores of one algorithm on one task, by seed, with their mean's t interval."""
     of = sorted(of, key=lambda r: r.seed)
-    interval = mean_interval([r.final for r in of])
-    return {"seeds": [r.seed for r in of], "values": [r.final for r in of],
-            "mean": float(np.mean([r.final for r in of])),
+    values = [r.final for r in of]
+    interval = mean_interval(values)
+    return {"seeds": [r.seed for r in of], "values": values, "mean": float(np.mean(values)),
             "ci95_t": None if interval is None else [interval.lo, interval.hi]}
 
 
