@@ -23,8 +23,7 @@ import math
 import statistics
 from pathlib import Path
 
-from scipy import stats
-
+from marl.report import mean_interval
 from marl.sweep import Job, run_all, scalar_curve
 
 ANTAGONIST_STEPS = "learner/teacher_antagonist_env_steps"
@@ -36,11 +35,10 @@ def run_name(teacher: str, env: str, seed: int) -> str:
 
 def mean_ci95(values: list[float]) -> tuple[float, float]:
     """The mean and the half-width of its 95% Student-t interval (0 for one value)."""
-    mean = statistics.fmean(values)
-    if len(values) < 2:
-        return mean, 0.0
-    t = float(stats.t.ppf(0.975, len(values) - 1))
-    return mean, t * statistics.stdev(values) / math.sqrt(len(values))
+    interval = mean_interval(values)
+    if interval is None:
+        return statistics.fmean(values), 0.0
+    return interval.value, interval.hi - interval.value
 
 
 def band(curves: list[list[tuple[int, float]]]) -> list[tuple[int, float, float]]:
