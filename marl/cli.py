@@ -82,7 +82,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _policy(args: argparse.Namespace, num_envs: int) -> tuple[Any, Any, Any]:
-    """Config, environment and learner (with the checkpoint's weights) for eval/render."""
+    """Config, environment and learner (with the checkpoint's weights) for render."""
     from marl.train import load_policy
 
     return load_policy(args.checkpoint, num_envs, device=args.device or None)
@@ -90,21 +90,15 @@ def _policy(args: argparse.Namespace, num_envs: int) -> tuple[Any, Any, Any]:
 
 def _eval(args: argparse.Namespace) -> int:
     from marl.config import ConfigError
-    from marl.runner import evaluate
-    from marl.train import test_summary
+    from marl.train import evaluate_checkpoint
 
     if args.episodes < 1:
         raise ConfigError(f"--episodes {args.episodes} is not allowed: expected >= 1")
     if args.epsilon is not None and not 0 <= args.epsilon <= 1:
         raise ConfigError(f"--epsilon {args.epsilon} is not allowed: expected a number in [0, 1]")
-    cfg, env, learner = _policy(args, min(args.episodes, 1024))
-    if args.epsilon is not None:
-        if not hasattr(learner, "test_epsilon"):
-            raise ConfigError(f"--epsilon applies to the value-based learners (iql, vdn, qmix); "
-                              f"{cfg.algo} has no ε to test with")
-        learner.test_epsilon = args.epsilon
-    epsilon = getattr(learner, "test_epsilon", 0.0)
-    summary = test_summary(evaluate(env, learner, args.episodes, seed=args.seed), env)
+    cfg, (summary,) = evaluate_checkpoint(args.checkpoint, args.episodes, (args.epsilon,),
+                                      seed=args.seed, device=args.device or None)
+    epsilon = summary.pop("epsilon")
     lo = summary["return_mean"] - summary["return_ci95"]
     hi = summary["return_mean"] + summary["return_ci95"]
     acting = f"ε-greedy (ε {epsilon:g})" if epsilon else "greedy"

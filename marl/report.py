@@ -67,6 +67,22 @@ class SkippedRun(UserWarning):
     """A folder given to :func:`load_runs` that could not be read as a finished run."""
 
 
+class UntestedRun(UserWarning):
+    """A run whose final checkpoint :func:`with_checkpoint_tests` could not test."""
+
+
+@dataclass(frozen=True)
+class CheckpointTest:
+    """A test of a run's final checkpoint: the mean of the report's metric over ``episodes``
+    episodes from test seed ``seed``, ε-greedy with ``epsilon`` (0: greedy; None: a learner
+    without ε, a policy-gradient one, tested as it tests, whatever ε was asked)."""
+
+    episodes: int
+    epsilon: float | None
+    seed: int
+    value: float
+
+
 @dataclass(frozen=True)
 class Run:
     """One finished training run, as read from its folder."""
@@ -82,6 +98,7 @@ class Run:
     wall_s: float | None  # None without summary.json
     steps_per_s: float | None
     folder: str = ""  # the run folder's name (``path`` may be a report's runs.json)
+    tests: tuple[CheckpointTest, ...] = ()  # of the final checkpoint, after training
 
     def __post_init__(self) -> None:
         if not self.folder:
@@ -156,6 +173,9 @@ class Report:
     # task -> algorithm -> each seed's first env step at or above the threshold (None: never)
     reached: dict[str, dict[str, tuple[int | None, ...]]] = field(default_factory=dict)
     at: tuple[int, ...] = ()  # env steps asked for (``--at``), read off ``curves``
+    # task -> algorithm -> (episodes, ε, test seed) -> each seed's (seed, value), by seed
+    tests: dict[str, dict[str, dict[tuple[int, float | None, int],
+                                    tuple[tuple[int, float], ...]]]] = field(default_factory=dict)
 
 
 # --- reading run folders -------------------------------------------------------------------
@@ -256,7 +276,7 @@ def runs_as_json(runs: Sequence[Run]) -> dict[str, Any]:
         {"algo": r.algo, "env": r.env, "seed": r.seed, "metric": r.metric,
          "curve": [list(point) for point in r.curve], "final": r.final,
          "env_steps": r.env_steps, "wall_s": r.wall_s, "steps_per_s": r.steps_per_s,
-         "folder": r.folder} for r in runs]}
+         "folder": r.folder, "tests": [vars(t) for t in r.tests]} for r in runs]}
 
 
 def _read_runs_file(file: Path, metric: str | None) -> list[Run]:
@@ -280,7 +300,11 @@ def _read_runs_file(file: Path, metric: str | None) -> list[Run]:
                       float(entry["final"]), int(entry["env_steps"]),
                       None if entry["wall_s"] is None else float(entry["wall_s"]),
                       None if entry["steps_per_s"] is None else float(entry["steps_per_s"]),
-                      str(entry["folder"]))
+                      str(entry["folder"]),
+                      tuple(CheckpointTest(int(t["episodes"]),
+                                           None if t["epsilon"] is None else float(t["epsilon"]),
+                                           int(t["seed"]), float(t["value"]))
+                            for t in entry.get("tests", ())))  # none before tests were kept
         except (KeyError, TypeError, ValueError) as e:
             raise _Unreadable(f"run {i + 1} unreadable ({type(e).__name__}: {e})") from e
         if metric is not None and run.metric != metric:
@@ -385,6 +409,61 @@ def _read_run(run_dir: Path, metric: str | None) -> Run:
                    float(summary["wall_s"]), float(summary["steps_per_s"]))
     except (KeyError, TypeError, ValueError) as e:
         raise _Unreadable(f"summary.json without a usable {e}") from e
+
+
+TESTED = {RETURN: "return_mean", WIN_RATE: "win_rate"}  # metric -> its `marl eval` figure
+
+
+def with_checkpoint_tests(runs: Sequence[Run], episodes: int,
+                           epsilons: Sequence[float] = (0.0,), *, seed: int = 0) -> list[Run]:
+    """``runs`` with tests of their final checkpoints added: ``episodes`` episodes for each ε
+    of ``epsilons`` (value-based learners; a learner without ε is tested once, as it tests,
+    and the test stands for every ε), each from test seed ``seed`` as ``marl eval --seed``
+    plays them. The figure kept is
+    the report's metric. A test a run already has is not made again; a run read from a
+    ``runs.json`` keeps the tests recorded there, and one that lacks a test asked for (its
+    checkpoint is not at hand), or whose checkpoint cannot be tested, is kept untested with
+    an :class:`UntestedRun` warning."""
+    from marl.checkpoint import CheckpointError
+    from marl.config import ConfigError
+    from marl.train import NoTestEpsilon, evaluate_checkpoint
+
+    if episodes < 1:
+        raise ValueError(f"{episodes} test episodes: expected >= 1")
+    bad = [e for e in epsilons if not 0 <= e <= 1]
+    if bad:
+        raise ValueError(f"test ε {bad[0]}: expected a number in [0, 1]")
+    untestable = sorted({r.metric for r in runs} - set(TESTED))
+    if untestable:
+        raise ValueError(f"a checkpoint test measures {' or '.join(TESTED)}, not "
+                         f"{', '.join(untestable)}")
+    out = []
+    for run in runs:
+        have = {(t.episodes, t.epsilon, t.seed) for t in run.tests}
+        wanted = [] if (episodes, None, seed) in have else [
+            float(e) for e in dict.fromkeys(epsilons) if (episodes, e, seed) not in have]
+        what = f"{run.algo} on {run.env}, seed {run.seed}"
+        if wanted and not run.path.is_dir():
+            warnings.warn(f"{run.path}: {what} has no test of {episodes} episodes at ε "
+                          f"{', '.join(f'{e:g}' for e in wanted)} (from seed {seed}), and "
+                          "its checkpoint is not here to make one", UntestedRun, stacklevel=2)
+            wanted = []
+        tests: list[CheckpointTest] = []
+        try:
+            if wanted:
+                try:
+                    _, results = evaluate_checkpoint(run.path, episodes, wanted, seed=seed)
+                    tested: list[float | None] = list(wanted)
+                except NoTestEpsilon:  # no ε: one test, as the learner tests
+                    _, results = evaluate_checkpoint(run.path, episodes, (None,), seed=seed)
+                    tested = [None]
+                tests = [CheckpointTest(episodes, e, seed, r[TESTED[run.metric]])
+                         for e, r in zip(tested, results, strict=True)]
+        except (CheckpointError, ConfigError) as e:
+            warnings.warn(f"{run.path}: {what}: its final checkpoint cannot be tested ({e})",
+                          UntestedRun, stacklevel=2)
+        out.append(replace(run, tests=(*run.tests, *tests)) if tests else run)
+    return out
 
 
 # --- statistics ----------------------------------------------------------------------------
@@ -617,9 +696,25 @@ def summarise(runs: Sequence[Run], *, normalise: bool = True, reps: int = 2000,
                            sorted(runs, key=lambda r: r.seed) if r.env == task and r.algo == algo)
                for algo in sorted({r.algo for r in runs if r.env == task})}
         for task in sorted(ran)}
+    tests: dict[str, dict[str, dict[tuple[int, float | None, int],
+                                    list[tuple[int, float]]]]] = {}
+    for r in sorted(runs, key=lambda r: (r.env, r.algo, r.seed)):
+        for t in r.tests:
+            key: tuple[int, float | None, int] = (t.episodes, t.epsilon, t.seed)
+            tests.setdefault(r.env, {}).setdefault(r.algo, {}).setdefault(key, []).append(
+                (r.seed, t.value))
     return Report(metric, normalise, reps, tuple(runs), curves, table, aggregates,
                   improvements, profiles, (*table.notes, *notes), tuple(published), threshold,
-                  reached, tuple(sorted(set(at))))
+                  reached, tuple(sorted(set(at))),
+                  {task: {algo: {key: tuple(v) for key, v in
+                                sorted(by_key.items(), key=_test_order)}
+                          for algo, by_key in by_algo.items()}
+                   for task, by_algo in tests.items()})
+
+
+def _test_order(item: tuple[tuple[int, float | None, int], Any]) -> tuple[int, float, int]:
+    (episodes, epsilon, seed), _ = item
+    return episodes, -1.0 if epsilon is None else epsilon, seed
 
 
 # --- writing -------------------------------------------------------------------------------
@@ -783,7 +878,7 @@ def _markdown(report: Report, figures: Mapping[str, str]) -> str:
         for algo in algos:
             of = [r for r in runs if r.env == task and r.algo == algo]
             if of:
-                f = _finals(of)
+                f = _seed_figures([(r.seed, r.final) for r in of])
                 ci = f["ci95_t"]
                 rows.append([task, algo, ", ".join(sorted({f"`{r.metric}`" for r in of})),
                              str(len(of)), _num(f["mean"]),
@@ -818,6 +913,23 @@ def _markdown(report: Report, figures: Mapping[str, str]) -> str:
             [[task, algo, f"{sum(x is not None for x in steps)} of {len(steps)}",
               _median_steps(steps), ", ".join("never" if x is None else f"{x:,}" for x in steps)]
              for task, by_algo in report.reached.items() for algo, steps in by_algo.items()]))
+    if report.tests:
+        parts.append("Final checkpoints tested after training (`marl eval`: each seed's mean "
+                     "over the episodes, ε-greedy with the ε shown, 0 = greedy; a learner without "
+                     "ε as it tests), the mean over seeds with its Student-t 95% interval:")
+        rows = []
+        for task, by_algo in report.tests.items():
+            for algo, by_key in by_algo.items():
+                for (episodes, epsilon, seed), values in by_key.items():
+                    f = _seed_figures(values)
+                    ci = f["ci95_t"]
+                    rows.append([task, algo, f"{episodes:,} (seed {seed})",
+                                 "– (none)" if epsilon is None else f"{epsilon:g}",
+                                 str(len(values)), _num(f["mean"]),
+                                 "–" if ci is None else f"± {_num(ci[1] - f['mean'])}",
+                                 ", ".join(f"{_num(v)} ({s})" for s, v in values)])
+        parts.append(_md_table(["task", "algorithm", "episodes", "ε", "seeds", "mean",
+                                "95% CI (t)", "each seed (seed)"], rows))
     parts.append("## Aggregate scores")
     if report.aggregates:
         parts.append(f"Final scores, {scores}, over the tasks {', '.join(report.table.tasks)}: "
@@ -913,21 +1025,27 @@ def _as_json(report: Report) -> dict[str, Any]:
         "threshold": report.threshold,
         "reached": {task: {a: list(v) for a, v in by.items()}
                     for task, by in report.reached.items()},
-        "finals": {task: {a: _finals([r for r in report.runs if r.env == task and r.algo == a])
+        "finals": {task: {a: _seed_figures([(r.seed, r.final) for r in report.runs
+                                            if r.env == task and r.algo == a])
                           for a in sorted({r.algo for r in report.runs if r.env == task})}
                    for task in sorted({r.env for r in report.runs})},
+        "tests": {task: {a: [{"episodes": episodes, "epsilon": epsilon, "test_seed": seed,
+                              **_seed_figures(values)}
+                             for (episodes, epsilon, seed), values in by_key.items()]
+                         for a, by_key in by_algo.items()}
+                  for task, by_algo in report.tests.items()},
         "at": {task: {a: [_at_json(b, s) for s in report.at] for a, b in bands.items()}
                for task, bands in report.curves.items()} if report.at else {},
         "notes": list(report.notes),
     }
 
 
-def _finals(of: Sequence[Run]) -> dict[str, Any]:
-    """Final scores of one algorithm on one task, by seed, with their mean's t interval."""
-    of = sorted(of, key=lambda r: r.seed)
-    values = [r.final for r in of]
+def _seed_figures(by_seed: Sequence[tuple[int, float]]) -> dict[str, Any]:
+    """One figure per seed of one algorithm on one task (a final score, a checkpoint test),
+    by seed, with their mean's t interval."""
+    seeds, values = zip(*sorted(by_seed), strict=True)
     interval = mean_interval(values)
-    return {"seeds": [r.seed for r in of], "values": values, "mean": float(np.mean(values)),
+    return {"seeds": list(seeds), "values": list(values), "mean": float(np.mean(values)),
             "ci95_t": None if interval is None else [interval.lo, interval.hi]}
 
 
@@ -984,6 +1102,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--at", type=_steps, nargs="+", default=(), metavar="STEP",
                         help="also table each curve's mean over seeds at these env steps (the "
                              "last test at or before each), e.g. --at 500000 1000000")
+    parser.add_argument("--test-episodes", type=_positive, default=None, metavar="N",
+                        help="also test each run's final checkpoint on N episodes (as marl "
+                             "eval) and table the means over seeds; kept in runs.json")
+    parser.add_argument("--test-epsilon", type=float, nargs="+", default=None, metavar="E",
+                        help="with --test-episodes: test ε-greedily with each ε (value-based "
+                             "learners; default 0, greedy), e.g. 0 0.05")
     parser.add_argument("--published", default=None, metavar="FILE",
                         help="YAML of published figures per task ({source, value, steps} "
                              "entries), drawn beside the curves and tabled beside the scores")
@@ -993,7 +1117,12 @@ def run_cli(args: argparse.Namespace) -> int:
     """``marl report``: write the report, print its path and one JSON line of aggregates."""
     try:
         published = load_published(args.published) if args.published else ()
+        if args.test_epsilon is not None and args.test_episodes is None:
+            raise ValueError("--test-epsilon needs --test-episodes N")
         runs = load_runs(args.runs, metric=args.metric)
+        if args.test_episodes is not None:
+            runs = with_checkpoint_tests(runs, args.test_episodes,
+                                          args.test_epsilon or (0.0,))
         path = write_report(runs, args.out, normalise=not args.no_normalise, reps=args.reps,
                             published=published, threshold=args.threshold, at=args.at)
     except (ValueError, ImportError) as e:

@@ -82,6 +82,10 @@ class RunInterrupted(KeyboardInterrupt):
         self.signum, self.checkpoint, self.run_dir = signum, checkpoint, run_dir
 
 
+class NoTestEpsilon(ConfigError):
+    """A test ε asked of a learner that has none (a policy-gradient one tests greedily)."""
+
+
 class TrainingDiverged(RuntimeError):
     """A loss or a parameter became NaN or infinite; the run stopped before saving it."""
 
@@ -580,6 +584,35 @@ def load_policy(checkpoint: str | Path, num_envs: int, *, device: str | None = N
     learner = build_learner(cfg, env.spec, where)
     learner.load_state_dict(payload["learner"])
     return cfg, env, learner
+
+
+def evaluate_checkpoint(checkpoint: str | Path, episodes: int,
+                    epsilons: Iterable[float | None] = (None,), *, seed: int = 0,
+                    device: str | None = None) -> tuple[TrainConfig, list[dict[str, float]]]:
+    """Test the policy of ``checkpoint`` (a file or a run folder) on ``episodes`` episodes,
+    once for each entry of ``epsilons``: ε-greedy with that ε (value-based learners; for
+    others only 0, their greedy test policy, or :class:`NoTestEpsilon`), or, for None, as the
+    run tests (its ``evaluation_epsilon``). Each result is :func:`test_summary`'s with the
+    ``epsilon`` acted with; every test starts from ``seed``, so it plays the episodes
+    ``marl eval`` would."""
+    epsilons = list(epsilons)
+    if episodes < 1:
+        raise ConfigError(f"{episodes} test episodes are not allowed: expected >= 1")
+    for e in epsilons:
+        if e is not None and not 0 <= e <= 1:
+            raise ConfigError(f"ε {e} is not allowed: expected a number in [0, 1]")
+    cfg, env, learner = load_policy(checkpoint, min(episodes, 1024), device=device)
+    own = getattr(learner, "test_epsilon", None)
+    if own is None and any(e for e in epsilons):  # ε 0 is how such a learner tests: greedily
+        raise NoTestEpsilon(f"a test ε applies to the value-based learners (iql, vdn, qmix) "
+                          f"only; {cfg.algo} has no ε to test with")
+    results = []
+    for e in epsilons:
+        if own is not None:
+            learner.test_epsilon = own if e is None else e
+        summary = test_summary(evaluate(env, learner, episodes, seed=seed), env)
+        results.append({**summary, "epsilon": float(getattr(learner, "test_epsilon", 0.0))})
+    return cfg, results
 
 
 def load_run(path: str | Path, *, flags: dict[str, Any] | None = None,

@@ -58,7 +58,7 @@ def test_image_observations_train_eval_and_render(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["episodes"] == 4
     # a policy-gradient learner tests its greedy policy: no ε to give it
     assert main(["eval", "--checkpoint", str(run), "--epsilon", "0.05"]) == 2
-    assert "--epsilon applies to the value-based learners" in capsys.readouterr().err
+    assert "ε applies to the value-based learners (iql, vdn, qmix) only" in capsys.readouterr().err
     gif = tmp_path / "cnn.gif"
     assert main(["render", "--checkpoint", str(run), "--out", str(gif)]) == 0
     assert gif.stat().st_size > 0
