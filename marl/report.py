@@ -24,6 +24,8 @@ per task and algorithm, the env steps at which each seed's curve first reaches `
 (:func:`steps_to_reach`). ``--at STEP ...`` tables the curves' means at those env steps
 (:func:`value_at`). Beside the raw final scores stands their mean's Student-t 95% interval
 over seeds (:func:`mean_interval`), the "mean ± CI" of papers with a handful of seeds.
+``--test-episodes N [--test-epsilon E ...]`` tests each run's final checkpoint again as
+``marl eval`` does (:func:`with_checkpoint_tests`) and tables those means the same way.
 
     marl report runs/curves --out reports/curves
     marl report tuned=runs/tuned default=runs/default --out reports/tuned  # one algorithm, two
