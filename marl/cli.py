@@ -97,7 +97,7 @@ def _eval(args: argparse.Namespace) -> int:
     if args.epsilon is not None and not 0 <= args.epsilon <= 1:
         raise ConfigError(f"--epsilon {args.epsilon} is not allowed: expected a number in [0, 1]")
     cfg, (summary,) = evaluate_checkpoint(args.checkpoint, args.episodes, (args.epsilon,),
-                                      seed=args.seed, device=args.device or None)
+                                          seed=args.seed, device=args.device or None)
     epsilon = summary.pop("epsilon")
     lo = summary["return_mean"] - summary["return_ci95"]
     hi = summary["return_mean"] + summary["return_ci95"]

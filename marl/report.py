@@ -417,15 +417,14 @@ TESTED = {RETURN: "return_mean", WIN_RATE: "win_rate"}  # metric -> its `marl ev
 
 
 def with_checkpoint_tests(runs: Sequence[Run], episodes: int,
-                           epsilons: Sequence[float] = (0.0,), *, seed: int = 0) -> list[Run]:
+                          epsilons: Sequence[float] = (0.0,), *, seed: int = 0) -> list[Run]:
     """``runs`` with tests of their final checkpoints added: ``episodes`` episodes for each ε
     of ``epsilons`` (value-based learners; a learner without ε is tested once, as it tests,
     and the test stands for every ε), each from test seed ``seed`` as ``marl eval --seed``
-    plays them. The figure kept is
-    the report's metric. A test a run already has is not made again; a run read from a
-    ``runs.json`` keeps the tests recorded there, and one that lacks a test asked for (its
-    checkpoint is not at hand), or whose checkpoint cannot be tested, is kept untested with
-    an :class:`UntestedRun` warning."""
+    plays them; the figure kept is the report's metric. A test a run already has is not made
+    again; a run read from a ``runs.json`` keeps the tests recorded there, and one that lacks
+    a test asked for (its checkpoint is not at hand), or whose checkpoint cannot be tested,
+    is kept untested with an :class:`UntestedRun` warning."""
     from marl.checkpoint import CheckpointError
     from marl.config import ConfigError
     from marl.train import NoTestEpsilon, evaluate_checkpoint
@@ -1123,8 +1122,7 @@ def run_cli(args: argparse.Namespace) -> int:
             raise ValueError("--test-epsilon needs --test-episodes N")
         runs = load_runs(args.runs, metric=args.metric)
         if args.test_episodes is not None:
-            runs = with_checkpoint_tests(runs, args.test_episodes,
-                                          args.test_epsilon or (0.0,))
+            runs = with_checkpoint_tests(runs, args.test_episodes, args.test_epsilon or (0.0,))
         path = write_report(runs, args.out, normalise=not args.no_normalise, reps=args.reps,
                             published=published, threshold=args.threshold, at=args.at)
     except (ValueError, ImportError) as e:

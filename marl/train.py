@@ -587,8 +587,9 @@ def load_policy(checkpoint: str | Path, num_envs: int, *, device: str | None = N
 
 
 def evaluate_checkpoint(checkpoint: str | Path, episodes: int,
-                    epsilons: Iterable[float | None] = (None,), *, seed: int = 0,
-                    device: str | None = None) -> tuple[TrainConfig, list[dict[str, float]]]:
+                        epsilons: Iterable[float | None] = (None,), *, seed: int = 0,
+                        device: str | None = None,
+                        ) -> tuple[TrainConfig, list[dict[str, float]]]:
     """Test the policy of ``checkpoint`` (a file or a run folder) on ``episodes`` episodes,
     once for each entry of ``epsilons``: ε-greedy with that ε (value-based learners; for
     others only 0, their greedy test policy, or :class:`NoTestEpsilon`), or, for None, as the
@@ -605,7 +606,7 @@ def evaluate_checkpoint(checkpoint: str | Path, episodes: int,
     own = getattr(learner, "test_epsilon", None)
     if own is None and any(e for e in epsilons):  # ε 0 is how such a learner tests: greedily
         raise NoTestEpsilon(f"a test ε applies to the value-based learners (iql, vdn, qmix) "
-                          f"only; {cfg.algo} has no ε to test with")
+                            f"only; {cfg.algo} has no ε to test with")
     results = []
     for e in epsilons:
         if own is not None:
