@@ -2,7 +2,8 @@
 
 Made for a lent CUDA machine whose time is scarce (``scripts/gpu_check.sh`` installs the
 package there first and calls this). Every part is sized to finish the whole run in under 8
-minutes on one recent GPU, and one failing part is reported without stopping the others:
+minutes on one recent GPU, and one failing part (or one that outruns ``--part-limit``) is
+reported without stopping the others:
 
 1. environments, random available actions, validation off: LBF ``lbf:15x15-4p-5f`` at 65,536
    copies, ``smac:3m`` at 4,096 and 16,384 copies, ``smac:27m_vs_30m`` at 4,096;
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import signal
 import tempfile
 import time
 import traceback
@@ -34,6 +36,14 @@ import torch
 from marl.config import load_config
 from marl.envs import make
 from marl.train import Trainer
+
+
+class PartTimeout(Exception):
+    """A part ran past ``--part-limit``: the rest of the lease goes to the other parts."""
+
+
+def raise_timeout(signum: int, frame: Any) -> None:
+    raise PartTimeout
 
 
 def sync(device: str) -> None:
@@ -114,20 +124,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--quick", action="store_true", help="small sizes (a CPU check)")
-    parser.add_argument("--out", default="", help="also write the JSON line to this file")
+    parser.add_argument("--out", default="",
+                        help="also write the JSON line to this file (rewritten after each part)")
+    parser.add_argument("--part-limit", type=int, default=150,
+                        help="seconds a part may run before it is stopped and reported (0: none)")
     args = parser.parse_args()
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("--device cuda, but torch sees no CUDA device (use --device cpu --quick "
                      "to check the script)")
     gpu = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else ""
+    signal.signal(signal.SIGALRM, raise_timeout)
     rows, start = [], time.perf_counter()
     for name, measure in parts(args.device, args.quick):
         begun = time.perf_counter()
+        signal.alarm(args.part_limit)
         try:
             row: dict[str, Any] = {"part": name, **measure()}
+        except PartTimeout:
+            row = {"part": name, "error": f"stopped after --part-limit {args.part_limit} s"}
         except Exception as e:  # one broken part must not cost the rest of a scarce lease
             row = {"part": name, "error": f"{type(e).__name__}: {e}",
                    "traceback": traceback.format_exc(limit=3)}
+        finally:
+            signal.alarm(0)
         row["seconds"] = time.perf_counter() - begun
         rows.append(row)
         shown = (f"{row['steps_per_s']:>14,.0f}" if "steps_per_s" in row
@@ -135,14 +154,14 @@ def main() -> None:
         ret = f"{row['test_return']:.3f}" if row.get("test_return") is not None else ""
         print(f"{name:<44}{shown} env steps/s {ret:>7}  ({row['seconds']:.0f} s)"
               + (f"  {row['error']}" if "error" in row else ""), flush=True)
-    line = json.dumps({"bench": "gpu_check", "device": args.device, "gpu": gpu,
-                       "torch": torch.__version__, "python": platform.python_version(),
-                       "quick": args.quick, "total_s": time.perf_counter() - start,
-                       "rows": rows})
+        line = json.dumps({"bench": "gpu_check", "device": args.device, "gpu": gpu,
+                           "torch": torch.__version__, "python": platform.python_version(),
+                           "quick": args.quick, "total_s": time.perf_counter() - start,
+                           "rows": rows})
+        if args.out:  # after every part, so that a run cut short keeps what it measured
+            with open(args.out, "w") as f:
+                f.write(line + "\n")
     print(line)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(line + "\n")
 
 
 if __name__ == "__main__":
