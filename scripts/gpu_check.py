@@ -144,7 +144,7 @@ def main() -> None:
             row = {"part": name, "error": f"stopped after --part-limit {args.part_limit} s"}
         except Exception as e:  # one broken part must not cost the rest of a scarce lease
             row = {"part": name, "error": f"{type(e).__name__}: {e}",
-                   "traceback": traceback.format_exc(limit=3)}
+                   "traceback": traceback.format_exc(limit=-4)}
         finally:
             signal.alarm(0)
         row["seconds"] = time.perf_counter() - begun

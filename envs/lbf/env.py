@@ -197,14 +197,12 @@ class LBFEnv(BatchedEnv[LBFState]):
         padded = torch.zeros(rows + 2, cols + 2, dtype=torch.bool, device=dev)
         padded[1:-1, 1:-1] = True
         self._on_field = padded.flatten()
-        self._cell_weight = torch.tensor([self._width, 1], device=dev)
         self._slot_rank = torch.arange(max_num_food, device=dev)
         self._slot_ids = torch.arange(1, max_num_food + 1, dtype=torch.int16, device=dev)
         self._ones = torch.ones(1, 1, dtype=torch.int16, device=dev)
         self._grids: dict[int, torch.Tensor] = {}  # _blank_grid's, by number of copies
         self._neighbours = torch.tensor([-self._width, self._width, -1, 1], device=dev)  # N S W E
         # The same on the field itself (row-major cells r * cols + c), for the walls.
-        self._flat_weight = torch.tensor([cols, 1], device=dev)
         self._flat_neighbours = torch.tensor([-cols, cols, -1, 1], device=dev)
         self._last_flat = rows * cols - 1
         # blocks[i, j]: food on cell i keeps food off cell j (3x3 box, or 2 cells along a line).
@@ -477,8 +475,9 @@ class LBFEnv(BatchedEnv[LBFState]):
 
     # --- dynamics --------------------------------------------------------------------------
     def _cell(self, pos: torch.Tensor) -> torch.Tensor:
-        """Padded row-major cell numbers of ``pos [..., 2]``."""
-        return pos @ self._cell_weight + (self._width + 1)
+        """Padded row-major cell numbers of ``pos [..., 2]`` (no integer matrix product: CUDA
+        has none)."""
+        return pos[..., 0] * self._width + pos[..., 1] + (self._width + 1)
 
     def _blank_grid(self, b: int) -> torch.Tensor:
         """``[b, cells]`` int16 zeros for one lookup, to be left zero again by its user: kept
@@ -554,7 +553,7 @@ class LBFEnv(BatchedEnv[LBFState]):
         food_next = self._food_nearby(s, cell) > 0  # [B, N, 4]
         open_next = self._on_field.take(cell.unsqueeze(-1) + self._neighbours)
         if self._walled:  # and not a wall (off-field cells clamp to some cell: masked above)
-            near = (pos @ self._flat_weight).unsqueeze(-1) + self._flat_neighbours
+            near = (pos[..., 0] * self.cols + pos[..., 1]).unsqueeze(-1) + self._flat_neighbours
             wall = s.walls.flatten(1).gather(1, near.flatten(1).clamp(0, self._last_flat))
             open_next &= wall.view(near.shape) == 0
         avail = torch.cat(
