@@ -29,14 +29,20 @@ def parse_device(name: str | torch.device, key: str = "device") -> torch.device:
 
 
 def available_device(name: str | torch.device, key: str = "device") -> torch.device:
-    """:func:`parse_device`, and ``ValueError`` when this machine does not have the device."""
+    """:func:`parse_device`, and ``ValueError`` when this machine does not have the device.
+
+    A bare ``cuda`` becomes the current CUDA device with its index (``cuda:0``): tensors made
+    on ``cuda`` report ``cuda:0``, and ``torch.device("cuda") != torch.device("cuda:0")``, so an
+    environment on the bare name would refuse its own policy's actions."""
     device = parse_device(name, key)
     if device.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
             raise ValueError(f"{key}={str(name)!r} is not available: CUDA is not available "
                              "on this machine (use cpu)")
-        if device.index is not None and device.index >= count:
+        if device.index is None:
+            return torch.device("cuda", torch.cuda.current_device())
+        if device.index >= count:
             raise ValueError(f"{key}={str(name)!r} is not available: this machine has "
                              f"{count} CUDA device(s), cuda:0 to cuda:{count - 1}")
     if device.type == "mps" and not torch.backends.mps.is_available():

@@ -128,6 +128,9 @@ def main() -> None:
                         help="also write the JSON line to this file (rewritten after each part)")
     parser.add_argument("--part-limit", type=int, default=150,
                         help="seconds a part may run before it is stopped and reported (0: none)")
+    parser.add_argument("--only", nargs="+", default=[], metavar="WORD",
+                        help="run only the parts whose names hold one of these words "
+                             "(env, train, learn, qmix, mappo, ...)")
     args = parser.parse_args()
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("--device cuda, but torch sees no CUDA device (use --device cpu --quick "
@@ -135,7 +138,11 @@ def main() -> None:
     gpu = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else ""
     signal.signal(signal.SIGALRM, raise_timeout)
     rows, start = [], time.perf_counter()
-    for name, measure in parts(args.device, args.quick):
+    chosen = [(name, measure) for name, measure in parts(args.device, args.quick)
+              if not args.only or any(word in name for word in args.only)]
+    if not chosen:
+        parser.error(f"--only {' '.join(args.only)}: no part's name holds one of these words")
+    for name, measure in chosen:
         begun = time.perf_counter()
         signal.alarm(args.part_limit)
         try:

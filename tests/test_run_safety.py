@@ -460,3 +460,16 @@ def test_resumed_run_frees_the_loaded_checkpoint(finished_run, monkeypatch):
 def test_config_errors_are_config_errors():
     with pytest.raises(ConfigError, match="seed"):
         load_config("qmix", ENV, flags={"seed": -1})
+
+
+def test_bare_cuda_is_the_current_device_with_its_index(monkeypatch):
+    """Tensors made on ``cuda`` say ``cuda:0``; the environments compare devices exactly."""
+    from marl.devices import available_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
+    assert available_device("cuda") == torch.device("cuda", 1)
+    assert available_device("cuda:0") == torch.device("cuda", 0)
+    with pytest.raises(ValueError, match="2 CUDA device"):
+        available_device("cuda:2")
