@@ -34,3 +34,40 @@ def test_gpu_check_installs_and_measures_every_part(tmp_path):
         assert row["steps_per_s"] > 0
     for row in rows[4:]:
         assert 0.0 <= row["test_return"] <= 1.0  # LBF's returns are normalised to [0, 1]
+
+
+def _gpu_check_module():
+    """scripts/gpu_check.py as a module (it is a script, not part of the package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_check", REPO / "scripts" / "gpu_check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_part_past_its_limit_is_stopped_and_the_rest_run(tmp_path, monkeypatch, capsys):
+    import time
+
+    check = _gpu_check_module()
+    monkeypatch.setattr(check, "parts", lambda device, quick: [
+        ("train stuck", lambda: time.sleep(30) or {}),
+        ("env quick", lambda: {"steps_per_s": 7.0}),
+    ])
+    out = tmp_path / "check.json"
+    monkeypatch.setattr(sys, "argv", ["gpu_check.py", "--device", "cpu", "--part-limit", "1",
+                                      "--out", str(out)])
+    check.main()
+    rows = json.loads(out.read_text())["rows"]
+    assert [row["part"] for row in rows] == ["train stuck", "env quick"]
+    assert rows[0]["error"] == "stopped after --part-limit 1 s"
+    assert rows[1]["steps_per_s"] == 7.0 and "error" not in rows[1]
+
+    monkeypatch.setattr(sys, "argv", ["gpu_check.py", "--device", "cpu", "--only", "env",
+                                      "--out", str(out)])
+    check.main()
+    assert [row["part"] for row in json.loads(out.read_text())["rows"]] == ["env quick"]
+    monkeypatch.setattr(sys, "argv", ["gpu_check.py", "--device", "cpu", "--only", "learn"])
+    with pytest.raises(SystemExit):
+        check.main()
+    assert "no part's name holds" in capsys.readouterr().err
