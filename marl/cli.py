@@ -395,7 +395,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from marl import report
 
-    rp = sub.add_parser("report", help=report.DESCRIPTION, description=report.DESCRIPTION)
+    # argparse %-formats help strings (not descriptions): the "95%" must be escaped there
+    rp = sub.add_parser("report", help=report.DESCRIPTION.replace("%", "%%"),
+                        description=report.DESCRIPTION)
     report.add_arguments(rp)
     rp.set_defaults(run=report.run_cli)
 

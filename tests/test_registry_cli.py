@@ -61,3 +61,18 @@ def test_console_script_runs(tmp_path):
         [str(script), "envs"], capture_output=True, text=True, check=True, cwd=tmp_path
     ).stdout
     assert "Level-Based Foraging" in out
+
+
+def test_every_command_prints_its_help(capsys):
+    """argparse %-formats help strings: a bare "%" in one (e.g. "95%") broke ``marl --help``."""
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0
+    listing = capsys.readouterr().out
+    commands = listing.split("{", 1)[1].split("}", 1)[0].split(",")
+    assert {"train", "sweep", "report", "eval"} <= set(commands), commands
+    for command in [*([c] for c in commands), ["ued", "pretrain"]]:
+        with pytest.raises(SystemExit) as done:
+            main([*command, "--help"])
+        assert done.value.code == 0, command
+        assert capsys.readouterr().out.startswith("usage: marl " + command[0])
