@@ -10,7 +10,11 @@ reported without stopping the others:
 2. training end to end from scratch (collection and updates; tests cut to one episode):
    QMIX on ``lbf:8x8-2p-3f`` (EPyMARL's defaults) at 16 and 256 copies, MAPPO with a
    feed-forward 64 network at 4,096 copies and with EPyMARL's GRU 128 at 256;
-3. a learning run: MAPPO on ``lbf:8x8-2p-3f`` at 4,096 copies, greedy test return at its end.
+3. a learning run: MAPPO on ``lbf:8x8-2p-3f`` at 4,096 copies, greedy test return at its end;
+4. the command line's round trip on the device for every algorithm on LBF and SMAC, for IPPO
+   with each curriculum teacher and on Crafter (the ``crafter`` extra): ``marl train``,
+   ``--resume`` from its checkpoint, ``marl eval`` and ``marl render`` (a fault that only the
+   GPU shows, such as an operation CUDA lacks, fails here rather than in a user's run).
 
 Prints one table, then one JSON line (also written to ``--out``). ``--quick`` shrinks every
 size so the script can be checked on a CPU in a minute.
@@ -33,6 +37,7 @@ from typing import Any
 
 import torch
 
+from marl.cli import main as marl_cli
 from marl.config import load_config
 from marl.envs import make
 from marl.train import Trainer
@@ -89,6 +94,28 @@ def train_speed(algo: str, env_id: str, copies: int, steps: int, device: str,
             "test_return": summary["test_return_mean"]}
 
 
+def cli_round_trip(algo: str, env_id: str, device: str, *options: str) -> dict[str, Any]:
+    """``marl train``, ``train --resume``, ``eval`` and ``render`` on ``device``, each to exit 0."""
+    with tempfile.TemporaryDirectory() as runs_dir:
+        run = f"{runs_dir}/run"
+        common = ["--no-progress", "tensorboard=false", "test_interval=0", "test_episodes=2",
+                  "save_interval=200"]
+        commands = {
+            "train": ["train", "--algo", algo, "--env", env_id, "--steps", "400", "--num-envs",
+                      "4", "--device", device, "--runs-dir", runs_dir, "--name", "run",
+                      *options, *common],
+            "resume": ["train", "--resume", run, "--steps", "600", *common],
+            "eval": ["eval", "--checkpoint", run, "--episodes", "4", "--device", device],
+            "render": ["render", "--checkpoint", run, "--device", device, "--out",
+                       f"{runs_dir}/episode.gif"],
+        }
+        for step, argv in commands.items():
+            code = marl_cli(argv)
+            if code != 0:
+                raise RuntimeError(f"marl {step} exited {code}: marl {' '.join(argv)}")
+    return {"round_trip": list(commands)}
+
+
 def parts(device: str, quick: bool) -> list[tuple[str, Callable[[], dict[str, Any]]]]:
     """(name, measurement) of every part, sized for a GPU or, ``quick``, for a CPU check."""
     def n(full: int, small: int) -> int:
@@ -117,6 +144,15 @@ def parts(device: str, quick: bool) -> list[tuple[str, Callable[[], dict[str, An
         (f"learn mappo ff64 lbf:8x8-2p-3f x{n(4096, 8)}",
          lambda: train_speed("mappo", "lbf:8x8-2p-3f", n(4096, 8), n(20_000_000, 2000),
                              device, ff64, test_episodes=n(100, 4))),
+        *[(f"cli {algo} {env_id}", lambda algo=algo, env_id=env_id:
+           cli_round_trip(algo, env_id, device))
+          for algo in ("iql", "vdn", "qmix", "ippo", "mappo", "mansa")
+          for env_id in ("lbf:5x5-2p-1f", "smac:3m")],
+        *[(f"cli ippo lbf:13x13-2p-3f --teacher {teacher}", lambda teacher=teacher:
+           cli_round_trip("ippo", "lbf:13x13-2p-3f", device, "--teacher", teacher))
+          for teacher in ("plr", "accel", "paired", "clutr")],
+        ("cli ippo crafter:mac-2p", lambda: cli_round_trip("ippo", "crafter:mac-2p", device,
+                                                           "env_args.length=100")),
     ]
 
 
@@ -157,9 +193,10 @@ def main() -> None:
         row["seconds"] = time.perf_counter() - begun
         rows.append(row)
         shown = (f"{row['steps_per_s']:>14,.0f}" if "steps_per_s" in row
-                 else f"{'failed':>14}")
+                 else f"{'failed' if 'error' in row else 'ok':>14}")
         ret = f"{row['test_return']:.3f}" if row.get("test_return") is not None else ""
-        print(f"{name:<44}{shown} env steps/s {ret:>7}  ({row['seconds']:.0f} s)"
+        unit = "env steps/s" if "steps_per_s" in row else ""
+        print(f"{name:<44}{shown} {unit:<11} {ret:>7}  ({row['seconds']:.0f} s)"
               + (f"  {row['error']}" if "error" in row else ""), flush=True)
         line = json.dumps({"bench": "gpu_check", "device": args.device, "gpu": gpu,
                            "torch": torch.__version__, "python": platform.python_version(),

@@ -9,8 +9,8 @@
 # The machine needs a python3 (or $PYTHON) with a CUDA build of torch. The few packages the
 # suite needs beyond what such images hold (pettingzoo, gymnasium, omegaconf and theirs) come
 # from the wheels in .whl/ that --fetch-wheels downloads beforehand, for a machine that
-# reaches no index (CPython 3.12 on x86-64 Linux: PY_VERSION to change); whatever is still
-# missing then comes from the index (never torch). The package is built with the machine's
+# reaches no index (CPython 3.12 on x86-64 Linux: PY_VERSION to change), crafter's with them;
+# whatever the package itself still misses then comes from the index (never torch). The package is built with the machine's
 # own setuptools (no build isolation: it needs no index).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,10 +19,11 @@ if [ "${1:-}" = "--fetch-wheels" ]; then
   common=(--no-deps --python-version "${PY_VERSION:-3.12}" --implementation cp
           --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 -d "$repo/.whl")
   "$python" -m pip download "${common[@]}" --only-binary=:all: pettingzoo gymnasium omegaconf \
-    farama-notifications cloudpickle typing-extensions
-  # omegaconf's parser runtime is published as source only (pure Python)
+    farama-notifications cloudpickle typing-extensions opensimplex ruamel.yaml
+  # omegaconf's parser runtime and crafter (the optional extra, for the Crafter part) are
+  # published as source only (pure Python)
   "$python" -m pip download --no-deps --no-binary=:all: -d "$repo/.whl" \
-    "antlr4-python3-runtime==4.9.3"
+    "antlr4-python3-runtime==4.9.3" "crafter==1.8.3"
   exit 0
 fi
 out=${1:?usage: scripts/gpu_check.sh OUT_DIR [gpu_check.py options] | --fetch-wheels}

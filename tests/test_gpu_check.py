@@ -28,12 +28,17 @@ def test_gpu_check_installs_and_measures_every_part(tmp_path):
     assert (out / "gpu_check.log").read_text().strip().splitlines()[-1] == json.dumps(figures)
     rows = figures["rows"]
     kinds = [row["part"].split()[0] for row in rows]
-    assert kinds == ["env"] * 4 + ["train"] * 4 + ["learn"], kinds
+    assert kinds == ["env"] * 4 + ["train"] * 4 + ["learn"] + ["cli"] * 17, kinds
     for row in rows:
         assert "error" not in row, row
+    for row in rows[:9]:
         assert row["steps_per_s"] > 0
-    for row in rows[4:]:
+    for row in rows[4:9]:
         assert 0.0 <= row["test_return"] <= 1.0  # LBF's returns are normalised to [0, 1]
+    algos = {row["part"].split()[1] for row in rows[9:]}
+    assert algos == {"iql", "vdn", "qmix", "ippo", "mappo", "mansa"}
+    for row in rows[9:]:
+        assert row["round_trip"] == ["train", "resume", "eval", "render"]
 
 
 def _gpu_check_module():
