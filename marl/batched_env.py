@@ -183,7 +183,9 @@ class BatchedEnv(ABC, Generic[S]):
                 "rng": self.rng.get_state()}
 
     def load_state_dict(self, sd: dict[str, Any]) -> None:
-        """Continue from a :meth:`state_dict` (of an env with the same spec and copy count)."""
+        """Continue from a :meth:`state_dict` (of an env with the same spec and copy count),
+        whatever device its tensors are on (checkpoints load on the CPU)."""
+        sd = state_on_device(sd, self.device)
         template = self._state if self._state is not None else self._spawn(1)
         state = dataclasses.replace(template, **sd["state"])
         if getattr(state, dataclasses.fields(state)[0].name).shape[0] != self.num_envs:
@@ -263,3 +265,20 @@ def check_actions(
                 f"is not available; available actions: {allowed}"
             )
     return actions
+
+
+def state_on_device(sd: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """An env's :meth:`~BatchedEnv.state_dict` with its tensors on ``device``, but for the
+    generator's state (``rng``), a CPU tensor on every device."""
+    return {k: v if k == "rng" else on_device(v, device) for k, v in sd.items()}
+
+
+def on_device(value: Any, device: torch.device) -> Any:
+    """``value`` with every tensor in it (through dicts, lists and tuples) on ``device``."""
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, dict):
+        return {k: on_device(v, device) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(on_device(v, device) for v in value)
+    return value

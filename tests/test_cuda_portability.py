@@ -72,3 +72,18 @@ def test_training_without_integer_products(algo, tmp_path):
         test_episodes=2, save_interval=0, save_replay=False, runs_dir=str(tmp_path)))
     with NoIntegerMatrixProducts():
         Trainer(cfg).run()
+
+
+def test_an_env_state_is_put_on_the_envs_device_but_its_generator_state():
+    """Checkpoints load on the CPU; a CUDA env must take its state onto its own device (a
+    resumed run on CUDA failed on it), while a generator's state stays a CPU tensor."""
+    from marl.batched_env import state_on_device
+
+    env = make("lbf:8x8-2p-3f", num_envs=4, seed=0)
+    env.reset(seed=0)
+    sd = env.state_dict()
+    moved = state_on_device(sd, torch.device("meta"))
+    assert moved["rng"] is sd["rng"]
+    tensors = [moved["state"], moved["last_obs"]]
+    assert all(t.device.type == "meta" for part in tensors for t in part.values())
+    assert moved.keys() == sd.keys()

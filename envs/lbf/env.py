@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from marl.batched_env import BatchedEnv, put_state
+from marl.batched_env import BatchedEnv, put_state, state_on_device
 from marl.envs.lbf.tasks import LBFLayout, LBFTaskSpace
 from marl.spec import EnvSpec, Obs, Step
 
@@ -456,6 +456,7 @@ class LBFEnv(BatchedEnv[LBFState]):
 
     def load_state_dict(self, sd: dict[str, Any]) -> None:
         """Continue from a :meth:`state_dict`; one saved before walls existed has none."""
+        sd = state_on_device(sd, self.device)
         pool = sd["pool"]
         sd = {**sd, "state": self._with_walls(sd["state"]),
               "pool": None if pool is None else (self._with_walls(pool[0]), pool[1])}
