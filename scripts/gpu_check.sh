@@ -10,8 +10,8 @@
 # suite needs beyond what such images hold (pettingzoo, gymnasium, omegaconf and theirs) come
 # from the wheels in .whl/ that --fetch-wheels downloads beforehand, for a machine that
 # reaches no index (CPython 3.12 on x86-64 Linux: PY_VERSION to change), crafter's with them;
-# whatever the package itself still misses then comes from the index (never torch). The package is built with the machine's
-# own setuptools (no build isolation: it needs no index).
+# whatever the package itself still misses then comes from the index (never torch). The
+# package is built with the machine's own setuptools (no build isolation: it needs no index).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 python=${PYTHON:-python3}
