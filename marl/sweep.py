@@ -20,6 +20,7 @@ import ctypes
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -273,11 +274,21 @@ def run_all(jobs: Sequence[Job], runs_dir: str | Path, parallel: int) -> list[di
 
 
 def scalar_curve(run_dir: str | Path, tag: str) -> list[tuple[int, float]]:
-    """``(env step, value)`` of the TensorBoard scalar ``tag`` of a run (empty if absent)."""
+    """``(env step, value)`` of the TensorBoard scalar ``tag`` of a run (empty if absent).
+
+    A resumed run logs again the steps after its checkpoint; the reader keeps the newer
+    values and drops the older ones, with a warning about a "TensorFlow restart" that is
+    silenced here (nothing is wrong)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     acc = EventAccumulator(str(run_dir))
-    acc.Reload()
+    reader_log = logging.getLogger("tensorboard")
+    level = reader_log.level
+    reader_log.setLevel(logging.ERROR)
+    try:
+        acc.Reload()
+    finally:
+        reader_log.setLevel(level)
     if tag not in acc.Tags()["scalars"]:
         return []
     return [(e.step, e.value) for e in acc.Scalars(tag)]
