@@ -5,16 +5,18 @@ package there first and calls this). Every part is sized to finish the whole run
 minutes on one recent GPU, and one failing part (or one that outruns ``--part-limit``) is
 reported without stopping the others:
 
-1. environments, random available actions, validation off: LBF ``lbf:15x15-4p-5f`` at 65,536
-   copies, ``smac:3m`` at 4,096 and 16,384 copies, ``smac:27m_vs_30m`` at 4,096;
+1. environments, random available actions, validation off: LBF ``lbf:15x15-4p-5f`` and the
+   grid observation's ``lbf:grid-2s-8x8-2p-2f`` at 65,536 copies, ``smac:3m`` at 4,096 and
+   16,384 copies, ``smac:27m_vs_30m`` and ``smacv2:protoss_5_vs_5`` at 4,096;
 2. training end to end from scratch (collection and updates; tests cut to one episode):
-   QMIX on ``lbf:8x8-2p-3f`` (EPyMARL's defaults) at 16 and 256 copies, MAPPO with a
-   feed-forward 64 network at 4,096 copies and with EPyMARL's GRU 128 at 256;
+   QMIX on ``lbf:8x8-2p-3f`` (EPyMARL's defaults) at 16, 256 and 1,024 copies, MAPPO with a
+   feed-forward 64 network at 4,096 copies and with EPyMARL's GRU 128 at 256 and 4,096;
 3. a learning run: MAPPO on ``lbf:8x8-2p-3f`` at 4,096 copies, greedy test return at its end;
-4. the command line's round trip on the device for every algorithm on LBF and SMAC, for IPPO
-   with each curriculum teacher and on Crafter (the ``crafter`` extra): ``marl train``,
-   ``--resume`` from its checkpoint, ``marl eval`` and ``marl render`` (a fault that only the
-   GPU shows, such as an operation CUDA lacks, fails here rather than in a user's run).
+4. the command line's round trip on the device for every algorithm on LBF and SMAC, QMIX on
+   SMACv2, IPPO with each curriculum teacher and on Crafter (the ``crafter`` extra): ``marl
+   train``, ``--resume`` from its checkpoint, ``marl eval`` and ``marl render`` (a fault that
+   only the GPU shows, such as an operation CUDA lacks, fails here rather than in a user's
+   run).
 
 Prints one table, then one JSON line (also written to ``--out``). ``--quick`` shrinks every
 size so the script can be checked on a CPU in a minute.
@@ -132,15 +134,23 @@ def parts(device: str, quick: bool) -> list[tuple[str, Callable[[], dict[str, An
          lambda: env_speed("smac:3m", n(16384, 128), seconds, device)),
         (f"env smac:27m_vs_30m x{n(4096, 16)}",
          lambda: env_speed("smac:27m_vs_30m", n(4096, 16), seconds, device)),
+        (f"env lbf:grid-2s-8x8-2p-2f x{n(65536, 256)}",
+         lambda: env_speed("lbf:grid-2s-8x8-2p-2f", n(65536, 256), seconds, device)),
+        (f"env smacv2:protoss_5_vs_5 x{n(4096, 32)}",
+         lambda: env_speed("smacv2:protoss_5_vs_5", n(4096, 32), seconds, device)),
         (f"train qmix lbf:8x8-2p-3f x{n(16, 2)}",
          lambda: train_speed("qmix", "lbf:8x8-2p-3f", n(16, 2), n(20_000, 300), device)),
         (f"train qmix lbf:8x8-2p-3f x{n(256, 4)}",
          lambda: train_speed("qmix", "lbf:8x8-2p-3f", n(256, 4), n(100_000, 600), device)),
+        (f"train qmix lbf:8x8-2p-3f x{n(1024, 8)}",
+         lambda: train_speed("qmix", "lbf:8x8-2p-3f", n(1024, 8), n(300_000, 800), device)),
         (f"train mappo ff64 lbf:8x8-2p-3f x{n(4096, 8)}",
          lambda: train_speed("mappo", "lbf:8x8-2p-3f", n(4096, 8), n(2_000_000, 1000),
                              device, ff64)),
         (f"train mappo gru128 lbf:8x8-2p-3f x{n(256, 4)}",
          lambda: train_speed("mappo", "lbf:8x8-2p-3f", n(256, 4), n(500_000, 500), device)),
+        (f"train mappo gru128 lbf:8x8-2p-3f x{n(4096, 8)}",
+         lambda: train_speed("mappo", "lbf:8x8-2p-3f", n(4096, 8), n(4_000_000, 800), device)),
         (f"learn mappo ff64 lbf:8x8-2p-3f x{n(4096, 8)}",
          lambda: train_speed("mappo", "lbf:8x8-2p-3f", n(4096, 8), n(20_000_000, 2000),
                              device, ff64, test_episodes=n(100, 4))),
@@ -148,6 +158,8 @@ def parts(device: str, quick: bool) -> list[tuple[str, Callable[[], dict[str, An
            cli_round_trip(algo, env_id, device))
           for algo in ("iql", "vdn", "qmix", "ippo", "mappo", "mansa")
           for env_id in ("lbf:5x5-2p-1f", "smac:3m")],
+        ("cli qmix smacv2:protoss_5_vs_5",
+         lambda: cli_round_trip("qmix", "smacv2:protoss_5_vs_5", device)),
         *[(f"cli ippo lbf:13x13-2p-3f --teacher {teacher}", lambda teacher=teacher:
            cli_round_trip("ippo", "lbf:13x13-2p-3f", device, "--teacher", teacher))
           for teacher in ("plr", "accel", "paired", "clutr")],

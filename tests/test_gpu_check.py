@@ -28,16 +28,19 @@ def test_gpu_check_installs_and_measures_every_part(tmp_path):
     assert (out / "gpu_check.log").read_text().strip().splitlines()[-1] == json.dumps(figures)
     rows = figures["rows"]
     kinds = [row["part"].split()[0] for row in rows]
-    assert kinds == ["env"] * 4 + ["train"] * 4 + ["learn"] + ["cli"] * 17, kinds
+    assert kinds == ["env"] * 6 + ["train"] * 6 + ["learn"] + ["cli"] * 18, kinds
     for row in rows:
         assert "error" not in row, row
-    for row in rows[:9]:
+    measured = [row for row in rows if row["part"].split()[0] != "cli"]
+    trained = [row for row in measured if row["part"].split()[0] != "env"]
+    for row in measured:
         assert row["steps_per_s"] > 0
-    for row in rows[4:9]:
+    for row in trained:
         assert 0.0 <= row["test_return"] <= 1.0  # LBF's returns are normalised to [0, 1]
-    algos = {row["part"].split()[1] for row in rows[9:]}
+    round_trips = [row for row in rows if row["part"].split()[0] == "cli"]
+    algos = {row["part"].split()[1] for row in round_trips}
     assert algos == {"iql", "vdn", "qmix", "ippo", "mappo", "mansa"}
-    for row in rows[9:]:
+    for row in round_trips:
         assert row["round_trip"] == ["train", "resume", "eval", "render"]
 
 
