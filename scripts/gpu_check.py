@@ -168,6 +168,25 @@ def parts(device: str, quick: bool) -> list[tuple[str, Callable[[], dict[str, An
     ]
 
 
+def run_part(name: str, measure: Callable[[], dict[str, Any]], limit: int) -> dict[str, Any]:
+    """One part's row: its figures, or its error; stopped after ``limit`` seconds (0: never)."""
+    previous = signal.signal(signal.SIGALRM, raise_timeout)
+    begun = time.perf_counter()
+    signal.alarm(limit)
+    try:
+        row: dict[str, Any] = {"part": name, **measure()}
+    except PartTimeout:
+        row = {"part": name, "error": f"stopped after --part-limit {limit} s"}
+    except Exception as e:  # one broken part must not cost the rest of a scarce lease
+        row = {"part": name, "error": f"{type(e).__name__}: {e}",
+               "traceback": traceback.format_exc(limit=-4)}
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    row["seconds"] = time.perf_counter() - begun
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda")
@@ -184,25 +203,13 @@ def main() -> None:
         parser.error("--device cuda, but torch sees no CUDA device (use --device cpu --quick "
                      "to check the script)")
     gpu = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else ""
-    signal.signal(signal.SIGALRM, raise_timeout)
     rows, start = [], time.perf_counter()
     chosen = [(name, measure) for name, measure in parts(args.device, args.quick)
               if not args.only or any(word in name for word in args.only)]
     if not chosen:
         parser.error(f"--only {' '.join(args.only)}: no part's name holds one of these words")
     for name, measure in chosen:
-        begun = time.perf_counter()
-        signal.alarm(args.part_limit)
-        try:
-            row: dict[str, Any] = {"part": name, **measure()}
-        except PartTimeout:
-            row = {"part": name, "error": f"stopped after --part-limit {args.part_limit} s"}
-        except Exception as e:  # one broken part must not cost the rest of a scarce lease
-            row = {"part": name, "error": f"{type(e).__name__}: {e}",
-                   "traceback": traceback.format_exc(limit=-4)}
-        finally:
-            signal.alarm(0)
-        row["seconds"] = time.perf_counter() - begun
+        row = run_part(name, measure, args.part_limit)
         rows.append(row)
         shown = (f"{row['steps_per_s']:>14,.0f}" if "steps_per_s" in row
                  else f"{'failed' if 'error' in row else 'ok':>14}")

@@ -1,8 +1,9 @@
-"""What breaks only on CUDA, caught on a CPU: integer matrix products.
+"""What broke only on CUDA, caught on a CPU: integer matrix products, and an env's state left
+on the CPU when a run resumes.
 
 CUDA has no integer ``matmul``/``mm``/``mv``/``addmm``/``einsum`` (``"addmv_impl_cuda" not
 implemented for 'Long'``), while the CPU computes them. LBF's cell numbers were such a product
-and failed the first GPU check; this test steps the environments and trains briefly under a
+and failed the first GPU check; these tests step the environments and train briefly under a
 torch function mode that refuses any matrix product of integer tensors.
 """
 
