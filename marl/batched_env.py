@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import numpy as np
 import torch
 
-from marl.devices import available_device
+from marl.devices import available_device, on_device
 from marl.spec import EnvSpec, Obs, Step
 
 if TYPE_CHECKING:
@@ -271,14 +271,3 @@ def state_on_device(sd: dict[str, Any], device: torch.device) -> dict[str, Any]:
     """An env's :meth:`~BatchedEnv.state_dict` with its tensors on ``device``, but for the
     generator's state (``rng``), a CPU tensor on every device."""
     return {k: v if k == "rng" else on_device(v, device) for k, v in sd.items()}
-
-
-def on_device(value: Any, device: torch.device) -> Any:
-    """``value`` with every tensor in it (through dicts, lists and tuples) on ``device``."""
-    if isinstance(value, torch.Tensor):
-        return value.to(device)
-    if isinstance(value, dict):
-        return {k: on_device(v, device) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(on_device(v, device) for v in value)
-    return value

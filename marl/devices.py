@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -65,3 +66,14 @@ def free_memory(device: torch.device) -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+def on_device(value: Any, device: torch.device) -> Any:
+    """``value`` with every tensor in it (through dicts, lists and tuples) on ``device``."""
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, dict):
+        return {k: on_device(v, device) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(on_device(v, device) for v in value)
+    return value

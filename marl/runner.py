@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from marl.devices import on_device
 from marl.learner import Memory, Policy, ReplayLearner, RolloutLearner
 from marl.replay import EpisodeReplay
 from marl.rollout import RolloutBuffer
@@ -28,12 +29,6 @@ from marl.spec import Obs, VecEnv
 
 def _obs_to(obs: Obs, device: torch.device) -> Obs:
     return Obs(obs.obs.to(device), obs.state.to(device), obs.avail.to(device))
-
-
-def _memory_to(memory: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    """A learner's memory (tensors, or dicts of them for composite learners) on ``device``."""
-    return {k: _memory_to(v, device) if isinstance(v, dict) else v.to(device)
-            for k, v in memory.items()}
 
 
 EPISODE = "episode_"  # Step.info entries with this prefix: a figure of each finished episode
@@ -148,7 +143,7 @@ class Runner:
         self.env.load_state_dict(state["env"])
         self.t.copy_(state["t"])
         self.ep_return.copy_(state["ep_return"])
-        self.memory = _memory_to(state["memory"], self.device)
+        self.memory = on_device(state["memory"], self.device)
         self.obs = _obs_to(Obs.from_dict(state["obs"]), self.device)
         return True
 
