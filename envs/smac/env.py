@@ -76,6 +76,7 @@ from marl.envs.smac.columns import UnitColumns
 from marl.envs.smac.combat import hit_table, land_hits, land_unshielded_hits, target_table
 from marl.envs.smac.generated import GeneratedScenario, jittered
 from marl.envs.smac.maps import N_BASE_ACTIONS, SMACMap
+from marl.envs.smac.planar import PointConstant, length, per_point
 from marl.envs.smac.tasks import SMACv2TaskSpace
 from marl.envs.smac.terrain import Terrain
 from marl.envs.smac.units import LOOPS_PER_SECOND, STEP_LOOPS
@@ -144,6 +145,7 @@ class SMACEnv(BatchedEnv[SMACState]):
         if isinstance(m, SMACMap):  # the same unit in every slot: [U] columns, built once
             slots = torch.tensor(m.slot_kinds, device=dev)
             self.fixed = self.table.take(slots)
+            self._fixed_batches: dict[int, UnitColumns] = {}
             self.fixed_targets = self.kind_targets[slots[:, None], slots[None, :]]  # [U, U]
             # damage per hit of unit i on unit j at i * U + j
             self.fixed_hits = self.kind_hits[slots[:, None], slots[None, :]].flatten()
@@ -152,8 +154,8 @@ class SMACEnv(BatchedEnv[SMACState]):
         self.opponents = self.team[:, None] != self.team[None, :]
         self.not_self = ~torch.eye(u, dtype=torch.bool, device=dev)
         # where the dead stand for the push: apart from each other and everyone alive
-        self.far_away = 1e4 * torch.arange(1, u + 1, device=dev, dtype=torch.float32).unsqueeze(
-            -1).expand(u, 2)
+        self.far_away = PointConstant(1e4 * torch.arange(
+            1, u + 1, device=dev, dtype=torch.float32).unsqueeze(-1).expand(u, 2))
         # rules no unit of the scenario uses are skipped
         self.has_splash = any(t.splash_radius > 0 for t in kinds)
         self.has_beam = any(t.beam > 0 for t in kinds)
@@ -201,6 +203,7 @@ class SMACEnv(BatchedEnv[SMACState]):
         self.terrain = Terrain(walkable, dev)
         self.walkable = self.terrain.walkable
         self.bounds = self.terrain.bounds
+        self._bounds = PointConstant(self.bounds)
         self.centre = self.bounds / 2
         self.playable = torch.tensor(playable, dtype=torch.float32, device=dev)
         self.has_walls = not self.terrain.open_everywhere
@@ -384,7 +387,7 @@ class SMACEnv(BatchedEnv[SMACState]):
         step = self.moves[(actions - 2).clamp(0, 3)] * MOVE_AMOUNT
         order = torch.where(attacking, ATTACK, torch.where(moving, MOVE, STOP))
         s.order[:, :n] = torch.where(alive, order, NONE)
-        s.dest[:, :n] = torch.where(moving.unsqueeze(-1), s.pos[:, :n] + step, s.dest[:, :n])
+        s.dest[:, :n] = torch.where(per_point(moving), s.pos[:, :n] + step, s.dest[:, :n])
         j = (actions - N_BASE_ACTIONS).clamp(min=0)
         # a Medivac's target j is ally j; everyone else's is enemy j
         s.target[:, :n] = torch.where(k.healer[..., :n], j, j + n)
@@ -444,7 +447,7 @@ class SMACEnv(BatchedEnv[SMACState]):
             near, closest = to_ally.masked_fill(~foes, math.inf).min(-1)
             idle = (new_order == MOVE) & (near < math.inf)
             if not self.chase_idle:  # only those that stand at their point (and can walk)
-                there = (s.pos[:, n:] - s.dest[:, n:]).norm(dim=-1) < ARRIVED
+                there = length(s.pos[:, n:] - s.dest[:, n:]) < ARRIVED
                 idle = idle & there & (k.speed.expand_as(s.health)[:, n:] > 0)
             new_order = torch.where(idle, CHASE, new_order)
             new_target = torch.where(idle, closest, new_target)
@@ -476,26 +479,25 @@ class SMACEnv(BatchedEnv[SMACState]):
         ordered = s.order >= ATTACK
         attacking = ordered & target_alive & alive & valid
         reach = k.radius + _at(k.radius, s.target)  # centre distance of touching edges
-        gap = (target_pos - s.pos).norm(dim=-1) - reach
+        gap = length(target_pos - s.pos) - reach
         # movement: towards the target until a little inside range, or to the destination
-        goal = torch.where(ordered.unsqueeze(-1), target_pos, s.dest)
+        goal = torch.where(per_point(ordered), target_pos, s.dest)
         want = torch.where(attacking & (gap > k.range), gap - k.range + APPROACH, 0.0)
-        to_dest = (s.dest - s.pos).norm(dim=-1)
+        to_dest = length(s.dest - s.pos)
         want = torch.where((s.order == MOVE) & alive, to_dest, want)
         if self.has_walls and not self.terrain.convex:  # round walls, up ramps
             routed = self.terrain.waypoint(s.pos, goal)
-            goal = routed if self.all_walkers else torch.where(k.walker.unsqueeze(-1), routed,
-                                                               goal)
+            goal = routed if self.all_walkers else torch.where(
+                per_point(k.walker.expand_as(want)), routed, goal)
         delta = goal - s.pos
-        length = delta.norm(dim=-1, keepdim=True).clamp(min=1e-6)
-        stride = torch.minimum(want, k.speed).unsqueeze(-1)
-        moved = s.pos + delta / length * stride
+        stride = torch.minimum(want, k.speed) / length(delta).clamp(min=1e-6)
+        moved = s.pos + delta * stride.unsqueeze(-1)
         s.pos = self._slide(s.pos, moved, k.walker) if self.has_walls else moved
         # weapons (healers heal continuously instead); cooldowns run in whole game loops. Range
         # is taken after the move: a unit that walks into range fires in the same loop (else a
         # melee unit in a crowd, pushed back out after every step in, never would)
         target_pos = s.pos.gather(1, s.target.unsqueeze(-1).expand(-1, -1, 2))
-        in_range = attacking & ((target_pos - s.pos).norm(dim=-1) - reach <= k.range)
+        in_range = attacking & (length(target_pos - s.pos) - reach <= k.range)
         s.cooldown = (s.cooldown - 1).clamp(min=0)
         fire = in_range & (s.cooldown <= 0) & ~k.healer
         delay = torch.rand(fire.shape, generator=self.rng, device=fire.device)
@@ -577,7 +579,7 @@ class SMACEnv(BatchedEnv[SMACState]):
         pair, victims, radius = self._area(s, k, slots, alive, can_hit)
         shooter, aim = s.pos[:, slots], target_pos[:, slots]
         shot = aim - shooter
-        shot = shot / shot.norm(dim=-1, keepdim=True).clamp(min=1e-6)
+        shot = shot / length(shot).clamp(min=1e-6).unsqueeze(-1)
         across = torch.stack([-shot[..., 1], shot[..., 0]], -1)  # along the line
         rel = s.pos.unsqueeze(1) - aim.unsqueeze(2)  # [B, shooter, victim, 2]
         half = (k.beam / 2).expand(fire.shape)[:, slots].unsqueeze(-1)
@@ -608,12 +610,11 @@ class SMACEnv(BatchedEnv[SMACState]):
         The dead are moved far apart from everyone for the sum (no mask over the pairs): unit i
         moves by ``sum_j w_ij (p_i - p_j) / 2`` with ``w_ij = overlap / distance``, a batched
         matrix product without the ``[B, U, U, 2]`` differences."""
-        far = self.far_away.expand_as(pos)
-        at = torch.where(alive.unsqueeze(-1), pos, far)
+        at = torch.where(per_point(alive), pos, self.far_away.like(pos))
         dist = torch.cdist(at, at)  # [B, U, U]
         w = (touching - dist).clamp_(min=0).div_(dist.clamp(min=0.01))
         push = (at * w.sum(-1, keepdim=True) - torch.bmm(w, at)) * 0.5
-        return torch.minimum((pos + push).clamp(min=0.0), self.bounds), dist
+        return torch.minimum((pos + push).clamp(min=0.0), self._bounds.like(pos)), dist
 
     def _open(self, pos: torch.Tensor) -> torch.Tensor:
         """Whether ground units may stand at ``pos [..., 2]`` (outside the map: no)."""
@@ -624,7 +625,8 @@ class SMACEnv(BatchedEnv[SMACState]):
         """``new`` positions, those of the units bound to walkable ground (``walker``) kept
         on it (:meth:`~marl.envs.smac.terrain.Terrain.keep`)."""
         kept = self.terrain.keep(old, new)
-        return kept if self.all_walkers else torch.where(walker.unsqueeze(-1), kept, new)
+        return kept if self.all_walkers else torch.where(per_point(walker.expand(new.shape[:-1])),
+                                                         kept, new)
 
     def reset_info(self) -> dict[str, torch.Tensor]:
         """``won``, ``dead_allies`` and ``dead_enemies`` of the current state (nothing has
@@ -689,7 +691,7 @@ class SMACEnv(BatchedEnv[SMACState]):
         avail = self._avail(s, k, alive)
         # enemies seen by each agent
         rel_e = s.pos[:, None, n:] - me[:, :, None]  # [B, N, E, 2]
-        dist_e = rel_e.norm(dim=-1)
+        dist_e = length(rel_e)
         seen_e = (dist_e < sight) & alive[:, None, n:] & alive[:, :n, None]
         enemy = [avail[:, :, N_BASE_ACTIONS:].float(), dist_e / sight, rel_e[..., 0] / sight,
                  rel_e[..., 1] / sight, health[:, None, n:].expand(b, n, e)]
@@ -701,7 +703,7 @@ class SMACEnv(BatchedEnv[SMACState]):
         # the other allies, in id order
         others = self.others
         rel_a = s.pos[:, others] - me[:, :, None]  # [B, N, N-1, 2]
-        dist_a = rel_a.norm(dim=-1)
+        dist_a = length(rel_a)
         seen_a = (dist_a < sight) & alive[:, others] & alive[:, :n, None]
         ally = [seen_a.float(), dist_a / sight, rel_a[..., 0] / sight, rel_a[..., 1] / sight,
                 health[:, others]]

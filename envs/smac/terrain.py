@@ -26,6 +26,8 @@ import math
 
 import torch
 
+from marl.envs.smac.planar import PointConstant, per_point
+
 PINCH = 0.3  # reach of a walkable cell corner (see the module doc)
 SIGHT_SAMPLES = 64  # points tested along a segment for the line of sight
 
@@ -47,8 +49,9 @@ class Terrain:
         self.convex = box is not None
         if box is not None:
             (x0, y0), (x1, y1) = box
-            self.low = torch.tensor([x0, y0], dtype=torch.float32, device=device)
-            self.high = torch.tensor([x1 + 1, y1 + 1], dtype=torch.float32, device=device) - 1e-4
+            self.low = PointConstant(torch.tensor([x0, y0], dtype=torch.float32, device=device))
+            self.high = PointConstant(torch.tensor([x1 + 1, y1 + 1], dtype=torch.float32,
+                                                   device=device) - 1e-4)
         self.next_hop: torch.Tensor | None = None
         self.visible: torch.Tensor | None = None
         if not self.convex:
@@ -65,17 +68,17 @@ class Terrain:
         sliding along its edges gives); else a blocked move keeps whichever of its x and y
         parts stays walkable (sliding along the wall), or stays at ``old``."""
         if self.convex:
-            return torch.maximum(torch.minimum(new, self.high), self.low)
+            return torch.maximum(torch.minimum(new, self.high.like(new)), self.low.like(new))
         keep_x = torch.stack([new[..., 0], old[..., 1]], -1)
         keep_y = torch.stack([old[..., 0], new[..., 1]], -1)
-        out = torch.where(self.open(keep_y).unsqueeze(-1), keep_y, old)
-        out = torch.where(self.open(keep_x).unsqueeze(-1), keep_x, out)
-        return torch.where(self.open(new).unsqueeze(-1), new, out)
+        out = torch.where(per_point(self.open(keep_y)), keep_y, old)
+        out = torch.where(per_point(self.open(keep_x)), keep_x, out)
+        return torch.where(per_point(self.open(new)), new, out)
 
     def open(self, pos: torch.Tensor) -> torch.Tensor:
         """Whether ground units may stand at ``pos [..., 2]`` (outside the map: no)."""
         if self.convex:
-            return ((pos >= self.low) & (pos <= self.high)).all(-1)
+            return ((pos >= self.low.like(pos)) & (pos <= self.high.like(pos))).all(-1)
         return _on_ground(self.walkable, self.pinch if self.has_pinch else None, self.bounds,
                           pos)
 
@@ -95,9 +98,9 @@ class Terrain:
         side_a = self.walkable[to[..., 0], at[..., 1]]
         side_b = self.walkable[at[..., 0], to[..., 1]]
         corner = torch.maximum(to, at).to(pos.dtype)
-        through = torch.where((diagonal & ~side_a & ~side_b).unsqueeze(-1), corner,
+        through = torch.where(per_point(diagonal & ~side_a & ~side_b), corner,
                               to.to(pos.dtype) + 0.5)
-        return torch.where(seen.unsqueeze(-1), goal, through)
+        return torch.where(per_point(seen), goal, through)
 
 
 def _on_ground(walkable: torch.Tensor, pinch: torch.Tensor | None, bounds: torch.Tensor,

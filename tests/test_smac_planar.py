@@ -1,0 +1,28 @@
+"""The point helpers the SMAC simulator's hot loop uses equal the plain torch expressions."""
+
+import torch
+
+from marl.envs.smac.planar import PointConstant, length, per_point
+
+
+def test_length_equals_norm_up_to_rounding() -> None:
+    v = torch.randn(4096, 6, 2, generator=torch.Generator().manual_seed(0)) * 30
+    torch.testing.assert_close(length(v), v.norm(dim=-1), rtol=1e-6, atol=0)
+    assert length(torch.tensor([[3.0, 4.0], [0.0, 0.0]])).tolist() == [5.0, 0.0]
+
+
+def test_per_point_where_equals_the_broadcast_one() -> None:
+    gen = torch.Generator().manual_seed(1)
+    a, b = torch.randn(64, 5, 2, generator=gen), torch.randn(64, 5, 2, generator=gen)
+    mask = torch.rand(64, 5, generator=gen) > 0.5
+    assert per_point(mask).shape == (64, 5, 2) and per_point(mask).is_contiguous()
+    assert torch.equal(torch.where(per_point(mask), a, b), torch.where(mask[..., None], a, b))
+
+
+def test_point_constant_at_each_shape_once() -> None:
+    far = PointConstant(torch.tensor([[1.0, 1.0], [2.0, 2.0], [3.0, 3.0]]))
+    points = torch.zeros(4, 3, 2)
+    full = far.like(points)
+    assert full.is_contiguous() and torch.equal(full, far.point.expand(4, 3, 2))
+    assert far.like(torch.ones(4, 3, 2)) is full  # cached per shape
+    assert far.like(torch.zeros(7, 3, 2)).shape == (7, 3, 2)
