@@ -2,7 +2,7 @@
 
 import torch
 
-from marl.envs.smac.planar import PointConstant, length, per_point
+from marl.envs.smac.planar import SHAPES_KEPT, PointConstant, length, per_point
 
 
 def test_length_equals_norm_up_to_rounding() -> None:
@@ -26,3 +26,6 @@ def test_point_constant_at_each_shape_once() -> None:
     assert full.is_contiguous() and torch.equal(full, far.point.expand(4, 3, 2))
     assert far.like(torch.ones(4, 3, 2)) is full  # cached per shape
     assert far.like(torch.zeros(7, 3, 2)).shape == (7, 3, 2)
+    for copies in range(100):  # a run's many copy counts do not pile up
+        far.like(torch.zeros(copies, 3, 2))
+    assert len(far._at) <= SHAPES_KEPT

@@ -145,7 +145,6 @@ class SMACEnv(BatchedEnv[SMACState]):
         if isinstance(m, SMACMap):  # the same unit in every slot: [U] columns, built once
             slots = torch.tensor(m.slot_kinds, device=dev)
             self.fixed = self.table.take(slots)
-            self._fixed_batches: dict[int, UnitColumns] = {}
             self.fixed_targets = self.kind_targets[slots[:, None], slots[None, :]]  # [U, U]
             # damage per hit of unit i on unit j at i * U + j
             self.fixed_hits = self.kind_hits[slots[:, None], slots[None, :]].flatten()

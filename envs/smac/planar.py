@@ -26,9 +26,12 @@ def per_point(mask: torch.Tensor) -> torch.Tensor:
     return torch.stack((mask, mask), -1)
 
 
+SHAPES_KEPT = 8  # a PointConstant forgets its shapes past this many (copy counts vary)
+
+
 class PointConstant:
     """Constant points (a bound ``[2]``, one far-away spot per unit ``[U, 2]``) at the shape
-    of the points they meet, built once per shape."""
+    of the points they meet, built once per shape (the last ``SHAPES_KEPT`` shapes kept)."""
 
     def __init__(self, point: torch.Tensor) -> None:
         self.point = point
@@ -38,5 +41,7 @@ class PointConstant:
         """The constant at ``points``'s shape (contiguous; never write to it)."""
         full = self._at.get(points.shape)
         if full is None:
+            if len(self._at) >= SHAPES_KEPT:
+                self._at.clear()
             full = self._at[points.shape] = self.point.expand(points.shape).contiguous()
         return full
