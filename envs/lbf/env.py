@@ -50,35 +50,29 @@ class LBFState:
     walls: torch.Tensor = field(default_factory=lambda: _NO_WALLS)  # [B, R, C], 1: a wall
 
 
-def _layouts(n_food: int, n_players: int, per_player: int,
-             full_view: bool) -> tuple[torch.Tensor, ...]:
-    """0/1 matrices that place food (row, col), food level, player (row, col) and player level
-    (``[B, 2F]``, ``[B, F]``, ``[B, 2N]``, ``[B, N]`` as floats) where the state holds them
-    (the first ``3F + 3N`` columns), then, for a full view, where every agent's observation
-    holds them (``N`` blocks of ``3F + per_player * N``: the food, then the players, the
-    viewer first). A sum of four matrix products builds both with no ``cat`` or indexing:
-    exact, since each column picks one small integer."""
+def _columns(n_food: int, n_players: int, per_player: int, full_view: bool) -> torch.Tensor:
+    """For each column of the state (``3F + 3N``: each food's row, col, level, then each
+    player's) and, for a full view, of every agent's observation after it (``N`` blocks of
+    ``3F + per_player * N``: the food, then the players, the viewer first): the column of
+    ``[food (row, col) ×F, food level ×F, player (row, col) ×N, player level ×N]`` it copies.
+    One ``index_select`` of that row builds both (2× faster on a CPU than the four matrix
+    products with 0/1 matrices, or the ``cat``s, it replaces)."""
     f, n = n_food, n_players
-    state, obs = 3 * f + 3 * n, 3 * f + per_player * n
-    width = state + (n * obs if full_view else 0)
-    food_pos, food_level = torch.zeros(2 * f, width), torch.zeros(f, width)
-    player_pos, player_level = torch.zeros(2 * n, width), torch.zeros(n, width)
-    starts = [0] + ([state + i * obs for i in range(n)] if full_view else [])
-    for start in starts:  # the food: the same in the state and every observation
-        for k in range(f):
-            food_pos[2 * k, start + 3 * k] = food_pos[2 * k + 1, start + 3 * k + 1] = 1
-            food_level[k, start + 3 * k + 2] = 1
-    for j in range(n):  # the state lists the players in order, with their levels
-        column = 3 * f + 3 * j
-        player_pos[2 * j, column] = player_pos[2 * j + 1, column + 1] = 1
-        player_level[j, column + 2] = 1
-    for i, start in enumerate(starts[1:]):  # agent i sees itself first, then the others
-        for place, j in enumerate([i] + [j for j in range(n) if j != i]):
-            column = start + 3 * f + per_player * place
-            player_pos[2 * j, column] = player_pos[2 * j + 1, column + 1] = 1
-            if per_player == 3:
-                player_level[j, column + 2] = 1
-    return food_pos, food_level, player_pos, player_level
+    food_pos, food_level, player_pos, player_level = 0, 2 * f, 3 * f, 3 * f + 2 * n
+
+    def food() -> list[int]:
+        return [c for k in range(f) for c in (food_pos + 2 * k, food_pos + 2 * k + 1,
+                                              food_level + k)]
+
+    def player(j: int, with_level: bool) -> list[int]:
+        return [player_pos + 2 * j, player_pos + 2 * j + 1] + ([player_level + j] * with_level)
+
+    columns = food() + [c for j in range(n) for c in player(j, True)]
+    for i in range(n if full_view else 0):  # agent i sees itself first, then the others
+        columns += food()
+        for j in [i] + [j for j in range(n) if j != i]:
+            columns += player(j, per_player == 3)
+    return torch.tensor(columns)
 
 
 def _compact(mask: torch.Tensor, values: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
@@ -90,14 +84,6 @@ def _compact(mask: torch.Tensor, values: torch.Tensor, fill: torch.Tensor) -> to
     out = torch.cat([out, out[..., :1, :]], dim=-2)  # slot k swallows what is not seen
     out.scatter_(-2, slot.unsqueeze(-1).expand(*slot.shape, c), values)
     return out[..., :k, :]
-
-
-def _place(parts: Sequence[torch.Tensor], layouts: Sequence[torch.Tensor]) -> torch.Tensor:
-    """``sum(part @ layout)``: the columns :func:`_layouts` places the parts in."""
-    out = parts[0] @ layouts[0]
-    for part, layout in zip(parts[1:], layouts[1:], strict=True):
-        out.addmm_(part, layout)
-    return out
 
 
 class LBFEnv(BatchedEnv[LBFState]):
@@ -183,13 +169,11 @@ class LBFEnv(BatchedEnv[LBFState]):
         # Row i lists the players in the order agent i observes them: itself, then the others.
         order = [[i] + [j for j in range(players) if j != i] for i in range(players)]
         self._view_order = torch.tensor(order, device=dev)
-        # the state (and a full view's observations) as matrix products: _layouts
-        layouts = _layouts(max_num_food, players, per_player,
-                           self._full_view and not grid_observation)
-        self._state_layouts = tuple(m[:, :self.spec.state_shape[0]].contiguous().to(dev)
-                                    for m in layouts)
-        self._view_layouts = tuple(m[:, self.spec.state_shape[0]:].contiguous().to(dev)
-                                   for m in layouts)
+        # the state (and a full view's observations) as columns of the flat state: _columns
+        columns = _columns(max_num_food, players, per_player,
+                           self._full_view and not grid_observation).to(dev)
+        self._state_columns = columns[:self.spec.state_shape[0]]
+        self._view_columns = columns[self.spec.state_shape[0]:]
         self._later = torch.ones(players, players, dtype=torch.bool, device=dev).triu(1)
         # Cells of a field padded by one on each side, numbered row-major, so that the four
         # neighbours of any cell on the field are cell ± 1 and cell ± width.
@@ -565,13 +549,13 @@ class LBFEnv(BatchedEnv[LBFState]):
             ],
             dim=-1,
         )
-        parts = (s.food_pos.flatten(1).float(), s.food_level.float(), pos.flatten(1).float(),
-                 level.float())
-        state = _place(parts, self._state_layouts)  # empty food slots are (-1, -1, 0)
+        flat = torch.cat([s.food_pos.flatten(1), s.food_level, pos.flatten(1), level], 1).float()
+        state = flat.index_select(1, self._state_columns)  # empty food slots are (-1, -1, 0)
         if self.grid_observation:
             obs = self._grid_obs(s)
         elif self._full_view:
-            obs = _place(parts, self._view_layouts).view(-1, self.n_players, self.spec.obs_shape[0])
+            obs = flat.index_select(1, self._view_columns).view(-1, self.n_players,
+                                                                self.spec.obs_shape[0])
         else:
             food = torch.cat([s.food_pos, s.food_level.unsqueeze(-1)], dim=-1)  # [B, F, 3]
             players = torch.cat([pos, level.unsqueeze(-1)], dim=-1)  # [B, N, 3]
