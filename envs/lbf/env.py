@@ -181,7 +181,7 @@ class LBFEnv(BatchedEnv[LBFState]):
         padded = torch.zeros(rows + 2, cols + 2, dtype=torch.bool, device=dev)
         padded[1:-1, 1:-1] = True
         self._on_field = padded.flatten()
-        self._slot_rank = torch.arange(max_num_food, device=dev)
+        self._slots_behind = torch.arange(max_num_food - 1, -1, -1, device=dev)  # F-1 … 0
         self._slot_ids = torch.arange(1, max_num_food + 1, dtype=torch.int16, device=dev)
         self._ones = torch.ones(1, 1, dtype=torch.int16, device=dev)
         self._grids: dict[int, torch.Tensor] = {}  # _blank_grid's, by number of copies
@@ -197,6 +197,7 @@ class LBFEnv(BatchedEnv[LBFState]):
         border = (r == 0) | (r == rows - 1) | (c == 0) | (c == cols - 1)
         # (row, col) of every cell, and (-1, -1) after them: the position of no food.
         self._cell_pos = torch.cat([torch.stack([r, c], dim=-1), r.new_full((1, 2), -1)])
+        self._no_cell = rows * cols  # its row in _cell_pos: (-1, -1)
         self._wall_grid = _wall_grid(walls, rows, cols).to(dev)  # the fixed walls, 0/1
         self._wall_cells = self._wall_grid.flatten().bool()
         self._fixed_walls = bool(self._wall_cells.any())
@@ -271,7 +272,7 @@ class LBFEnv(BatchedEnv[LBFState]):
             food_level[:, k] = torch.where(placed, lo + (draw * (hi - lo + 1)).long(), 0)
             blocked[:, :slots] |= self._blocks.index_select(0, torch.where(placed, slot, slots))
 
-        key = torch.where(food_level > 0, food_cell, self.rows * self.cols)
+        key = torch.where(food_level > 0, food_cell, self._no_cell)
         key, order = key.sort(dim=1)
         return LBFState(
             player_pos=self._cell_pos[picked],
@@ -522,10 +523,14 @@ class LBFEnv(BatchedEnv[LBFState]):
         s.player_pos = pos
         if eaten.any():  # keep the food left first, in row-major order; empty slots (-1, -1)
             left = s.food_level * ~eaten
-            order = torch.where(left > 0, self._slot_rank, self._slot_rank + self.n_food).argsort(1)
-            s.food_level = left.gather(1, order)
-            moved = s.food_pos.gather(1, order.unsqueeze(-1).expand(-1, -1, 2))
-            s.food_pos = torch.where((s.food_level > 0).unsqueeze(-1), moved, -1)
+            keep = left > 0
+            kept = keep.cumsum(1)
+            # a permutation of the slots: the food left to the front in order, the rest behind
+            slot = torch.where(keep, kept - 1, kept + self._slots_behind)
+            s.food_level = torch.zeros_like(left).scatter_(1, slot, left)
+            cell = s.food_pos[..., 0] * self.cols + s.food_pos[..., 1]
+            cell = torch.zeros_like(cell).scatter_(1, slot, torch.where(keep, cell, self._no_cell))
+            s.food_pos = self._cell_pos.index_select(0, cell.flatten()).view_as(s.food_pos)
         s.step = s.step + 1
         terminated = ~(s.food_level > 0).any(1)
         truncated = (s.step >= self.max_episode_steps) & ~terminated
