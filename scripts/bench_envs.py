@@ -9,12 +9,14 @@ one copy beside it. Prints a table, then one JSON line.
     python scripts/bench_envs.py                     # full run (a few minutes on 2 cores)
     python scripts/bench_envs.py --copies 1,64 --seconds 0.5
     python scripts/bench_envs.py --threads 1      # one intra-op thread: faster on 2 cores
+    python scripts/bench_envs.py --copies 4096 --threads 1 --rounds 4   # medians and ranges
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 import warnings
 
@@ -102,38 +104,56 @@ def bench_pettingzoo(env_id: str, seconds: float, seed: int = 0) -> float:
             return steps / elapsed
 
 
-def run(envs: list[str], copies: list[int], device: str, seconds: float) -> dict:
-    """Measure everything, print the table, return the results."""
+def run(envs: list[str], copies: list[int], device: str, seconds: float,
+        rounds: int = 1) -> dict:
+    """Measure everything ``rounds`` times, print the table, return the results.
+
+    Each round measures ``lbforaging`` and then every native variant, so a ratio compares
+    figures taken a few seconds apart; the table gives the medians over rounds (of steps/s,
+    and of each round's ratio) and, with more than one round, the range of the ratios: a
+    shared machine's speed drifts by more than the differences worth measuring."""
     rows, results = [], []
     for name in envs:
         gym_id, kwargs = ENVS[name]
-        ref = bench_lbforaging(gym_id, kwargs, seconds)
-        rows.append((name, "lbforaging (gymnasium, loop)", 1, ref, 1.0))
-        pz = bench_pettingzoo(f"lbf:{name}", seconds)
-        rows.append((name, "native, PettingZoo face", 1, pz, pz / ref))
-        results.append(
-            {"env": name, "impl": "pettingzoo", "copies": 1, "steps_per_s": pz, "ratio": pz / ref}
-        )
+        # (label, impl, copies, tensor code): one copy on the CPU is LBFOne from make, beside
+        # LBFEnv's tensor code
+        variants = [("native, PettingZoo face", "pettingzoo", 1, False)]
         for n in copies:
-            # (label, impl, tensor code): one copy on the CPU is LBFOne from make, beside LBFEnv
-            variants = ([("native, one copy in Python", "native_one", False),
-                         ("native VecEnv (cpu)", "native", True)] if n == 1 and device == "cpu"
-                        else [(f"native VecEnv ({device})", "native", False)])
-            for label, impl, tensor in variants:
-                sps = bench_native(f"lbf:{name}", n, device, seconds, tensor=tensor)
-                rows.append((name, label, n, sps, sps / ref))
-                results.append({"env": name, "impl": impl, "copies": n, "steps_per_s": sps,
-                                "ratio": sps / ref})
-        results.append(
-            {"env": name, "impl": "lbforaging", "copies": 1, "steps_per_s": ref, "ratio": 1.0}
-        )
-    print(f"{'env':<13} {'implementation':<30} {'copies':>7} {'steps/s':>13} {'× lbforaging':>13}")
-    for name, impl, n, sps, ratio in rows:
-        print(f"{name:<13} {impl:<30} {n:>7} {sps:>13,.0f} {ratio:>12.2f}×")
+            variants += ([("native, one copy in Python", "native_one", 1, False),
+                          ("native VecEnv (cpu)", "native", 1, True)] if n == 1 and device == "cpu"
+                         else [(f"native VecEnv ({device})", "native", n, False)])
+        refs: list[float] = []
+        figures: list[list[float]] = [[] for _ in variants]
+        for _ in range(rounds):
+            refs.append(bench_lbforaging(gym_id, kwargs, seconds))
+            for figure, (_, impl, n, tensor) in zip(figures, variants, strict=True):
+                figure.append(bench_pettingzoo(f"lbf:{name}", seconds) if impl == "pettingzoo"
+                              else bench_native(f"lbf:{name}", n, device, seconds, tensor=tensor))
+        ref = statistics.median(refs)
+        rows.append((name, "lbforaging (gymnasium, loop)", 1, ref, []))
+        for figure, (label, impl, n, _) in zip(figures, variants, strict=True):
+            ratios = [sps / r for sps, r in zip(figure, refs, strict=True)]
+            rows.append((name, label, n, statistics.median(figure), ratios))
+            results.append({"env": name, "impl": impl, "copies": n,
+                            "steps_per_s": statistics.median(figure),
+                            "ratio": statistics.median(ratios),
+                            "rounds_steps_per_s": figure, "rounds_ratio": ratios})
+        results.append({"env": name, "impl": "lbforaging", "copies": 1, "steps_per_s": ref,
+                        "ratio": 1.0, "rounds_steps_per_s": refs, "rounds_ratio": [1.0] * rounds})
+    spread = rounds > 1
+    print(f"{'env':<13} {'implementation':<30} {'copies':>7} {'steps/s':>13} {'× lbforaging':>13}"
+          + (f" {'ratio range':>17}" if spread else ""))
+    for name, impl, n, sps, ratios in rows:  # the reference's own row: no ratios
+        line = f"{name:<13} {impl:<30} {n:>7} {sps:>13,.0f} "
+        line += f"{statistics.median(ratios):>12.2f}×" if ratios else f"{1:>12.2f}×"
+        if spread and ratios:
+            line += f" {min(ratios):>8.2f}–{max(ratios):.2f}×"
+        print(line)
     return {
         "bench": "envs",
         "device": device,
         "torch_threads": torch.get_num_threads(),
+        "rounds": rounds,
         "results": results,
     }
 
@@ -144,6 +164,8 @@ def main() -> None:
     parser.add_argument("--copies", default="1,64,1024,4096,16384")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="measure everything this many times, lbforaging first in each round")
     parser.add_argument(
         "--threads", type=int, default=None, help="torch intra-op threads (default: torch's)"
     )
@@ -155,7 +177,9 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown env(s) {unknown}; choose from {list(ENVS)}")
     copies = [int(c) for c in args.copies.split(",")]
-    print(json.dumps(run(envs, copies, args.device, args.seconds)))
+    if args.rounds < 1:
+        parser.error(f"--rounds {args.rounds}: expected at least 1")
+    print(json.dumps(run(envs, copies, args.device, args.seconds, args.rounds)))
 
 
 if __name__ == "__main__":
