@@ -482,12 +482,16 @@ class LBFEnv(BatchedEnv[LBFState]):
         grid.scatter_(1, cell, 0)
         return alone
 
-    def _food_nearby(self, s: LBFState, cell: torch.Tensor) -> torch.Tensor:
-        """``[B, N, 4]``: 1 + the slot of the food north, south, west, east of each player, or 0."""
+    def _around(self, pos: torch.Tensor) -> torch.Tensor:
+        """``[B, N, 4]``: the padded cell numbers north, south, west and east of ``pos``."""
+        return self._cell(pos).unsqueeze(-1) + self._neighbours
+
+    def _food_nearby(self, s: LBFState, around: torch.Tensor) -> torch.Tensor:
+        """``[B, N, 4]``: 1 + the slot of the food on the cells ``around`` each player (from
+        :meth:`_around`), or 0."""
         food = self._cell(s.food_pos)
-        grid = self._blank_grid(cell.shape[0])
+        grid = self._blank_grid(around.shape[0])
         grid.scatter_(1, food, self._slot_ids * (s.food_level > 0))
-        around = cell.unsqueeze(-1) + self._neighbours
         nearby = grid.gather(1, around.flatten(1)).view(around.shape)
         grid.scatter_(1, food, 0)
         return nearby
@@ -506,7 +510,7 @@ class LBFEnv(BatchedEnv[LBFState]):
         # share it if their levels sum to at least its level, each in proportion to its level.
         # A player touches at most one food (spawning keeps food apart), as lbforaging assumes.
         loading = actions == LOAD
-        slot = self._food_nearby(s, self._cell(pos)).amax(-1).long() * loading  # [B, N], 0: none
+        slot = self._food_nearby(s, self._around(pos)).amax(-1).long() * loading  # [B, N], 0: none
         team = torch.zeros(pos.shape[0], self.n_food + 1, dtype=torch.long, device=self.device)
         team.scatter_add_(1, slot, level * loading)
         team = team[:, 1:]
@@ -539,9 +543,9 @@ class LBFEnv(BatchedEnv[LBFState]):
     # --- observation -----------------------------------------------------------------------
     def _observe(self, s: LBFState) -> Obs:
         pos, level = s.player_pos, s.player_level
-        cell = self._cell(pos)
-        food_next = self._food_nearby(s, cell) > 0  # [B, N, 4]
-        open_next = self._on_field.take(cell.unsqueeze(-1) + self._neighbours)
+        around = self._around(pos)
+        food_next = self._food_nearby(s, around) > 0  # [B, N, 4]
+        open_next = self._on_field.take(around)
         if self._walled:  # and not a wall (off-field cells clamp to some cell: masked above)
             near = (pos[..., 0] * self.cols + pos[..., 1]).unsqueeze(-1) + self._flat_neighbours
             wall = s.walls.flatten(1).gather(1, near.flatten(1).clamp(0, self._last_flat))
