@@ -208,6 +208,7 @@ ONE_CONFIGS = [
     ("3x4-2p-1f", {"normalize_reward": False}),
     ("5x5-9p-2f", {"max_player_level": 3}),
     ("8x8-1p-2f", {"observe_agent_levels": False}),
+    ("6x6-3p-2f", {"observe_agent_levels": False}),
     ("2s-7x7-3p-2f", {"observe_agent_levels": False, "min_food_level": 2, "max_food_level": 3}),
     ("grid-2s-8x8-2p-2f", {}),
     ("grid-1s-5x7-3p-3f", {"observe_agent_levels": False, "penalty": 0.1}),
