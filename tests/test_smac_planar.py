@@ -1,8 +1,9 @@
 """The point helpers the SMAC simulator's hot loop uses equal the plain torch expressions."""
 
+import pytest
 import torch
 
-from marl.envs.smac.planar import SHAPES_KEPT, PointConstant, length, per_point
+from marl.envs.smac.planar import SHAPES_KEPT, PointConstant, length, where_points
 
 
 def test_length_equals_norm_up_to_rounding() -> None:
@@ -11,12 +12,24 @@ def test_length_equals_norm_up_to_rounding() -> None:
     assert length(torch.tensor([[3.0, 4.0], [0.0, 0.0]])).tolist() == [5.0, 0.0]
 
 
-def test_per_point_where_equals_the_broadcast_one() -> None:
+def test_where_points_equals_the_broadcast_where() -> None:
     gen = torch.Generator().manual_seed(1)
     a, b = torch.randn(64, 5, 2, generator=gen), torch.randn(64, 5, 2, generator=gen)
     mask = torch.rand(64, 5, generator=gen) > 0.5
-    assert per_point(mask).shape == (64, 5, 2) and per_point(mask).is_contiguous()
-    assert torch.equal(torch.where(per_point(mask), a, b), torch.where(mask[..., None], a, b))
+    assert torch.equal(where_points(mask, a, b), torch.where(mask[..., None], a, b))
+    # slices (the allies' points), a broadcast mask, layouts no 64-bit view can take
+    sub = a[:, 1:4]
+    assert torch.equal(where_points(mask[:, 1:4], sub, b[:, 1:4]),
+                       torch.where(mask[:, 1:4, None], sub, b[:, 1:4]))
+    walker = torch.tensor([True, False, True, True, False])
+    assert torch.equal(where_points(walker, a, b), torch.where(walker[:, None], a, b))
+    odd = a.flatten()[1:].as_strided((64, 4, 2), (10, 2, 1))  # at an odd offset
+    swapped = a.flip(-1)[:, :4]  # x and y strided backwards
+    for p in (odd, swapped):
+        assert torch.equal(where_points(mask[:, :4], p, b[:, :4]),
+                           torch.where(mask[:, :4, None], p, b[:, :4]))
+    with pytest.raises(ValueError, match="float32"):
+        where_points(mask, a.double(), b.double())
 
 
 def test_point_constant_at_each_shape_once() -> None:

@@ -76,7 +76,7 @@ from marl.envs.smac.columns import UnitColumns
 from marl.envs.smac.combat import hit_table, land_hits, land_unshielded_hits, target_table
 from marl.envs.smac.generated import GeneratedScenario, jittered
 from marl.envs.smac.maps import N_BASE_ACTIONS, SMACMap
-from marl.envs.smac.planar import PointConstant, length, per_point
+from marl.envs.smac.planar import PointConstant, length, where_points
 from marl.envs.smac.tasks import SMACv2TaskSpace
 from marl.envs.smac.terrain import Terrain
 from marl.envs.smac.units import LOOPS_PER_SECOND, STEP_LOOPS
@@ -386,7 +386,7 @@ class SMACEnv(BatchedEnv[SMACState]):
         step = self.moves[(actions - 2).clamp(0, 3)] * MOVE_AMOUNT
         order = torch.where(attacking, ATTACK, torch.where(moving, MOVE, STOP))
         s.order[:, :n] = torch.where(alive, order, NONE)
-        s.dest[:, :n] = torch.where(per_point(moving), s.pos[:, :n] + step, s.dest[:, :n])
+        s.dest[:, :n] = where_points(moving, s.pos[:, :n] + step, s.dest[:, :n])
         j = (actions - N_BASE_ACTIONS).clamp(min=0)
         # a Medivac's target j is ally j; everyone else's is enemy j
         s.target[:, :n] = torch.where(k.healer[..., :n], j, j + n)
@@ -480,14 +480,13 @@ class SMACEnv(BatchedEnv[SMACState]):
         reach = k.radius + _at(k.radius, s.target)  # centre distance of touching edges
         gap = length(target_pos - s.pos) - reach
         # movement: towards the target until a little inside range, or to the destination
-        goal = torch.where(per_point(ordered), target_pos, s.dest)
+        goal = where_points(ordered, target_pos, s.dest)
         want = torch.where(attacking & (gap > k.range), gap - k.range + APPROACH, 0.0)
         to_dest = length(s.dest - s.pos)
         want = torch.where((s.order == MOVE) & alive, to_dest, want)
         if self.has_walls and not self.terrain.convex:  # round walls, up ramps
             routed = self.terrain.waypoint(s.pos, goal)
-            goal = routed if self.all_walkers else torch.where(
-                per_point(k.walker.expand_as(want)), routed, goal)
+            goal = routed if self.all_walkers else where_points(k.walker, routed, goal)
         delta = goal - s.pos
         stride = torch.minimum(want, k.speed) / length(delta).clamp(min=1e-6)
         moved = s.pos + delta * stride.unsqueeze(-1)
@@ -609,7 +608,7 @@ class SMACEnv(BatchedEnv[SMACState]):
         The dead are moved far apart from everyone for the sum (no mask over the pairs): unit i
         moves by ``sum_j w_ij (p_i - p_j) / 2`` with ``w_ij = overlap / distance``, a batched
         matrix product without the ``[B, U, U, 2]`` differences."""
-        at = torch.where(per_point(alive), pos, self.far_away.like(pos))
+        at = where_points(alive, pos, self.far_away.like(pos))
         dist = torch.cdist(at, at)  # [B, U, U]
         w = (touching - dist).clamp_(min=0).div_(dist.clamp(min=0.01))
         push = (at * w.sum(-1, keepdim=True) - torch.bmm(w, at)) * 0.5
@@ -624,8 +623,7 @@ class SMACEnv(BatchedEnv[SMACState]):
         """``new`` positions, those of the units bound to walkable ground (``walker``) kept
         on it (:meth:`~marl.envs.smac.terrain.Terrain.keep`)."""
         kept = self.terrain.keep(old, new)
-        return kept if self.all_walkers else torch.where(per_point(walker.expand(new.shape[:-1])),
-                                                         kept, new)
+        return kept if self.all_walkers else where_points(walker, kept, new)
 
     def reset_info(self) -> dict[str, torch.Tensor]:
         """``won``, ``dead_allies`` and ``dead_enemies`` of the current state (nothing has

@@ -20,10 +20,24 @@ def length(v: torch.Tensor) -> torch.Tensor:
     return (square[..., 0] + square[..., 1]).sqrt()
 
 
-def per_point(mask: torch.Tensor) -> torch.Tensor:
-    """``mask [...]`` repeated for x and y, materialised ``[..., 2]``: the condition of a
-    ``where`` over points."""
-    return torch.stack((mask, mask), -1)
+def where_points(mask: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``torch.where(mask[..., None], a, b)`` for float32 points ``a``, ``b`` ``[..., 2]``:
+    each point's x and y chosen together as one 64-bit word (the same bits). A ``where`` over
+    ``[B, U, 2]`` with the mask stacked for x and y cost ~6 times one over the ``[B, U]``
+    words at 1,024 copies of 3m on a CPU (the stack, and twice the elements of torch's
+    branching ``where`` loop)."""
+    if a.dtype != torch.float32 or b.dtype != torch.float32:
+        raise ValueError(f"where_points: float32 points expected, got {a.dtype} and {b.dtype}")
+    chosen = torch.where(mask, _words(a), _words(b))
+    return chosen.unsqueeze(-1).view(torch.float32)
+
+
+def _words(points: torch.Tensor) -> torch.Tensor:
+    """The points ``[..., 2]`` as 64-bit words ``[...]`` (a view where the layout allows)."""
+    if points.stride(-1) != 1 or points.storage_offset() % 2 or any(
+            stride % 2 for stride in points.stride()[:-1]):
+        points = points.clone(memory_format=torch.contiguous_format)
+    return points.view(torch.int64).squeeze(-1)
 
 
 SHAPES_KEPT = 8  # a PointConstant forgets its shapes past this many (copy counts vary)

@@ -26,7 +26,7 @@ import math
 
 import torch
 
-from marl.envs.smac.planar import PointConstant, per_point
+from marl.envs.smac.planar import PointConstant, where_points
 
 PINCH = 0.3  # reach of a walkable cell corner (see the module doc)
 SIGHT_SAMPLES = 64  # points tested along a segment for the line of sight
@@ -71,9 +71,9 @@ class Terrain:
             return torch.maximum(torch.minimum(new, self.high.like(new)), self.low.like(new))
         keep_x = torch.stack([new[..., 0], old[..., 1]], -1)
         keep_y = torch.stack([old[..., 0], new[..., 1]], -1)
-        out = torch.where(per_point(self.open(keep_y)), keep_y, old)
-        out = torch.where(per_point(self.open(keep_x)), keep_x, out)
-        return torch.where(per_point(self.open(new)), new, out)
+        out = where_points(self.open(keep_y), keep_y, old)
+        out = where_points(self.open(keep_x), keep_x, out)
+        return where_points(self.open(new), new, out)
 
     def open(self, pos: torch.Tensor) -> torch.Tensor:
         """Whether ground units may stand at ``pos [..., 2]`` (outside the map: no)."""
@@ -98,9 +98,8 @@ class Terrain:
         side_a = self.walkable[to[..., 0], at[..., 1]]
         side_b = self.walkable[at[..., 0], to[..., 1]]
         corner = torch.maximum(to, at).to(pos.dtype)
-        through = torch.where(per_point(diagonal & ~side_a & ~side_b), corner,
-                              to.to(pos.dtype) + 0.5)
-        return torch.where(per_point(seen), goal, through)
+        through = where_points(diagonal & ~side_a & ~side_b, corner, to.to(pos.dtype) + 0.5)
+        return where_points(seen, goal, through)
 
 
 def _on_ground(walkable: torch.Tensor, pinch: torch.Tensor | None, bounds: torch.Tensor,
