@@ -50,6 +50,15 @@ def put_state(state: S, ids: torch.Tensor, part: S) -> None:
         getattr(state, f.name).index_copy_(0, ids, getattr(part, f.name))
 
 
+def _ordinary(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor``, copied out if inference mode made it."""
+    return tensor.clone() if tensor.is_inference() else tensor
+
+
+def _ordinary_obs(obs: Obs) -> Obs:
+    return Obs(_ordinary(obs.obs), _ordinary(obs.state), _ordinary(obs.avail))
+
+
 def _put_obs(obs: Obs, ids: torch.Tensor, part: Obs) -> Obs:
     return Obs(
         obs=obs.obs.index_copy(0, ids, part.obs),
@@ -119,12 +128,29 @@ class BatchedEnv(ABC, Generic[S]):
         return self._last_obs
 
     def step(self, actions: torch.Tensor) -> Step:
-        """Advance every copy by one step; finished copies start a new episode at once."""
+        """Advance every copy by one step; finished copies start a new episode at once.
+
+        The rules run under ``torch.inference_mode`` (no autograd bookkeeping in each of the
+        step's hundreds to thousands of small ops), and what leaves them, the state kept and
+        the ``Step``, is copied out as ordinary tensors, which callers may change in place
+        and feed to autograd."""
         if self._state is None or self._last_obs is None:
             raise RuntimeError(f"{type(self).__name__}.step() called before reset()")
+        with torch.inference_mode():
+            state, step = self._advance(self._state, actions)
+        self._state = dataclasses.replace(state, **{
+            f.name: _ordinary(getattr(state, f.name)) for f in dataclasses.fields(state)})
+        obs = self._last_obs = _ordinary_obs(step.obs)
+        final = obs if step.final_obs is step.obs else _ordinary_obs(step.final_obs)
+        return Step(obs, _ordinary(step.reward), _ordinary(step.terminated),
+                    _ordinary(step.truncated), final,
+                    {key: _ordinary(value) for key, value in step.info.items()})
+
+    def _advance(self, state: S, actions: torch.Tensor) -> tuple[S, Step]:
+        """:meth:`step`'s work (under inference mode): the next state and the ``Step``."""
         if self.validate:
             actions = self.check_actions(actions)
-        state, reward, terminated, truncated, info = self._step(self._state, actions)
+        state, reward, terminated, truncated, info = self._step(state, actions)
         final = self._observe(state)
         obs = final
         if self.autoreset:
@@ -133,9 +159,7 @@ class BatchedEnv(ABC, Generic[S]):
                 fresh_state, fresh_obs = self._fresh(finished.numel())
                 put_state(state, finished, fresh_state)
                 obs = _put_obs(final, finished, fresh_obs)
-        self._state = state
-        self._last_obs = obs
-        return Step(obs, reward, terminated, truncated, final, info)
+        return state, Step(obs, reward, terminated, truncated, final, info)
 
     def _fresh(self, n: int) -> tuple[S, Obs]:
         """``n`` new episodes (state, first observation) from the pool; refills it when short."""

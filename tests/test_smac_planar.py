@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from marl.envs.smac.planar import SHAPES_KEPT, PointConstant, length, where_points
+from marl.envs.smac.planar import SHAPES_KEPT, PointConstant, gather_points, length, where_points
 
 
 def test_length_equals_norm_up_to_rounding() -> None:
@@ -30,6 +30,18 @@ def test_where_points_equals_the_broadcast_where() -> None:
                            torch.where(mask[:, :4, None], p, b[:, :4]))
     with pytest.raises(ValueError, match="float32"):
         where_points(mask, a.double(), b.double())
+
+
+def test_gather_points_equals_the_expanded_gather() -> None:
+    gen = torch.Generator().manual_seed(2)
+    points = torch.randn(32, 6, 2, generator=gen)
+    index = torch.randint(0, 6, (32, 4), generator=gen)
+    expected = points.gather(1, index.unsqueeze(-1).expand(-1, -1, 2))
+    assert torch.equal(gather_points(points, index), expected)
+    assert torch.equal(gather_points(points[:, 1:5], index.clamp(max=3)),
+                       points[:, 1:5].gather(1, index.clamp(max=3)[..., None].expand(-1, -1, 2)))
+    with pytest.raises(ValueError, match="float32"):
+        gather_points(points.double(), index)
 
 
 def test_point_constant_at_each_shape_once() -> None:

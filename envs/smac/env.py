@@ -76,7 +76,7 @@ from marl.envs.smac.columns import UnitColumns
 from marl.envs.smac.combat import hit_table, land_hits, land_unshielded_hits, target_table
 from marl.envs.smac.generated import GeneratedScenario, jittered
 from marl.envs.smac.maps import N_BASE_ACTIONS, SMACMap
-from marl.envs.smac.planar import PointConstant, length, where_points
+from marl.envs.smac.planar import PointConstant, gather_points, length, where_points
 from marl.envs.smac.tasks import SMACv2TaskSpace
 from marl.envs.smac.terrain import Terrain
 from marl.envs.smac.units import LOOPS_PER_SECOND, STEP_LOOPS
@@ -303,7 +303,8 @@ class SMACEnv(BatchedEnv[SMACState]):
         self._give_orders(s, k, actions)
         dist = torch.cdist(s.pos, s.pos)
         context = self._enemy_context(s, k, can)
-        touching = self._touching(k)
+        # at [B, U, U], for the fast path (see _enemy_context)
+        touching = self._touching(k).expand(dist.shape).contiguous()
         for tick in range(STEP_LOOPS):
             self._enemy_ai(s, k, context, dist[:, n:], order_idle=tick == 0)
             dist = self._loop(s, k, can, touching)
@@ -402,12 +403,17 @@ class SMACEnv(BatchedEnv[SMACState]):
         threat = can[..., :n, n:].transpose(-1, -2) | k.threatens[..., None, :n]
         aimed = (s.target[:, None, :n] == torch.arange(n, self.n_units, device=s.target.device)
                  [:, None]) & (s.order[:, None, :n] == ATTACK)
-        return {"edge": radius[..., n:, None] + radius[..., None, :n],
-                "scan": k.scan.expand(*lead, self.n_units)[..., n:, None],
-                "hits": can[..., n:, :n], "aimed": aimed,
-                "reach": k.range.expand(*lead, self.n_units)[..., None, :n],
-                "weapon": k.range.expand(*lead, self.n_units)[..., n:],
-                "tier": torch.where(threat, TIER, 2 * TIER)}
+        weapon_range = k.range.expand(*lead, self.n_units)
+        context = {"edge": radius[..., n:, None] + radius[..., None, :n],
+                   "scan": k.scan.expand(*lead, self.n_units)[..., n:, None],
+                   "hits": can[..., n:, :n], "reach": weapon_range[..., None, :n],
+                   "tier": torch.where(threat, TIER, 2 * TIER)}
+        # materialised at [B, E, N] ([B, E]), once for the step's 8 loops: an op on equal,
+        # contiguous shapes takes torch's fast path, one that broadcasts a [E, 1] or [E, N]
+        # operand a strided loop (``gap <= scan``: 8 against 38-80 µs at 1,024 copies of 3m)
+        full = {key: value.expand(aimed.shape).contiguous() for key, value in context.items()}
+        weapon = weapon_range[..., n:].expand(aimed.shape[:2]).contiguous()
+        return full | {"aimed": aimed, "weapon": weapon}
 
     def _enemy_ai(self, s: SMACState, k: UnitColumns, c: dict[str, torch.Tensor],
                   dist: torch.Tensor, order_idle: bool) -> None:
@@ -471,7 +477,7 @@ class SMACEnv(BatchedEnv[SMACState]):
         (those of the dead are not their real ones)."""
         alive = s.health > 0
         can_hit = can.expand(alive.shape[0], -1, -1)
-        target_pos = s.pos.gather(1, s.target.unsqueeze(-1).expand(-1, -1, 2))
+        target_pos = gather_points(s.pos, s.target)
         target_alive = alive.gather(1, s.target)
         # a weapon only fires at what it can target (a healer's target is an ally to heal)
         valid = k.healer | can_hit.gather(2, s.target.unsqueeze(-1)).squeeze(-1)
@@ -494,7 +500,7 @@ class SMACEnv(BatchedEnv[SMACState]):
         # weapons (healers heal continuously instead); cooldowns run in whole game loops. Range
         # is taken after the move: a unit that walks into range fires in the same loop (else a
         # melee unit in a crowd, pushed back out after every step in, never would)
-        target_pos = s.pos.gather(1, s.target.unsqueeze(-1).expand(-1, -1, 2))
+        target_pos = gather_points(s.pos, s.target)
         in_range = attacking & (length(target_pos - s.pos) - reach <= k.range)
         s.cooldown = (s.cooldown - 1).clamp(min=0)
         fire = in_range & (s.cooldown <= 0) & ~k.healer
