@@ -55,10 +55,6 @@ def _ordinary(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.clone() if tensor.is_inference() else tensor
 
 
-def _ordinary_obs(obs: Obs) -> Obs:
-    return Obs(_ordinary(obs.obs), _ordinary(obs.state), _ordinary(obs.avail))
-
-
 def _put_obs(obs: Obs, ids: torch.Tensor, part: Obs) -> Obs:
     return Obs(
         obs=obs.obs.index_copy(0, ids, part.obs),
@@ -71,6 +67,9 @@ class BatchedEnv(ABC, Generic[S]):
     """``num_envs`` copies of one environment stepped as tensors on ``device``."""
 
     spec: EnvSpec
+    # ``_step`` under inference mode (``_rules``): no autograd bookkeeping per op, for rules
+    # of thousands of small ops, at the price of copying its results out
+    inference_step = False
 
     def __init__(
         self,
@@ -128,29 +127,12 @@ class BatchedEnv(ABC, Generic[S]):
         return self._last_obs
 
     def step(self, actions: torch.Tensor) -> Step:
-        """Advance every copy by one step; finished copies start a new episode at once.
-
-        The rules run under ``torch.inference_mode`` (no autograd bookkeeping in each of the
-        step's hundreds to thousands of small ops), and what leaves them, the state kept and
-        the ``Step``, is copied out as ordinary tensors, which callers may change in place
-        and feed to autograd."""
+        """Advance every copy by one step; finished copies start a new episode at once."""
         if self._state is None or self._last_obs is None:
             raise RuntimeError(f"{type(self).__name__}.step() called before reset()")
-        with torch.inference_mode():
-            state, step = self._advance(self._state, actions)
-        self._state = dataclasses.replace(state, **{
-            f.name: _ordinary(getattr(state, f.name)) for f in dataclasses.fields(state)})
-        obs = self._last_obs = _ordinary_obs(step.obs)
-        final = obs if step.final_obs is step.obs else _ordinary_obs(step.final_obs)
-        return Step(obs, _ordinary(step.reward), _ordinary(step.terminated),
-                    _ordinary(step.truncated), final,
-                    {key: _ordinary(value) for key, value in step.info.items()})
-
-    def _advance(self, state: S, actions: torch.Tensor) -> tuple[S, Step]:
-        """:meth:`step`'s work (under inference mode): the next state and the ``Step``."""
         if self.validate:
             actions = self.check_actions(actions)
-        state, reward, terminated, truncated, info = self._step(state, actions)
+        state, reward, terminated, truncated, info = self._rules(self._state, actions)
         final = self._observe(state)
         obs = final
         if self.autoreset:
@@ -159,7 +141,23 @@ class BatchedEnv(ABC, Generic[S]):
                 fresh_state, fresh_obs = self._fresh(finished.numel())
                 put_state(state, finished, fresh_state)
                 obs = _put_obs(final, finished, fresh_obs)
-        return state, Step(obs, reward, terminated, truncated, final, info)
+        self._state = state
+        self._last_obs = obs
+        return Step(obs, reward, terminated, truncated, final, info)
+
+    def _rules(self, state: S, actions: torch.Tensor) -> tuple[
+            S, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """``_step``; with ``inference_step``, under ``torch.inference_mode``, its results
+        then copied out as ordinary tensors (which callers may change in place and feed to
+        autograd; the observations are made from them outside inference mode)."""
+        if not self.inference_step:
+            return self._step(state, actions)
+        with torch.inference_mode():
+            state, reward, terminated, truncated, info = self._step(state, actions)
+        state = dataclasses.replace(state, **{
+            f.name: _ordinary(getattr(state, f.name)) for f in dataclasses.fields(state)})
+        return (state, _ordinary(reward), _ordinary(terminated), _ordinary(truncated),
+                {key: _ordinary(value) for key, value in info.items()})
 
     def _fresh(self, n: int) -> tuple[S, Obs]:
         """``n`` new episodes (state, first observation) from the pool; refills it when short."""

@@ -203,3 +203,34 @@ def test_corridor_walls_block_movement_and_moves_into_them_are_unavailable():
     # the room meets the choke (cells 12-13) only at the corner (12, 12): a pinch units pass
     assert env._open(torch.tensor([[11.9, 11.9], [12.0, 12.0], [12.1, 12.1]])).all()
     assert not env._open(torch.tensor([[11.5, 12.5], [12.5, 11.5]])).any()
+
+
+def test_inference_mode_step_gives_ordinary_tensors_and_the_same_battle():
+    """SMAC steps under inference mode (``inference_step``); what it hands out must behave as
+    ordinary tensors (changed in place, fed to autograd) and the battle be the one the plain
+    step plays."""
+    fast, plain = (make("smac:3m", num_envs=16, seed=4) for _ in range(2))
+    plain.inference_step = False
+    obs = {"fast": fast.reset(seed=4), "plain": plain.reset(seed=4)}
+    gen = torch.Generator().manual_seed(0)
+    finished = 0
+    for _ in range(80):
+        noise = torch.rand(obs["fast"].avail.shape, generator=gen)
+        steps = {k: e.step(noise.masked_fill(~obs[k].avail, -1).argmax(-1))
+                 for k, e in (("fast", fast), ("plain", plain))}
+        for name in ("obs", "state", "avail"):
+            assert torch.equal(getattr(steps["fast"].obs, name), getattr(steps["plain"].obs, name))
+        assert torch.equal(steps["fast"].reward, steps["plain"].reward)
+        finished += int(steps["fast"].done.sum())
+        obs = {k: s.obs for k, s in steps.items()}
+    assert finished > 0  # the autoreset's fresh battles are compared too
+    for a, b in zip(dataclasses.astuple(fast.state), dataclasses.astuple(plain.state),
+                    strict=True):
+        assert torch.equal(a, b) and not a.is_inference()
+    step = steps["fast"]
+    assert not any(t.is_inference() for t in (step.obs.obs, step.final_obs.state, step.reward,
+                                              step.terminated, *step.info.values()))
+    fast.state.health[0, 0] = 1.0  # in place, outside inference mode
+    layer = torch.nn.Linear(step.obs.obs.shape[-1], 1)
+    layer(step.obs.obs).sum().backward()  # inference tensors cannot be saved for backward
+    assert layer.weight.grad is not None
