@@ -24,8 +24,9 @@ def test_where_points_equals_the_broadcast_where() -> None:
     walker = torch.tensor([True, False, True, True, False])
     assert torch.equal(where_points(walker, a, b), torch.where(walker[:, None], a, b))
     odd = a.flatten()[1:].as_strided((64, 4, 2), (10, 2, 1))  # at an odd offset
-    swapped = a.flip(-1)[:, :4]  # x and y strided backwards
-    for p in (odd, swapped):
+    apart = a.permute(2, 0, 1).contiguous().permute(1, 2, 0)[:, :4]  # x and y 320 apart
+    assert not apart.is_contiguous() and torch.equal(apart, a[:, :4])
+    for p in (odd, apart):
         assert torch.equal(where_points(mask[:, :4], p, b[:, :4]),
                            torch.where(mask[:, :4, None], p, b[:, :4]))
     with pytest.raises(ValueError, match="float32"):

@@ -22,10 +22,8 @@ def length(v: torch.Tensor) -> torch.Tensor:
 
 def where_points(mask: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``torch.where(mask[..., None], a, b)`` for float32 points ``a``, ``b`` ``[..., 2]``:
-    each point's x and y chosen together as one 64-bit word (the same bits). A ``where`` over
-    ``[B, U, 2]`` with the mask stacked for x and y cost ~6 times one over the ``[B, U]``
-    words at 1,024 copies of 3m on a CPU (the stack, and twice the elements of torch's
-    branching ``where`` loop)."""
+    each point's x and y chosen together as one 64-bit word (the same bits), without
+    stacking the mask for x and y: 16-18 against 22-31 µs at ``[1024, 6]`` on a CPU."""
     if a.dtype != torch.float32 or b.dtype != torch.float32:
         raise ValueError(f"where_points: float32 points expected, got {a.dtype} and {b.dtype}")
     chosen = torch.where(mask, _words(a), _words(b))
