@@ -67,8 +67,8 @@ class BatchedEnv(ABC, Generic[S]):
     """``num_envs`` copies of one environment stepped as tensors on ``device``."""
 
     spec: EnvSpec
-    # ``_step`` under inference mode (``_rules``): no autograd bookkeeping per op, for rules
-    # of thousands of small ops, at the price of copying its results out
+    # ``_step`` under inference mode (``_transition``): no autograd bookkeeping per op, for
+    # rules of thousands of small ops, at the price of copying its results out
     inference_step = False
 
     def __init__(
@@ -132,7 +132,7 @@ class BatchedEnv(ABC, Generic[S]):
             raise RuntimeError(f"{type(self).__name__}.step() called before reset()")
         if self.validate:
             actions = self.check_actions(actions)
-        state, reward, terminated, truncated, info = self._rules(self._state, actions)
+        state, reward, terminated, truncated, info = self._transition(self._state, actions)
         final = self._observe(state)
         obs = final
         if self.autoreset:
@@ -145,7 +145,7 @@ class BatchedEnv(ABC, Generic[S]):
         self._last_obs = obs
         return Step(obs, reward, terminated, truncated, final, info)
 
-    def _rules(self, state: S, actions: torch.Tensor) -> tuple[
+    def _transition(self, state: S, actions: torch.Tensor) -> tuple[
             S, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """``_step``; with ``inference_step``, under ``torch.inference_mode``, its results
         then copied out as ordinary tensors (which callers may change in place and feed to

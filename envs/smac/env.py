@@ -127,7 +127,7 @@ class SMACEnv(BatchedEnv[SMACState]):
     """``num_envs`` copies of the SMAC map (or generated SMACv2 scenario) ``scenario``."""
 
     # a step is ~2,000 small ops over 8 game loops: skipping autograd's bookkeeping in each
-    # outweighs copying the new state out of inference mode (BatchedEnv._rules)
+    # outweighs copying the new state out of inference mode (BatchedEnv._transition)
     inference_step = True
 
     def __init__(self, scenario: SMACMap | GeneratedScenario, num_envs: int = 1,
