@@ -465,6 +465,10 @@ class LBFEnv(BatchedEnv[LBFState]):
         has none)."""
         return pos[..., 0] * self._width + pos[..., 1] + (self._width + 1)
 
+    def _field_cell(self, pos: torch.Tensor) -> torch.Tensor:
+        """Row-major cell numbers ``r * cols + c`` of ``pos [..., 2]`` on the field itself."""
+        return pos[..., 0] * self.cols + pos[..., 1]
+
     def _blank_grid(self, b: int) -> torch.Tensor:
         """``[b, cells]`` int16 zeros for one lookup, to be left zero again by its user: kept
         from call to call, since a fresh one costs more (page faults) than the lookup."""
@@ -532,7 +536,7 @@ class LBFEnv(BatchedEnv[LBFState]):
             # a permutation of the slots: the food left to the front in order, the rest behind
             slot = torch.where(keep, kept - 1, kept + self._slots_behind)
             s.food_level = torch.zeros_like(left).scatter_(1, slot, left)
-            cell = s.food_pos[..., 0] * self.cols + s.food_pos[..., 1]  # its row in _cell_pos
+            cell = self._field_cell(s.food_pos)  # its row in _cell_pos
             cell = torch.zeros_like(cell).scatter_(1, slot, torch.where(keep, cell, self._no_cell))
             s.food_pos = self._cell_pos.index_select(0, cell.flatten()).view_as(s.food_pos)
         s.step = s.step + 1
@@ -547,7 +551,7 @@ class LBFEnv(BatchedEnv[LBFState]):
         food_next = self._food_nearby(s, around) > 0  # [B, N, 4]
         open_next = self._on_field.take(around)
         if self._walled:  # and not a wall (off-field cells clamp to some cell: masked above)
-            near = (pos[..., 0] * self.cols + pos[..., 1]).unsqueeze(-1) + self._flat_neighbours
+            near = self._field_cell(pos).unsqueeze(-1) + self._flat_neighbours
             wall = s.walls.flatten(1).gather(1, near.flatten(1).clamp(0, self._last_flat))
             open_next &= wall.view(near.shape) == 0
         avail = torch.cat(
