@@ -185,6 +185,10 @@ class LBFEnv(BatchedEnv[LBFState]):
         self._slot_ids = torch.arange(1, max_num_food + 1, dtype=torch.int16, device=dev)
         self._ones = torch.ones(1, 1, dtype=torch.int16, device=dev)
         self._grids: dict[int, torch.Tensor] = {}  # _blank_grid's, by number of copies
+        # (state, _around, food next to each player) of the state the last _step returned,
+        # for its observation: the cells around the players and the food on them, less
+        # what was eaten, are those the step looked at
+        self._looked: tuple[LBFState, torch.Tensor, torch.Tensor] | None = None
         self._neighbours = torch.tensor([-self._width, self._width, -1, 1], device=dev)  # N S W E
         # The same on the field itself (row-major cells r * cols + c), for the walls.
         self._flat_neighbours = torch.tensor([-cols, cols, -1, 1], device=dev)
@@ -509,46 +513,77 @@ class LBFEnv(BatchedEnv[LBFState]):
         target = pos + self._moves.index_select(0, actions.flatten()).view_as(pos)
         alone = self._alone(self._cell(target))
         pos = torch.where(alone.unsqueeze(-1), target, pos)
+        s.player_pos = pos
 
         # Loading, after movement (loaders stand still): the loading players next to a food
         # share it if their levels sum to at least its level, each in proportion to its level.
         # A player touches at most one food (spawning keeps food apart), as lbforaging assumes.
         loading = actions == LOAD
-        slot = self._food_nearby(s, self._around(pos)).amax(-1).long() * loading  # [B, N], 0: none
+        around = self._around(pos)
+        nearby = self._food_nearby(s, around)  # [B, N, 4]
+        slot = nearby.amax(-1).long() * loading  # [B, N], 0: none
         team = torch.zeros(pos.shape[0], self.n_food + 1, dtype=torch.long, device=self.device)
         team.scatter_add_(1, slot, level * loading)
         team = team[:, 1:]
         eaten = (team >= s.food_level) & (team > 0)  # [B, F]
-        idx = (slot - 1).clamp(min=0)
-        got = eaten.gather(1, idx) & loading  # [B, N]
-        gain = (level * s.food_level.gather(1, idx)).float()
-        if self.normalize_reward:
-            gain = gain / (team.gather(1, idx) * s.food_spawned.unsqueeze(1)).clamp(min=1)
-        reward = gain * got
+        ate = eaten.any(1).nonzero().squeeze(1)  # the copies where food was eaten
+        reward = torch.zeros(loading.shape, device=self.device)
+        got = torch.zeros_like(loading)
+        food_next = nearby > 0
+        if ate.numel():
+            meal, ate_got, gone = self._eat(s, ate, slot, loading, team, eaten, nearby)
+            reward.index_copy_(0, ate, meal)
+            got.index_copy_(0, ate, ate_got)
+            food_next.index_copy_(0, ate, food_next.index_select(0, ate) & ~gone)
         if self.penalty:
             reward = reward - self.penalty * (loading & ~got)
-
-        s.player_pos = pos
-        if eaten.any():  # keep the food left first, in row-major order; empty slots (-1, -1)
-            left = s.food_level * ~eaten
-            keep = left > 0
-            kept = keep.cumsum(1)
-            # a permutation of the slots: the food left to the front in order, the rest behind
-            slot = torch.where(keep, kept - 1, kept + self._slots_behind)
-            s.food_level = torch.zeros_like(left).scatter_(1, slot, left)
-            cell = self._field_cell(s.food_pos)  # its row in _cell_pos
-            cell = torch.zeros_like(cell).scatter_(1, slot, torch.where(keep, cell, self._no_cell))
-            s.food_pos = self._cell_pos.index_select(0, cell.flatten()).view_as(s.food_pos)
+        self._looked = (s, around, food_next)
         s.step = s.step + 1
         terminated = ~(s.food_level > 0).any(1)
         truncated = (s.step >= self.max_episode_steps) & ~terminated
         return s, reward, terminated, truncated, {}
 
+    @torch.compiler.disable  # its sizes change from step to step: no graph to compile
+    def _eat(self, s: LBFState, ate: torch.Tensor, slot: torch.Tensor, loading: torch.Tensor,
+             team: torch.Tensor, eaten: torch.Tensor, nearby: torch.Tensor,
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The meals in the copies ``ate`` (those where food was eaten: a few at a time): the
+        food left moves to the front of its slots, in row-major order (empty slots at (-1,
+        -1)). Returns the players' rewards and whether they got a share ``[A, N]``, and which of
+        the cells ``nearby`` them lost their food ``[A, N, 4]``."""
+        slot, eaten = slot.index_select(0, ate), eaten.index_select(0, ate)
+        food_level, level = s.food_level.index_select(0, ate), s.player_level.index_select(0, ate)
+        idx = (slot - 1).clamp(min=0)
+        got = eaten.gather(1, idx) & loading.index_select(0, ate)  # [A, N]
+        gain = (level * food_level.gather(1, idx)).float()
+        if self.normalize_reward:
+            share = team.index_select(0, ate).gather(1, idx) * s.food_spawned[ate].unsqueeze(1)
+            gain = gain / share.clamp(min=1)
+        near = nearby.index_select(0, ate)
+        gone = torch.nn.functional.pad(eaten, (1, 0)).gather(1, near.flatten(1).long())
+
+        left = food_level * ~eaten
+        keep = left > 0
+        kept = keep.cumsum(1)
+        # a permutation of the slots: the food left to the front in order, the rest behind
+        order = torch.where(keep, kept - 1, kept + self._slots_behind)
+        left = torch.zeros_like(left).scatter_(1, order, left)
+        s.food_level = s.food_level.index_copy(0, ate, left)
+        cell = self._field_cell(s.food_pos.index_select(0, ate))  # its row in _cell_pos
+        cell = torch.zeros_like(cell).scatter_(1, order, torch.where(keep, cell, self._no_cell))
+        moved = self._cell_pos.index_select(0, cell.flatten()).view(len(ate), -1, 2)
+        s.food_pos = s.food_pos.index_copy(0, ate, moved)
+        return gain * got, got, gone.view_as(near)
+
     # --- observation -----------------------------------------------------------------------
     def _observe(self, s: LBFState) -> Obs:
         pos, level = s.player_pos, s.player_level
-        around = self._around(pos)
-        food_next = self._food_nearby(s, around) > 0  # [B, N, 4]
+        looked, self._looked = self._looked, None
+        if looked is not None and looked[0] is s:  # the step that made s looked around already
+            around, food_next = looked[1], looked[2]
+        else:
+            around = self._around(pos)
+            food_next = self._food_nearby(s, around) > 0  # [B, N, 4]
         open_next = self._on_field.take(around)
         if self._walled:  # and not a wall (off-field cells clamp to some cell: masked above)
             near = self._field_cell(pos).unsqueeze(-1) + self._flat_neighbours
