@@ -148,3 +148,29 @@ def test_autoreset_observation_matches_the_new_state():
         seen += int(step.done.sum())
     assert seen > 64  # the pool was refilled at least once
     assert env.state.step.max() < 50
+
+
+@pytest.mark.parametrize(("env_id", "least"), [("lbf:8x8-2p-3f", 40), ("lbf:2s-8x8-3p-3f", 40),
+                                               ("lbf:6x6-2p-2f-coop", 4)])
+def test_a_steps_observation_equals_one_made_afresh_while_food_is_eaten(env_id, least):
+    """The step hands its observation what it saw around the players (less the food eaten),
+    and eats only in the copies where food was eaten: the observation and rewards must be
+    those of the state, made from nothing."""
+    env = make(env_id, num_envs=128, validate=False, seed=1)
+    env.autoreset = False
+    obs = env.reset(seed=1)
+    gen = torch.Generator().manual_seed(1)
+    meals = 0
+    for _ in range(40):
+        before = env.state.food_level.clone()
+        scores = torch.rand(obs.avail.shape, generator=gen) + 2.0 * obs.avail[..., 5:6]
+        step = env.step(scores.masked_fill(~obs.avail, -1).argmax(-1))
+        fresh = LBFState(**{k: v.clone() for k, v in vars(env.state).items()})
+        again = env._observe(fresh)
+        for name in ("obs", "state", "avail"):
+            assert torch.equal(getattr(again, name), getattr(step.obs, name)), name
+        ate = (env.state.food_level > 0).sum(1) < (before > 0).sum(1)
+        assert torch.equal(step.reward.sum(1) > 0, ate)  # rewards exactly where food went
+        meals += int(ate.sum())
+        obs = step.obs
+    assert meals >= least
