@@ -184,6 +184,8 @@ class LBFEnv(BatchedEnv[LBFState]):
         self._slots_behind = torch.arange(max_num_food - 1, -1, -1, device=dev)  # F-1 … 0
         self._slot_ids = torch.arange(1, max_num_food + 1, dtype=torch.int16, device=dev)
         self._ones = torch.ones(1, 1, dtype=torch.int16, device=dev)
+        # scatter_ from a tensor: ~2.5x faster on a CPU than from the scalar 0
+        self._zeros = torch.zeros(1, 1, dtype=torch.int16, device=dev)
         self._grids: dict[int, torch.Tensor] = {}  # _blank_grid's, by number of copies
         # (state, _around, food next to each player) of the state the last _step returned,
         # for its observation: the cells around the players and the food on them, less
@@ -487,7 +489,7 @@ class LBFEnv(BatchedEnv[LBFState]):
         grid = self._blank_grid(cell.shape[0])
         grid.scatter_add_(1, cell, self._ones.expand(cell.shape))
         alone = grid.gather(1, cell) == 1
-        grid.scatter_(1, cell, 0)
+        grid.scatter_(1, cell, self._zeros.expand(cell.shape))
         return alone
 
     def _around(self, pos: torch.Tensor) -> torch.Tensor:
@@ -501,7 +503,7 @@ class LBFEnv(BatchedEnv[LBFState]):
         grid = self._blank_grid(around.shape[0])
         grid.scatter_(1, food, self._slot_ids * (s.food_level > 0))
         nearby = grid.gather(1, around.flatten(1)).view(around.shape)
-        grid.scatter_(1, food, 0)
+        grid.scatter_(1, food, self._zeros.expand(food.shape))
         return nearby
 
     def _step(self, s: LBFState, actions: torch.Tensor):
