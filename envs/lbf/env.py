@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.nn.functional import pad
 
 from marl.batched_env import BatchedEnv, put_state, state_on_device
 from marl.envs.lbf.tasks import LBFLayout, LBFTaskSpace
@@ -523,20 +524,19 @@ class LBFEnv(BatchedEnv[LBFState]):
         loading = actions == LOAD
         around = self._around(pos)
         nearby = self._food_nearby(s, around)  # [B, N, 4]
-        slot = nearby.amax(-1).long() * loading  # [B, N], 0: none
+        slot = nearby.amax(-1).long() * loading  # [B, N], 0: none (or not loading)
         team = torch.zeros(pos.shape[0], self.n_food + 1, dtype=torch.long, device=self.device)
-        team.scatter_add_(1, slot, level * loading)
-        team = team[:, 1:]
-        eaten = (team >= s.food_level) & (team > 0)  # [B, F]
+        team.scatter_add_(1, slot, level * loading)  # [B, 1 + F]: column 0 is no food's
+        eaten = (team[:, 1:] >= s.food_level) & (team[:, 1:] > 0)  # [B, F]
         ate = eaten.any(1).nonzero().squeeze(1)  # the copies where food was eaten
         reward = torch.zeros(loading.shape, device=self.device)
         got = torch.zeros_like(loading)
         food_next = nearby > 0
         if ate.numel():
-            meal, ate_got, gone = self._eat(s, ate, slot, loading, team, eaten, nearby)
+            meal, ate_got, ate_next = self._eat(s, ate, slot, team, eaten, nearby)
             reward.index_copy_(0, ate, meal)
             got.index_copy_(0, ate, ate_got)
-            food_next.index_copy_(0, ate, food_next.index_select(0, ate) & ~gone)
+            food_next.index_copy_(0, ate, ate_next)
         if self.penalty:
             reward = reward - self.penalty * (loading & ~got)
         self._looked = (s, around, food_next)
@@ -546,23 +546,23 @@ class LBFEnv(BatchedEnv[LBFState]):
         return s, reward, terminated, truncated, {}
 
     @torch.compiler.disable  # its sizes change from step to step: no graph to compile
-    def _eat(self, s: LBFState, ate: torch.Tensor, slot: torch.Tensor, loading: torch.Tensor,
-             team: torch.Tensor, eaten: torch.Tensor, nearby: torch.Tensor,
+    def _eat(self, s: LBFState, ate: torch.Tensor, slot: torch.Tensor, team: torch.Tensor,
+             eaten: torch.Tensor, nearby: torch.Tensor,
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The meals in the copies ``ate`` (those where food was eaten: a few at a time): the
         food left moves to the front of its slots, in row-major order (empty slots at (-1,
-        -1)). Returns the players' rewards and whether they got a share ``[A, N]``, and which of
-        the cells ``nearby`` them lost their food ``[A, N, 4]``."""
+        -1)). Returns the players' rewards and whether they got a share ``[A, N]``, and the
+        food still on the cells ``nearby`` them ``[A, N, 4]``. ``slot`` and ``team`` count
+        the food from 1 (0: none), the others from 0."""
         slot, eaten = slot.index_select(0, ate), eaten.index_select(0, ate)
         food_level, level = s.food_level.index_select(0, ate), s.player_level.index_select(0, ate)
-        idx = (slot - 1).clamp(min=0)
-        got = eaten.gather(1, idx) & loading.index_select(0, ate)  # [A, N]
-        gain = (level * food_level.gather(1, idx)).float()
+        got = pad(eaten, (1, 0)).gather(1, slot)  # [A, N]
+        gain = (level * pad(food_level, (1, 0)).gather(1, slot)).float()
         if self.normalize_reward:
-            share = team.index_select(0, ate).gather(1, idx) * s.food_spawned[ate].unsqueeze(1)
-            gain = gain / share.clamp(min=1)
+            share = team.index_select(0, ate).gather(1, slot)
+            gain = gain / (share * s.food_spawned.index_select(0, ate).unsqueeze(1)).clamp(min=1)
         near = nearby.index_select(0, ate)
-        gone = torch.nn.functional.pad(eaten, (1, 0)).gather(1, near.flatten(1).long())
+        still = pad(~eaten, (1, 0)).gather(1, near.flatten(1).long()).view_as(near)
 
         left = food_level * ~eaten
         keep = left > 0
@@ -575,7 +575,7 @@ class LBFEnv(BatchedEnv[LBFState]):
         cell = torch.zeros_like(cell).scatter_(1, order, torch.where(keep, cell, self._no_cell))
         moved = self._cell_pos.index_select(0, cell.flatten()).view(len(ate), -1, 2)
         s.food_pos = s.food_pos.index_copy(0, ate, moved)
-        return gain * got, got, gone.view_as(near)
+        return gain * got, got, still
 
     # --- observation -----------------------------------------------------------------------
     def _observe(self, s: LBFState) -> Obs:
