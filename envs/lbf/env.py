@@ -193,10 +193,10 @@ class LBFEnv(BatchedEnv[LBFState]):
         self._ones = torch.ones(1, 1, dtype=torch.int16, device=dev)
         # scatter_ from a tensor: ~2.5x faster on a CPU than from the scalar 0
         self._zeros = torch.zeros(1, 1, dtype=torch.int16, device=dev)
-        self._grids: dict[int, torch.Tensor] = {}  # _blank_grid's, by number of copies
-        # (state, _around, food next to each player) of the state the last _step returned,
-        # for its observation: the cells around the players and the food on them, less
-        # what was eaten, are those the step looked at
+        self._grids: dict[tuple[int, int], torch.Tensor] = {}  # _blank_grid's
+        # (state, _around, _nearby) of the state the last _step returned, for its
+        # observation: the cells around the players and what lies on them, less the food
+        # eaten, are those the step looked at
         self._looked: tuple[LBFState, torch.Tensor, torch.Tensor] | None = None
         self._neighbours = torch.tensor([-self._width, self._width, -1, 1], device=dev)  # N S W E
         # The same on the field itself (row-major cells r * cols + c), for the walls.
@@ -482,13 +482,14 @@ class LBFEnv(BatchedEnv[LBFState]):
         """Row-major cell numbers ``r * cols + c`` of ``pos [..., 2]`` on the field itself."""
         return pos[..., 0] * self.cols + pos[..., 1]
 
-    def _blank_grid(self, b: int) -> torch.Tensor:
-        """``[b, cells]`` int16 zeros for one lookup, to be left zero again by its user: kept
-        from call to call, since a fresh one costs more (page faults) than the lookup."""
-        grid = self._grids.get(b)
+    def _blank_grid(self, b: int, off_field: int = 0) -> torch.Tensor:
+        """``[b, cells]`` int16 for one lookup, 0 on the field and ``off_field`` beyond it, to
+        be left so again by its user: kept from call to call, since a fresh one costs more
+        (page faults) than the lookup."""
+        grid = self._grids.get((b, off_field))
         if grid is None:
-            grid = self._grids[b] = torch.zeros(b, self._on_field.numel(), dtype=torch.int16,
-                                                device=self.device)
+            blank = torch.where(self._on_field, 0, off_field).to(torch.int16)
+            grid = self._grids[b, off_field] = blank.expand(b, -1).clone()
         return grid
 
     def _alone(self, cell: torch.Tensor) -> torch.Tensor:
@@ -505,11 +506,13 @@ class LBFEnv(BatchedEnv[LBFState]):
         """``[B, N, 4]``: the padded cell numbers north, south, west and east of ``pos``."""
         return self._cell(pos).unsqueeze(-1) + self._neighbours
 
-    def _food_nearby(self, food: torch.Tensor, level: torch.Tensor,
-                     around: torch.Tensor) -> torch.Tensor:
-        """``[B, N, 4]``: 1 + the slot of the food on the cells ``around`` each player (from
-        :meth:`_around`), or 0; the food on padded cells ``food [B, F]`` at ``level``."""
-        grid = self._blank_grid(around.shape[0])
+    def _nearby(self, food: torch.Tensor, level: torch.Tensor,
+                around: torch.Tensor) -> torch.Tensor:
+        """``[B, N, 4]``: what lies on the cells ``around`` each player (from :meth:`_around`):
+        1 + the slot of the food there, 0 for open ground, -1 off the field; the food on
+        padded cells ``food [B, F]`` at ``level``. (Empty food slots point at the corner cell
+        0, which is no player's neighbour.)"""
+        grid = self._blank_grid(around.shape[0], off_field=-1)
         grid.scatter_(1, food, self._slot_ids * (level > 0))
         nearby = grid.gather(1, around.flatten(1)).view(around.shape)
         grid.scatter_(1, food, self._zeros.expand(food.shape))
@@ -532,7 +535,7 @@ class LBFEnv(BatchedEnv[LBFState]):
         loading = actions == LOAD
         around = self._around(pos)
         food = self._cell(s.food_pos)  # [B, F]
-        nearby = self._food_nearby(food, s.food_level, around)  # [B, N, 4]
+        nearby = self._nearby(food, s.food_level, around)  # [B, N, 4]
         slot = nearby.amax(-1).long() * loading  # [B, N], 0: none (or not loading)
         team = torch.zeros(pos.shape[0], self.n_food + 1, dtype=torch.long, device=self.device)
         team.scatter_add_(1, slot, level * loading)  # [B, 1 + F]: column 0 is no food's
@@ -540,15 +543,14 @@ class LBFEnv(BatchedEnv[LBFState]):
         ate = eaten.any(1).nonzero().squeeze(1)  # the copies where food was eaten
         reward = torch.zeros(loading.shape, device=self.device)
         got = torch.zeros_like(loading)
-        food_next = nearby > 0
         if ate.numel():
-            meal, ate_got, ate_next = self._eat(s, ate, food, slot, team, eaten, nearby)
+            meal, ate_got, ate_nearby = self._eat(s, ate, food, slot, team, eaten, nearby)
             reward.index_copy_(0, ate, meal)
             got.index_copy_(0, ate, ate_got)
-            food_next.index_copy_(0, ate, ate_next)
+            nearby.index_copy_(0, ate, ate_nearby)
         if self.penalty:
             reward = reward - self.penalty * (loading & ~got)
-        self._looked = (s, around, food_next)
+        self._looked = (s, around, nearby)
         s.step = s.step + 1
         terminated = ~(s.food_level > 0).any(1)
         truncated = (s.step >= self.max_episode_steps) & ~terminated
@@ -560,8 +562,8 @@ class LBFEnv(BatchedEnv[LBFState]):
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The meals in the copies ``ate`` (those where food was eaten: a few at a time): the
         food left moves to the front of its slots, in row-major order (empty slots at (-1,
-        -1)). Returns the players' rewards and whether they got a share ``[A, N]``, and the
-        food still on the cells ``nearby`` them ``[A, N, 4]``. ``food`` holds the padded cell
+        -1)). Returns the players' rewards and whether they got a share ``[A, N]``, and
+        ``nearby`` (:meth:`_nearby`) after the meals ``[A, N, 4]``. ``food`` holds the padded cell
         of each food; ``slot`` and ``team`` count the food from 1 (0: none), ``eaten`` from 0.
         """
         slot, eaten = slot.index_select(0, ate), eaten.index_select(0, ate)
@@ -572,39 +574,33 @@ class LBFEnv(BatchedEnv[LBFState]):
             share = team.index_select(0, ate).gather(1, slot)
             gain = gain / (share * s.food_spawned.index_select(0, ate).unsqueeze(1)).clamp(min=1)
         near = nearby.index_select(0, ate)
-        left = ~eaten
-        still = pad(left, (1, 0)).gather(1, near.flatten(1).long()).view_as(near)
+        gone = pad(eaten, (1, 0)).gather(1, near.flatten(1).clamp(min=0).long())
+        near = near.masked_fill(gone.view_as(near), 0)  # open ground now
 
-        left &= food_level > 0
+        left = ~eaten & (food_level > 0)
         cell = torch.where(left, food.index_select(0, ate), self._no_food_key)
         cell, order = cell.sort(dim=1)  # the food left first, in row-major order
         s.food_level = s.food_level.index_copy(0, ate, (food_level * left).gather(1, order))
         moved = self._padded_pos.index_select(0, cell.flatten()).view(len(ate), -1, 2)
         s.food_pos = s.food_pos.index_copy(0, ate, moved)
-        return gain * got, got, still
+        return gain * got, got, near
 
     # --- observation -----------------------------------------------------------------------
     def _observe(self, s: LBFState) -> Obs:
         pos, level = s.player_pos, s.player_level
         looked, self._looked = self._looked, None
         if looked is not None and looked[0] is s:  # the step that made s looked around already
-            around, food_next = looked[1], looked[2]
+            around, nearby = looked[1], looked[2]
         else:
             around = self._around(pos)
-            food_next = self._food_nearby(self._cell(s.food_pos), s.food_level, around) > 0
-        open_next = self._on_field.take(around)
+            nearby = self._nearby(self._cell(s.food_pos), s.food_level, around)
+        free = nearby == 0  # open ground, [B, N, 4]
         if self._walled:  # and not a wall (off-field cells clamp to some cell: masked above)
             near = self._field_cell(pos).unsqueeze(-1) + self._flat_neighbours
             wall = s.walls.flatten(1).gather(1, near.flatten(1).clamp(0, self._last_flat))
-            open_next &= wall.view(near.shape) == 0
+            free &= wall.view(near.shape) == 0
         avail = torch.cat(
-            [
-                torch.ones_like(food_next[..., :1]),
-                open_next & ~food_next,
-                food_next.any(-1, keepdim=True),
-            ],
-            dim=-1,
-        )
+            [torch.ones_like(free[..., :1]), free, (nearby > 0).any(-1, keepdim=True)], dim=-1)
         flat = torch.cat([s.food_pos.flatten(1), s.food_level, pos.flatten(1), level], 1).float()
         state = flat.index_select(1, self._state_columns)  # empty food slots are (-1, -1, 0)
         if self.grid_observation:
