@@ -10,6 +10,7 @@ one copy beside it. Prints a table, then one JSON line.
     python scripts/bench_envs.py --copies 1,64 --seconds 0.5
     python scripts/bench_envs.py --threads 1      # one intra-op thread: faster on 2 cores
     python scripts/bench_envs.py --copies 4096 --threads 1 --rounds 4   # medians and ranges
+    python scripts/bench_envs.py --copies 4096 --compile   # the step compiled, beside eager
 """
 
 from __future__ import annotations
@@ -57,15 +58,18 @@ def bench_lbforaging(gym_id: str, kwargs: dict, seconds: float, seed: int = 0) -
 
 
 def bench_native(env_id: str, copies: int, device: str, seconds: float, seed: int = 0,
-                 tensor: bool = False) -> float:
+                 tensor: bool = False, compiled: bool = False) -> float:
     """Steps/s (copies × batched steps) of native LBF with ``copies`` copies, as ``make`` gives
     it (one copy on the CPU: ``LBFOne``, Python integers) or, with ``tensor``, ``LBFEnv``'s
-    tensor code whatever the count."""
+    tensor code whatever the count; ``compiled``: its step through ``torch.compile`` (compiled
+    during the warm-up, which is not timed)."""
     if tensor:
         env = LBFEnv(copies, device, validate=False, seed=seed,
                      **parse_id(env_id.removeprefix("lbf:")))
     else:
         env = make(env_id, num_envs=copies, device=device, validate=False, seed=seed)
+    if compiled:
+        env.compile()
     env.reset(seed=seed)
     gen = torch.Generator(device=device).manual_seed(seed)
     bank = [
@@ -105,7 +109,7 @@ def bench_pettingzoo(env_id: str, seconds: float, seed: int = 0) -> float:
 
 
 def run(envs: list[str], copies: list[int], device: str, seconds: float,
-        rounds: int = 1) -> dict:
+        rounds: int = 1, compiled: bool = False) -> dict:
     """Measure everything ``rounds`` times, print the table, return the results.
 
     Each round measures ``lbforaging`` and then every native variant, so a ratio compares
@@ -115,23 +119,28 @@ def run(envs: list[str], copies: list[int], device: str, seconds: float,
     rows, results = [], []
     for name in envs:
         gym_id, kwargs = ENVS[name]
-        # (label, impl, copies, tensor code): one copy on the CPU is LBFOne from make, beside
-        # LBFEnv's tensor code
-        variants = [("native, PettingZoo face", "pettingzoo", 1, False)]
+        # (label, impl, copies, tensor code, compiled): one copy on the CPU is LBFOne from
+        # make, beside LBFEnv's tensor code
+        variants = [("native, PettingZoo face", "pettingzoo", 1, False, False)]
         for n in copies:
-            variants += ([("native, one copy in Python", "native_one", 1, False),
-                          ("native VecEnv (cpu)", "native", 1, True)] if n == 1 and device == "cpu"
-                         else [(f"native VecEnv ({device})", "native", n, False)])
+            variants += ([("native, one copy in Python", "native_one", 1, False, False),
+                          ("native VecEnv (cpu)", "native", 1, True, False)]
+                         if n == 1 and device == "cpu"
+                         else [(f"native VecEnv ({device})", "native", n, False, False)])
+            if compiled and n > 1:
+                variants.append((f"native VecEnv ({device}), compiled", "native_compiled", n,
+                                 False, True))
         refs: list[float] = []
         figures: list[list[float]] = [[] for _ in variants]
         for _ in range(rounds):
             refs.append(bench_lbforaging(gym_id, kwargs, seconds))
-            for figure, (_, impl, n, tensor) in zip(figures, variants, strict=True):
+            for figure, (_, impl, n, tensor, comp) in zip(figures, variants, strict=True):
                 figure.append(bench_pettingzoo(f"lbf:{name}", seconds) if impl == "pettingzoo"
-                              else bench_native(f"lbf:{name}", n, device, seconds, tensor=tensor))
+                              else bench_native(f"lbf:{name}", n, device, seconds, tensor=tensor,
+                                                compiled=comp))
         ref = statistics.median(refs)
         rows.append((name, "lbforaging (gymnasium, loop)", 1, ref, []))
-        for figure, (label, impl, n, _) in zip(figures, variants, strict=True):
+        for figure, (label, impl, n, _, _) in zip(figures, variants, strict=True):
             ratios = [sps / r for sps, r in zip(figure, refs, strict=True)]
             rows.append((name, label, n, statistics.median(figure), ratios))
             results.append({"env": name, "impl": impl, "copies": n,
@@ -169,6 +178,8 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, default=None, help="torch intra-op threads (default: torch's)"
     )
+    parser.add_argument("--compile", action="store_true",
+                        help="also each count above one with its step through torch.compile")
     args = parser.parse_args()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -179,7 +190,7 @@ def main() -> None:
     copies = [int(c) for c in args.copies.split(",")]
     if args.rounds < 1:
         parser.error(f"--rounds {args.rounds}: expected at least 1")
-    print(json.dumps(run(envs, copies, args.device, args.seconds, args.rounds)))
+    print(json.dumps(run(envs, copies, args.device, args.seconds, args.rounds, args.compile)))
 
 
 if __name__ == "__main__":

@@ -39,3 +39,18 @@ def test_bench_envs_refuses_no_rounds(monkeypatch):
     with pytest.raises(SystemExit) as stop:
         bench["main"]()
     assert stop.value.code == 2
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("one_thread")
+def test_bench_envs_compile_adds_a_compiled_row_beside_each_eager_one(capsys, monkeypatch):
+    pytest.importorskip("lbforaging")
+    bench = runpy.run_path(str(Path(__file__).parent.parent / "scripts" / "bench_envs.py"))
+    monkeypatch.setattr(sys, "argv", ["bench_envs.py", "--envs", "8x8-2p-3f", "--copies", "1,8",
+                                      "--seconds", "0.02", "--compile"])
+    bench["main"]()
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    rows = {(r["impl"], r["copies"]) for r in out["results"]}
+    assert ("native_compiled", 8) in rows and ("native", 8) in rows
+    assert not any(impl == "native_compiled" and n == 1 for impl, n in rows)  # one copy: LBFOne
+    assert all(r["steps_per_s"] > 0 for r in out["results"])

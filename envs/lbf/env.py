@@ -540,14 +540,9 @@ class LBFEnv(BatchedEnv[LBFState]):
         team = torch.zeros(pos.shape[0], self.n_food + 1, dtype=torch.long, device=self.device)
         team.scatter_add_(1, slot, level * loading)  # [B, 1 + F]: column 0 is no food's
         eaten = (team[:, 1:] >= s.food_level) & (team[:, 1:] > 0)  # [B, F]
-        ate = eaten.any(1).nonzero().squeeze(1)  # the copies where food was eaten
         reward = torch.zeros(loading.shape, device=self.device)
         got = torch.zeros_like(loading)
-        if ate.numel():
-            meal, ate_got, ate_nearby = self._eat(s, ate, food, slot, team, eaten, nearby)
-            reward.index_copy_(0, ate, meal)
-            got.index_copy_(0, ate, ate_got)
-            nearby.index_copy_(0, ate, ate_nearby)
+        self._eat(s, food, slot, team, eaten, nearby, reward, got)
         if self.penalty:
             reward = reward - self.penalty * (loading & ~got)
         self._looked = (s, around, nearby)
@@ -557,25 +552,29 @@ class LBFEnv(BatchedEnv[LBFState]):
         return s, reward, terminated, truncated, {}
 
     @torch.compiler.disable  # its sizes change from step to step: no graph to compile
-    def _eat(self, s: LBFState, ate: torch.Tensor, food: torch.Tensor, slot: torch.Tensor,
-             team: torch.Tensor, eaten: torch.Tensor, nearby: torch.Tensor,
-             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The meals in the copies ``ate`` (those where food was eaten: a few at a time): the
-        food left moves to the front of its slots, in row-major order (empty slots at (-1,
-        -1)). Returns the players' rewards and whether they got a share ``[A, N]``, and
-        ``nearby`` (:meth:`_nearby`) after the meals ``[A, N, 4]``. ``food`` holds the padded cell
-        of each food; ``slot`` and ``team`` count the food from 1 (0: none), ``eaten`` from 0.
+    def _eat(self, s: LBFState, food: torch.Tensor, slot: torch.Tensor, team: torch.Tensor,
+             eaten: torch.Tensor, nearby: torch.Tensor, reward: torch.Tensor,
+             got: torch.Tensor) -> None:
+        """The meals, in the copies where food was ``eaten`` only (a few at a time): the food
+        left moves to the front of its slots, in row-major order (empty slots at (-1, -1));
+        the players' ``reward``, whether they ``got`` a share, and ``nearby``
+        (:meth:`_nearby`) are filled in for those copies. ``food`` holds the padded cell of
+        each food; ``slot`` and ``team`` count the food from 1 (0: none), ``eaten`` from 0.
         """
+        ate = eaten.any(1).nonzero().squeeze(1)
+        if not ate.numel():
+            return
         slot, eaten = slot.index_select(0, ate), eaten.index_select(0, ate)
         food_level, level = s.food_level.index_select(0, ate), s.player_level.index_select(0, ate)
-        got = pad(eaten, (1, 0)).gather(1, slot)  # [A, N]
+        gone = pad(eaten, (1, 0))  # [A, 1 + F]
+        took = gone.gather(1, slot)  # [A, N]: the player took a share
         gain = (level * pad(food_level, (1, 0)).gather(1, slot)).float()
         if self.normalize_reward:
             share = team.index_select(0, ate).gather(1, slot)
             gain = gain / (share * s.food_spawned.index_select(0, ate).unsqueeze(1)).clamp(min=1)
         near = nearby.index_select(0, ate)
-        gone = pad(eaten, (1, 0)).gather(1, near.flatten(1).clamp(min=0).long())
-        near = near.masked_fill(gone.view_as(near), 0)  # open ground now
+        gone = gone.gather(1, near.flatten(1).clamp(min=0).long()).view_as(near)
+        near = near.masked_fill(gone, 0)  # open ground now
 
         left = ~eaten & (food_level > 0)
         cell = torch.where(left, food.index_select(0, ate), self._no_food_key)
@@ -583,7 +582,9 @@ class LBFEnv(BatchedEnv[LBFState]):
         s.food_level = s.food_level.index_copy(0, ate, (food_level * left).gather(1, order))
         moved = self._padded_pos.index_select(0, cell.flatten()).view(len(ate), -1, 2)
         s.food_pos = s.food_pos.index_copy(0, ate, moved)
-        return gain * got, got, near
+        reward.index_copy_(0, ate, gain * took)
+        got.index_copy_(0, ate, took)
+        nearby.index_copy_(0, ate, near)
 
     # --- observation -----------------------------------------------------------------------
     def _observe(self, s: LBFState) -> Obs:
