@@ -511,7 +511,7 @@ class LBFEnv(BatchedEnv[LBFState]):
         """``[B, N, 4]``: what lies on the cells ``around`` each player (from :meth:`_around`):
         1 + the slot of the food there, 0 for open ground, -1 off the field; the food on
         padded cells ``food [B, F]`` at ``level``. (Empty food slots point at the corner cell
-        0, which is no player's neighbour.)"""
+        0, which is no player's neighbour: the grid may be left 0 there.)"""
         grid = self._blank_grid(around.shape[0], off_field=-1)
         grid.scatter_(1, food, self._slot_ids * (level > 0))
         nearby = grid.gather(1, around.flatten(1)).view(around.shape)
