@@ -182,13 +182,6 @@ class LBFEnv(BatchedEnv[LBFState]):
         padded = torch.zeros(rows + 2, cols + 2, dtype=torch.bool, device=dev)
         padded[1:-1, 1:-1] = True
         self._on_field = padded.flatten()
-        # (row, col) of every padded cell, and (-1, -1) after them, at _no_food_key: sorted
-        # by cell, with eaten food keyed _no_food_key, the food left comes first
-        every = torch.arange(padded.numel(), device=dev)
-        self._padded_pos = torch.cat([torch.stack([every // self._width - 1,
-                                                   every % self._width - 1], dim=-1),
-                                      every.new_full((1, 2), -1)])
-        self._no_food_key = padded.numel()
         self._slot_ids = torch.arange(1, max_num_food + 1, dtype=torch.int16, device=dev)
         self._ones = torch.ones(1, 1, dtype=torch.int16, device=dev)
         # scatter_ from a tensor: ~2.5x faster on a CPU than from the scalar 0
@@ -534,15 +527,14 @@ class LBFEnv(BatchedEnv[LBFState]):
         # A player touches at most one food (spawning keeps food apart), as lbforaging assumes.
         loading = actions == LOAD
         around = self._around(pos)
-        food = self._cell(s.food_pos)  # [B, F]
-        nearby = self._nearby(food, s.food_level, around)  # [B, N, 4]
+        nearby = self._nearby(self._cell(s.food_pos), s.food_level, around)  # [B, N, 4]
         slot = nearby.amax(-1).long() * loading  # [B, N], 0: none (or not loading)
         team = torch.zeros(pos.shape[0], self.n_food + 1, dtype=torch.long, device=self.device)
         team.scatter_add_(1, slot, level * loading)  # [B, 1 + F]: column 0 is no food's
         eaten = (team[:, 1:] >= s.food_level) & (team[:, 1:] > 0)  # [B, F]
         reward = torch.zeros(loading.shape, device=self.device)
         got = torch.zeros_like(loading)
-        self._eat(s, food, slot, team, eaten, nearby, reward, got)
+        self._eat(s, slot, team, eaten, nearby, reward, got)
         if self.penalty:
             reward = reward - self.penalty * (loading & ~got)
         self._looked = (s, around, nearby)
@@ -552,15 +544,14 @@ class LBFEnv(BatchedEnv[LBFState]):
         return s, reward, terminated, truncated, {}
 
     @torch.compiler.disable  # its sizes change from step to step: no graph to compile
-    def _eat(self, s: LBFState, food: torch.Tensor, slot: torch.Tensor, team: torch.Tensor,
+    def _eat(self, s: LBFState, slot: torch.Tensor, team: torch.Tensor,
              eaten: torch.Tensor, nearby: torch.Tensor, reward: torch.Tensor,
              got: torch.Tensor) -> None:
         """The meals, in the copies where food was ``eaten`` only (a few at a time): the food
         left moves to the front of its slots, in row-major order (empty slots at (-1, -1));
         the players' ``reward``, whether they ``got`` a share, and ``nearby``
-        (:meth:`_nearby`) are filled in for those copies. ``food`` holds the padded cell of
-        each food; ``slot`` and ``team`` count the food from 1 (0: none), ``eaten`` from 0.
-        """
+        (:meth:`_nearby`) are filled in for those copies. ``slot`` and ``team`` count the food
+        from 1 (0: none), ``eaten`` from 0."""
         ate = eaten.any(1).nonzero().squeeze(1)
         if not ate.numel():
             return
@@ -577,10 +568,11 @@ class LBFEnv(BatchedEnv[LBFState]):
         near = near.masked_fill(gone, 0)  # open ground now
 
         left = ~eaten & (food_level > 0)
-        cell = torch.where(left, food.index_select(0, ate), self._no_food_key)
-        cell, order = cell.sort(dim=1)  # the food left first, in row-major order
+        # the food left first, in row-major order, as _spawn sorts it
+        key = torch.where(left, self._field_cell(s.food_pos.index_select(0, ate)), self._no_cell)
+        key, order = key.sort(dim=1)
         s.food_level = s.food_level.index_copy(0, ate, (food_level * left).gather(1, order))
-        moved = self._padded_pos.index_select(0, cell.flatten()).view(len(ate), -1, 2)
+        moved = self._cell_pos.index_select(0, key.flatten()).view(len(ate), -1, 2)
         s.food_pos = s.food_pos.index_copy(0, ate, moved)
         reward.index_copy_(0, ate, gain * took)
         got.index_copy_(0, ate, took)
