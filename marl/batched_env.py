@@ -70,6 +70,8 @@ class BatchedEnv(ABC, Generic[S]):
     # ``_step`` under inference mode (``_transition``): no autograd bookkeeping per op, for
     # rules of thousands of small ops, at the price of copying its results out
     inference_step = False
+    # methods that ``compile()`` leaves out of the compiled step (sizes that change per step)
+    _left_eager: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -112,7 +114,11 @@ class BatchedEnv(ABC, Generic[S]):
         of seconds on a CPU; inductor keeps the result on disk, so the next process with the
         same shapes loads it in seconds). A compiled step equals the eager one up to float
         rounding (fused arithmetic), so trajectories part after a while: a run's environment
-        is compiled only when asked (``compile_env=true``)."""
+        is compiled only when asked (``compile_env=true``). The methods named in
+        ``_left_eager`` run uncompiled inside it (wrapped here, not where they are defined,
+        so that importing an environment does not import the compiler)."""
+        for name in self._left_eager:
+            setattr(self, name, torch.compiler.disable(getattr(self, name)))
         self._step = torch.compile(self._step, dynamic=False)  # type: ignore[method-assign]
         return self
 

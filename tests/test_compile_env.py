@@ -39,3 +39,28 @@ def test_a_run_can_compile_its_environment(tmp_path, capsys):
                  "test_episodes=2", "compile_env=true"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["env_steps"] == 100
+
+
+def test_the_compiled_lbf_step_compiles_once_while_the_meals_change_size():
+    """The meals run in the copies where food was eaten, a count that changes per step; left
+    out of the graph (``_left_eager``), they cause no recompile."""
+    env = make("lbf:8x8-2p-3f", num_envs=32, seed=5).compile()
+    obs = env.reset(seed=5)
+    gen = torch.Generator().manual_seed(1)
+    meals = set()
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        for _ in range(60):
+            noise = torch.rand(obs.avail.shape, generator=gen)
+            out = env.step(noise.masked_fill(~obs.avail, -1).argmax(-1))
+            meals.add(int((out.reward > 0).any(-1).sum()))
+            obs = out.obs
+    assert len(meals - {0}) >= 2  # the meals ran over copy counts of at least two sizes
+
+
+def test_importing_the_environments_does_not_import_the_compiler():
+    import subprocess
+    import sys
+
+    code = "import sys, marl.envs; print('torch._dynamo' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

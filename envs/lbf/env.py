@@ -90,6 +90,8 @@ def _compact(mask: torch.Tensor, values: torch.Tensor, fill: torch.Tensor) -> to
 class LBFEnv(BatchedEnv[LBFState]):
     """Level-Based Foraging over ``num_envs`` copies; arguments as ``lbforaging.ForagingEnv``."""
 
+    _left_eager = ("_eat",)  # the meals' copy count changes from step to step
+
     def __init__(
         self,
         num_envs: int = 1,
@@ -543,7 +545,6 @@ class LBFEnv(BatchedEnv[LBFState]):
         truncated = (s.step >= self.max_episode_steps) & ~terminated
         return s, reward, terminated, truncated, {}
 
-    @torch.compiler.disable  # its sizes change from step to step: no graph to compile
     def _eat(self, s: LBFState, slot: torch.Tensor, team: torch.Tensor,
              eaten: torch.Tensor, nearby: torch.Tensor, reward: torch.Tensor,
              got: torch.Tensor) -> None:
