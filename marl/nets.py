@@ -214,10 +214,11 @@ class AgentNet(nn.Module):
 
     def _recur(self, z: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
         """One recurrent step: ``z [B, N, H]`` and ``memory [B, N, H]`` → new memory."""
-        if self.shared:
+        if self.shared:  # ``nn.GRU``'s cell: the same result, without its sequence machinery
+            assert isinstance(self.core, nn.GRU)
             b, n, h = memory.shape
-            _, hn = self.core(z.reshape(1, b * n, h), memory.reshape(1, b * n, h).contiguous())
-            return hn.reshape(b, n, h)
+            return torch.gru_cell(z.reshape(b * n, h), memory.reshape(b * n, h),
+                                  *self.core.all_weights[0]).reshape(b, n, h)
         assert isinstance(self.core, AgentGRU)  # per-agent weights: the only other recurrence
         return self.core.cell(z, memory)
 
