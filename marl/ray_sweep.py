@@ -3,7 +3,7 @@
 Each trial asks Ray for ``spec.cpus`` CPUs and ``spec.gpus`` GPUs and runs its job through
 :func:`marl.sweep.run_or_read` (so the trainers are unchanged, and a rerun of the same sweep
 reads finished trials back and resumes unfinished ones from their checkpoints, even after the
-driver was killed: the runs' processes get SIGTERM, save and stop). Tune retries a failing
+driver was killed: the runs' processes get SIGUSR1, save and stop). Tune retries a failing
 trial ``spec.retries`` times, then reports it failed while the others go on. ``grid`` and
 ``random`` sweeps give Tune their list of jobs; an ``optuna`` sweep lets Optuna's TPE
 (through Tune's ``OptunaSearch``, seeded) propose configurations, each trial running one

@@ -3,10 +3,10 @@
 Each job is one run folder ``<runs_dir>/<name>``; a finished one has ``summary.json`` and is
 read back instead of run again, an interrupted one (checkpoints, no summary) is resumed, and
 one killed before its first checkpoint starts again, so a sweep can be extended or continued.
-A job's process gets SIGTERM when the process (thread) that started it dies, so a killed
-sweep leaves no orphan behind: the run saves a checkpoint and stops (``marl train`` does that
-on SIGTERM). A lock beside each run folder, held until the run's process exits, keeps two
-sweeps from running one job at once.
+A job's process gets SIGUSR1 (``PARENT_DIED``) when the process (thread) that started it dies,
+so a killed sweep leaves no orphan behind: the run saves a checkpoint and stops (``marl train``
+does that on SIGUSR1, as on SIGTERM). A lock beside each run folder, held until the run's
+process exits, keeps two sweeps from running one job at once.
 
 :func:`run_local` runs jobs here, ``concurrent`` at a time, retrying failures;
 :func:`marl.ray_sweep.run_on_ray` runs the same jobs as Ray Tune trials. Both give one
@@ -67,12 +67,16 @@ class TrialResult:
 
 
 _PR_SET_PDEATHSIG = 1
+# A job's process gets this signal when the sweep's thread that started it exits, and again
+# for each other thread of a dying sweep it passes to: ``marl train`` stops on the first, with
+# a checkpoint, and takes the repeats for the same request (SIGTERM's second would kill it).
+PARENT_DIED = signal.SIGUSR1
 _prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec: C calls only
     if _prctl is not None:
-        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        _prctl(_PR_SET_PDEATHSIG, PARENT_DIED)
 
 
 class RunFolderBusy(RuntimeError):

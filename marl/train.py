@@ -13,8 +13,8 @@ and a checkpoint. A checkpoint holds the whole run — learner (networks, target
 normalisers, generator), the episodes in progress (environment state, staging rows, policy
 memory), the replay (unless ``save_replay=false``), counters and config — so a resumed run
 takes the same steps as one that never stopped. Checkpoints fall between iterations, so a
-rollout is never half-written; SIGINT and SIGTERM stop a run at the end of an iteration with
-one.
+rollout is never half-written; SIGINT, SIGTERM and SIGUSR1 (what a sweep's runs get when the
+sweep dies) stop a run at the end of an iteration with one.
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ from marl.replay import EpisodeReplay, ReplayTooLarge
 from marl.rollout import RolloutBuffer
 from marl.runner import EPISODE, EpisodeRunner, RolloutRunner, evaluate
 from marl.spec import EnvSpec, VecEnv
+from marl.sweep import PARENT_DIED
 
 # What a resumed run may change; everything else defines the run and is refused.
 RESUMABLE = ("steps", "device", "threads", "test_interval", "test_episodes", "log_interval",
@@ -75,7 +76,8 @@ PAYLOAD_KEYS = ("config", "identity", "counters", "learner")  # what every run c
 
 
 class RunInterrupted(KeyboardInterrupt):
-    """SIGINT or SIGTERM stopped a run after it saved a checkpoint (``checkpoint``)."""
+    """SIGINT, SIGTERM or SIGUSR1 stopped a run after it saved a checkpoint
+    (``checkpoint``)."""
 
     def __init__(self, signum: int, checkpoint: Path | None, run_dir: Path) -> None:
         super().__init__(f"stopped by {signal.Signals(signum).name}")
@@ -378,23 +380,30 @@ class Trainer:
                 f"{shown} became NaN or infinite; {kept}. Lower the learning rate (lr=...) "
                 "or clip gradients (grad_norm_clip=...) and start again")
 
-    # --- stopping on SIGINT / SIGTERM -------------------------------------------------------
+    # --- stopping on SIGINT / SIGTERM / SIGUSR1 ----------------------------------------------
     def _catch_signals(self) -> dict[int, Any]:
         """Turn SIGINT/SIGTERM into a request to stop at the end of the iteration; the
         next signal of either kind acts as usual (a kill mid-save loses nothing: saves are
-        atomic)."""
+        atomic). SIGUSR1 (:data:`marl.sweep.PARENT_DIED`, what a sweep's runs get when the sweep
+        dies) is the same request and never more: the kernel sends it again each time the
+        run passes from an exiting thread of the dying sweep to another, so a repeat is no
+        reason to stop at once."""
         if threading.current_thread() is not threading.main_thread():
             return {}
 
         def stop(signum: int, frame: Any) -> None:
             self._signal = signum
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, previous[sig])
+
+        def stop_once(signum: int, frame: Any) -> None:
+            if self._signal is None:
+                self._signal = signum
 
         previous: dict[int, Any] = {sig: signal.getsignal(sig)
-                                    for sig in (signal.SIGINT, signal.SIGTERM)}
+                                    for sig in (signal.SIGINT, signal.SIGTERM, PARENT_DIED)}
         for sig in previous:
-            signal.signal(sig, stop)
+            signal.signal(sig, stop_once if sig == PARENT_DIED else stop)
         return previous
 
     # --- the loop --------------------------------------------------------------------------
@@ -426,7 +435,7 @@ class Trainer:
     def run(self) -> dict[str, Any]:
         """Train to ``cfg.steps`` env steps; returns the final figures (also printed as JSON).
 
-        SIGINT or SIGTERM stops the run at the end of the current iteration with a
+        SIGINT, SIGTERM or SIGUSR1 stops the run at the end of the current iteration with a
         checkpoint (:class:`RunInterrupted`); a NaN or infinite loss or weight stops it
         without one (:class:`TrainingDiverged`)."""
         cfg, c = self.cfg, self.counters

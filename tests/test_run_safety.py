@@ -155,24 +155,28 @@ def test_resume_from_loose_file_starts_a_new_run_folder(tmp_path):
     assert lineage["written"][0]["parent"] == str(file.absolute())
 
 
-# --- 4. SIGINT and SIGTERM save a checkpoint that resumes -----------------------------------
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+# --- 4. SIGINT, SIGTERM and SIGUSR1 save a checkpoint that resumes --------------------------
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGUSR1])
 def test_signal_saves_a_checkpoint_that_resumes_exactly(tmp_path, monkeypatch, capsys, signum):
     straight = train(_config(tmp_path, "straight", 800))
     iterate = train_module.ReplayTraining.iterate
     calls = {"n": 0}
+    # a sweep's run gets its parent-death signal (SIGUSR1) once for each thread of the dying
+    # sweep it passes to: the repeats are one request to stop, not a kill
+    times = 3 if signum == signal.SIGUSR1 else 1
 
     def iterate_then_signal(self, c):
         calls["n"] += 1
         if calls["n"] == 60:  # at env step 240 of 800, as if a user stopped the run
-            os.kill(os.getpid(), signum)
+            for _ in range(times):
+                os.kill(os.getpid(), signum)
         return iterate(self, c)
 
     monkeypatch.setattr(train_module.ReplayTraining, "iterate", iterate_then_signal)
     argv = _cli("--algo", "qmix", "--env", ENV, "--steps", "800", "--seed", "3",
                 "--runs-dir", str(tmp_path), "--name", "stopped", "--num-envs", "4",
                 "test_interval=0")
-    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)}
     assert main(argv) == 128 + signum
     err = capsys.readouterr().err
     assert "--resume" in err and signal.Signals(signum).name in err

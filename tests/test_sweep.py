@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from marl.checkpoint import latest_checkpoint
 from marl.config import ConfigError, load_config
 from marl.sweep import Job, Progress, RunFolderMismatch, run_local, run_or_read
 from marl.sweep_spec import SweepSpec, load_sweep, run_name
@@ -154,6 +155,45 @@ def _sweep_command(runs_dir: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "marl.cli", "sweep", "--algos", "iql", "--envs",
             "lbf:5x5-2p-1f", "--steps", "1500", "--num-envs", "2", "--runs-dir", str(runs_dir),
             "--num-cpus", "2", *extra, *TINY]
+
+
+@pytest.mark.slow
+def test_a_killed_local_sweeps_run_saves_where_it_stopped_and_exits(tmp_path):
+    """The driver is killed: its run gets the parent-death signal (once for each thread of the
+    driver it passes to as they exit), saves a checkpoint and stops, releasing its folder."""
+    import fcntl
+
+    runs = tmp_path / "runs"
+    command = [sys.executable, "-m", "marl.cli", "sweep", "--algos", "iql", "--envs",
+               "lbf:5x5-2p-1f", "--seeds", "1", "--steps", "10000000", "--num-envs", "2",
+               "--runs-dir", str(runs), "--backend", "local", "test_interval=0",
+               "save_interval=10000000"]  # no checkpoint but the one the stop writes
+    driver = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True, cwd=tmp_path)
+    events = runs / "iql_lbf-5x5-2p-1f_seed1"
+    deadline = time.monotonic() + 120
+    while not list(events.glob("events.out.tfevents.*")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(2.0)  # training
+    driver.send_signal(signal.SIGTERM)
+    driver.wait()
+    lock = os.open(runs / ".iql_lbf-5x5-2p-1f_seed1.lock", os.O_RDWR)
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # the run's process holds the folder's lock until it exits
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.killpg(driver.pid, signal.SIGKILL)
+                    pytest.fail("the run outlived its sweep by a minute")
+                time.sleep(0.2)
+    finally:
+        os.close(lock)
+    saved = latest_checkpoint(events / "checkpoints")
+    assert saved is not None, "the stopped run saved no checkpoint"
+    assert 0 < int(saved.stem.split("_")[1]) < 10000000
 
 
 @pytest.mark.slow
