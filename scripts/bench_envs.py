@@ -119,28 +119,28 @@ def run(envs: list[str], copies: list[int], device: str, seconds: float,
     rows, results = [], []
     for name in envs:
         gym_id, kwargs = ENVS[name]
-        # (label, impl, copies, tensor code, compiled): one copy on the CPU is LBFOne from
-        # make, beside LBFEnv's tensor code
-        variants = [("native, PettingZoo face", "pettingzoo", 1, False, False)]
+        # (label, impl, copies, tensor code): one copy on the CPU is LBFOne from make, beside
+        # LBFEnv's tensor code; impl native_compiled is native with its step compiled
+        variants = [("native, PettingZoo face", "pettingzoo", 1, False)]
         for n in copies:
-            variants += ([("native, one copy in Python", "native_one", 1, False, False),
-                          ("native VecEnv (cpu)", "native", 1, True, False)]
+            variants += ([("native, one copy in Python", "native_one", 1, False),
+                          ("native VecEnv (cpu)", "native", 1, True)]
                          if n == 1 and device == "cpu"
-                         else [(f"native VecEnv ({device})", "native", n, False, False)])
+                         else [(f"native VecEnv ({device})", "native", n, False)])
             if compiled and n > 1:
                 variants.append((f"native VecEnv ({device}), compiled", "native_compiled", n,
-                                 False, True))
+                                 False))
         refs: list[float] = []
         figures: list[list[float]] = [[] for _ in variants]
         for _ in range(rounds):
             refs.append(bench_lbforaging(gym_id, kwargs, seconds))
-            for figure, (_, impl, n, tensor, comp) in zip(figures, variants, strict=True):
+            for figure, (_, impl, n, tensor) in zip(figures, variants, strict=True):
                 figure.append(bench_pettingzoo(f"lbf:{name}", seconds) if impl == "pettingzoo"
                               else bench_native(f"lbf:{name}", n, device, seconds, tensor=tensor,
-                                                compiled=comp))
+                                                compiled=impl == "native_compiled"))
         ref = statistics.median(refs)
         rows.append((name, "lbforaging (gymnasium, loop)", 1, ref, []))
-        for figure, (label, impl, n, _, _) in zip(figures, variants, strict=True):
+        for figure, (label, impl, n, _) in zip(figures, variants, strict=True):
             ratios = [sps / r for sps, r in zip(figure, refs, strict=True)]
             rows.append((name, label, n, statistics.median(figure), ratios))
             results.append({"env": name, "impl": impl, "copies": n,
