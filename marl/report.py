@@ -735,7 +735,8 @@ def write_report(runs: Sequence[Run], out_dir: str | os.PathLike, *, normalise: 
                for task, bands in report.curves.items() if bands}
     if report.aggregates:
         _plot_aggregates(out / "aggregate.png", report, colours)
-        _plot_improvements(out / "improvement.png", report.improvements)
+        if report.improvements:  # one algorithm: nothing to compare, no figure
+            _plot_improvements(out / "improvement.png", report.improvements)
         _plot_profiles(out / "profile.png", report, colours)
     (out / "report.md").write_text(_markdown(report, figures))
     (out / "report.json").write_text(json.dumps(_as_json(report)))

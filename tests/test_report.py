@@ -195,6 +195,15 @@ def test_report_of_run_folders(runs_dir, tmp_path, rliable):
     assert set(figures["algorithms"]) == {"iql", "qmix"}
 
 
+def test_a_report_of_one_algorithm_has_no_comparison_figure(runs_dir, tmp_path, rliable):
+    runs = [r for r in load_runs([runs_dir]) if r.algo == "qmix"]
+    out = tmp_path / "report"
+    text = write_report(runs, out, reps=100).read_text()
+    assert "One algorithm: nothing to compare." in text
+    assert not (out / "improvement.png").exists() and "improvement.png" not in text
+    assert (out / "aggregate.png").is_file() and (out / "profile.png").is_file()
+
+
 def test_a_reports_runs_json_reads_back_as_the_runs_it_read(runs_dir, tmp_path, rliable):
     """runs.json carries the runs to a later report: the same curves, figures and report,
     joined by new run folders; a second copy of a seed, another metric and a foreign file
