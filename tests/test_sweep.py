@@ -177,9 +177,13 @@ def test_a_killed_local_sweeps_run_saves_where_it_stopped_and_exits(tmp_path):
         while latest_checkpoint(folder / "checkpoints") is None:  # the run is in its loop
             assert time.monotonic() < deadline and driver.poll() is None, "the run never saved"
             time.sleep(0.2)
+        # Freeze the sweep (the run is in the driver's process group) so that no periodic save
+        # can land between the listing and the kill and pass for the stop's own save.
+        os.killpg(driver.pid, signal.SIGSTOP)
         before = {p.name for p in (folder / "checkpoints").glob("step_*.pt")}
-        driver.send_signal(signal.SIGTERM)
+        driver.kill()  # SIGKILL ends a stopped process; the run's parent-death signal waits
         driver.wait()
+        os.killpg(driver.pid, signal.SIGCONT)  # the run wakes to that signal
         lock = os.open(runs / ".iql_lbf-5x5-2p-1f_seed1.lock", os.O_RDWR)
         try:
             deadline = time.monotonic() + 60
@@ -195,8 +199,9 @@ def test_a_killed_local_sweeps_run_saves_where_it_stopped_and_exits(tmp_path):
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(driver.pid, signal.SIGKILL)  # whatever is left of the sweep
-    saved = latest_checkpoint(folder / "checkpoints")
-    assert saved.name not in before, "the stopped run saved no checkpoint"
+    after = {p.name for p in (folder / "checkpoints").glob("step_*.pt")}
+    assert len(after - before) == 1, "the stopped run saved no checkpoint, or went on"
+    assert latest_checkpoint(folder / "checkpoints").name in after - before
     assert not (folder / "summary.json").exists()
 
 
